@@ -1,0 +1,66 @@
+"""mailpost: send email from any Python program.
+
+The names below are the public API; they follow the ``django.core.mail`` documentation
+(``send_mail``, ``EmailMessage``, ``mailers``, ...) so code written for it runs unchanged.
+"""
+
+from __future__ import annotations
+
+from mailpost._api import (
+    get_connection,
+    mail_admins,
+    mail_managers,
+    send_mail,
+    send_mass_mail,
+)
+from mailpost._config import configure
+from mailpost._delivery import DeliveryResult, RecipientStatus
+from mailpost.exceptions import (
+    BadHeaderError,
+    DeliveryError,
+    ImproperlyConfigured,
+    InvalidAddress,
+    InvalidMailer,
+    MailerDoesNotExist,
+    MailpostDeprecationWarning,
+    MailpostError,
+    MissingDependency,
+)
+from mailpost.handler import mailers
+from mailpost.message import (
+    DEFAULT_ATTACHMENT_MIME_TYPE,
+    EmailAlternative,
+    EmailAttachment,
+    EmailMessage,
+    EmailMultiAlternatives,
+    make_msgid,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "BadHeaderError",
+    "DeliveryError",
+    "DeliveryResult",
+    "EmailAlternative",
+    "EmailAttachment",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "ImproperlyConfigured",
+    "InvalidAddress",
+    "InvalidMailer",
+    "MailerDoesNotExist",
+    "MailpostDeprecationWarning",
+    "MailpostError",
+    "MissingDependency",
+    "RecipientStatus",
+    "configure",
+    "get_connection",
+    "mail_admins",
+    "mail_managers",
+    "mailers",
+    "make_msgid",
+    "send_mail",
+    "send_mass_mail",
+]

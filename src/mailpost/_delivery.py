@@ -1,0 +1,90 @@
+"""What happened to a message when a backend tried to send it.
+
+Every backend sets ``message.delivery`` (a :class:`DeliveryResult`) and
+``message.sent_using`` (the mailer alias) on each message it handles, delivered or not.
+SMTP fills in the per-recipient replies and the server's reply to DATA; other backends
+record every recipient as accepted once the message is written out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["DeliveryResult", "RecipientStatus", "is_retryable_code"]
+
+Status = Literal["accepted", "refused", "unattempted"]
+
+
+def is_retryable_code(code: int | None) -> bool:
+    """A reply code means "try again later": 4xx, or no reply at all (connection lost)."""
+    return code is None or 400 <= code < 500
+
+
+@dataclass
+class RecipientStatus:
+    """One envelope recipient's outcome: the server's RCPT reply when there was one."""
+
+    address: str
+    status: Status
+    code: int | None = None
+    reply: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+    @property
+    def retryable(self) -> bool:
+        """Refused or never tried for a transient reason (4xx, or no reply)."""
+        return self.status != "accepted" and is_retryable_code(self.code)
+
+
+@dataclass
+class DeliveryResult:
+    """The outcome of one message on one mailer.
+
+    ``sent`` is true when the transport took the message for at least one recipient (the
+    count ``send_messages`` returns). ``ok`` is true only when it was taken for every one.
+    ``error`` describes the failure in words that never include credentials.
+    """
+
+    mailer: str | None = None
+    message_id: str | None = None
+    sent: bool = False
+    recipients: list[RecipientStatus] = field(default_factory=list)
+    response: tuple[int, str] | None = None
+    error: str | None = None
+    error_code: int | None = None
+    retryable: bool = False
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.sent and self.error is None and all(r.accepted for r in self.recipients)
+
+    @property
+    def accepted(self) -> list[str]:
+        """Recipients the message was delivered to (empty when the message was not sent)."""
+        if not self.sent:
+            return []
+        return [r.address for r in self.recipients if r.accepted]
+
+    @property
+    def refused(self) -> dict[str, tuple[int | None, str]]:
+        """Recipients that did not get the message, with the reply code and text."""
+        return {
+            r.address: (r.code, r.reply) for r in self.recipients if not r.accepted or not self.sent
+        }
+
+    @classmethod
+    def all_accepted(
+        cls, recipients: list[str], *, mailer: str | None, message_id: str | None = None
+    ) -> DeliveryResult:
+        """The result for a backend that takes every message whole (console, file, memory)."""
+        return cls(
+            mailer=mailer,
+            message_id=message_id,
+            sent=True,
+            recipients=[RecipientStatus(a, "accepted") for a in recipients],
+        )

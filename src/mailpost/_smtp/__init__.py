@@ -1,0 +1,1 @@
+"""SMTP internals: pure envelope/reply logic and the connection machinery."""

@@ -1,0 +1,1 @@
+"""Email backends: ``mailpost.backends.<name>.EmailBackend`` for each built-in transport."""

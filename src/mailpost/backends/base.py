@@ -1,0 +1,165 @@
+"""The email backend contract every mailpost backend, and any custom one, follows.
+
+A backend moves composed messages somewhere. ``send_messages(messages)`` returns how many
+were sent; ``open()`` / ``close()`` manage a long-lived connection; ``with backend:`` opens
+and closes around a block (closing on error too). Async twins (``aopen``, ``aclose``,
+``asend_messages``, ``async with``) default to running the blocking method in a worker
+thread, so the event loop never blocks; network backends override them natively.
+
+Built-in backends record a :class:`~mailpost.DeliveryResult` on every message
+(``message.delivery``) and the mailer alias (``message.sent_using``), keep going past a
+failed message, and at the end raise one :class:`~mailpost.DeliveryError` carrying every
+result, unless ``fail_silently`` (then the failures are logged and kept on the results).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from mailpost._delivery import DeliveryResult
+from mailpost.exceptions import DeliveryError, InvalidMailer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from mailpost.message import EmailMessage
+
+__all__ = ["BaseEmailBackend"]
+
+logger = logging.getLogger("mailpost")
+
+
+class BaseEmailBackend:
+    """Base class for email backends; subclass it and implement :meth:`send_messages`.
+
+    ``alias`` is the ``MAILERS`` key the backend was built for (``None`` when constructed
+    directly). Unknown keyword arguments are rejected by name, so a typo in ``OPTIONS``
+    fails at configuration time instead of being ignored.
+    """
+
+    alias: str | None
+    fail_silently: bool
+
+    def __init__(
+        self, fail_silently: bool = False, *, alias: str | None = None, **kwargs: Any
+    ) -> None:
+        self.alias = alias
+        self.fail_silently = bool(fail_silently)
+        if kwargs:
+            raise self.invalid(
+                f"unknown OPTIONS {', '.join(repr(k) for k in sorted(kwargs))} "
+                f"for {type(self).__module__}.{type(self).__qualname__}"
+            )
+
+    # -- configuration errors -------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """How errors name this backend: ``MAILERS['alias']`` or the class name."""
+        if self.alias is not None:
+            return f"MAILERS[{self.alias!r}]"
+        return type(self).__qualname__
+
+    def invalid(self, problem: str) -> InvalidMailer:
+        """An :class:`InvalidMailer` whose message names this mailer."""
+        return InvalidMailer(f"{self.label}: {problem}", alias=self.alias)
+
+    # -- the contract ---------------------------------------------------------------
+
+    def open(self) -> bool | None:
+        """Open a long-lived connection. Returns True if it opened one, None if not needed."""
+        return None
+
+    def close(self) -> None:
+        """Close the connection opened by :meth:`open`, if any."""
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """Send the messages and return how many were sent."""
+        raise NotImplementedError("subclasses of BaseEmailBackend must override send_messages()")
+
+    def __enter__(self) -> Self:
+        try:
+            self.open()
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- async twins ----------------------------------------------------------------
+
+    async def aopen(self) -> bool | None:
+        """Async :meth:`open`; runs the blocking one in a worker thread by default."""
+        return await asyncio.to_thread(self.open)
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`; runs the blocking one in a worker thread by default."""
+        await asyncio.to_thread(self.close)
+
+    async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """Async :meth:`send_messages`; same results, records and errors as the sync one."""
+        return await asyncio.to_thread(self.send_messages, email_messages)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.aopen()
+        except Exception:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- helpers for built-in backends ----------------------------------------------
+
+    def record(self, message: EmailMessage, result: DeliveryResult) -> DeliveryResult:
+        """Attach ``result`` and this mailer's alias to ``message``."""
+        result.mailer = self.alias
+        message.delivery = result
+        message.sent_using = self.alias
+        return result
+
+    def finish(self, results: Iterable[DeliveryResult]) -> int:
+        """Count what was sent; report anything that was not, all at once.
+
+        Every failure is logged. Unless ``fail_silently``, one :class:`DeliveryError`
+        carrying every result is raised when any message was not fully delivered.
+        """
+        results = list(results)
+        failed = [r for r in results if not r.ok]
+        sent = sum(1 for r in results if r.sent)
+        if not failed:
+            return sent
+        for r in failed:
+            logger.log(
+                logging.INFO if self.fail_silently else logging.WARNING,
+                "%s: message %s not fully delivered: %s",
+                self.label,
+                r.message_id or "(no Message-ID)",
+                r.error or f"refused {sorted(r.refused)}",
+            )
+        if self.fail_silently:
+            return sent
+        first = next((r.exception for r in failed if r.exception is not None), None)
+        summary = (
+            f"{self.label}: {len(failed)} of {len(results)} message(s) not fully delivered"
+            f" ({sent} sent); first problem: {failed[0].error or failed[0].refused}"
+        )
+        raise DeliveryError(summary, results) from first

@@ -1,0 +1,743 @@
+"""Composing email: the ``EmailMessage`` family and its wire format.
+
+``EmailMessage`` holds what the caller gave; nothing is validated into bytes until the
+message is rendered. Rendering is mailpost's own MIME writer (:func:`serialize`): one pass,
+no ``email`` package header machinery, output that is 7-bit clean, CRLF-terminated, with
+no line over 998 octets and no way for a value to add a header line. ``message()`` parses
+those same bytes back into a stdlib :class:`email.message.EmailMessage`, so the two views
+can never disagree. Composition does no I/O except ``attach_file()`` reading its file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.message
+import email.policy
+import mimetypes
+import os
+import random
+import re
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from email.parser import BytesParser
+from email.utils import formatdate
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
+
+from mailpost import _headers
+from mailpost._config import settings
+from mailpost._headers import AddressInput, check_name, check_value, fold, parse_address
+from mailpost.exceptions import BadHeaderError, MailpostDeprecationWarning
+from mailpost.utils import DNS_NAME
+
+if TYPE_CHECKING:
+    from email.policy import Policy
+
+    from mailpost._delivery import DeliveryResult
+    from mailpost.backends.base import BaseEmailBackend
+
+__all__ = [
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "EmailAlternative",
+    "EmailAttachment",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "envelope",
+    "make_msgid",
+    "serialize",
+]
+
+#: The MIME type given to attachments whose type cannot be guessed or decoded.
+DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
+
+_SMTP_POLICY = email.policy.SMTP
+_MIMETYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+\Z")
+_ATTR_CHAR = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~"
+)
+_CRLF = b"\r\n"
+_rng = random.SystemRandom()
+
+
+class EmailAttachment(NamedTuple):
+    """An attachment: file name (may be None), content (str or bytes), MIME type."""
+
+    filename: str | None
+    content: Any
+    mimetype: str | None
+
+
+class EmailAlternative(NamedTuple):
+    """An alternative representation of the body, e.g. ``("<p>Hi</p>", "text/html")``."""
+
+    content: Any
+    mimetype: str
+
+
+Attachment = EmailAttachment | email.message.Message
+
+
+def make_msgid(idstring: str | None = None, domain: str | None = None) -> str:
+    """A new, unique ``<...@domain>`` Message-ID; ``domain`` defaults to this host's FQDN."""
+    if domain is None:
+        domain = DNS_NAME.get_fqdn()
+    check_value("make_msgid domain", domain)
+    suffix = ""
+    if idstring is not None:
+        check_value("make_msgid idstring", idstring)
+        suffix = "." + "".join(c for c in idstring if (c.isascii() and c.isalnum()) or c in "-_")
+    return f"<{time.time_ns():x}.{os.getpid()}.{_rng.getrandbits(64):016x}{suffix}@{domain}>"
+
+
+def _address_list(name: str, value: Any) -> list[AddressInput]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        raise TypeError(f'"{name}" argument must be a list or tuple')
+    return list(value)
+
+
+# compat: keyword-only parameters that Django <= 5.2 also accepted positionally, in order.
+_LEGACY_POSITIONAL = ("bcc", "connection", "attachments", "headers", "cc", "reply_to")
+_LEGACY_POSITIONAL_ALT = (
+    "bcc",
+    "connection",
+    "attachments",
+    "headers",
+    "alternatives",
+    "cc",
+    "reply_to",
+)
+
+
+def _legacy_args(
+    cls_name: str, order: Sequence[str], args: tuple[Any, ...], given: dict[str, Any]
+) -> dict[str, Any]:
+    """compat: map deprecated extra positional arguments onto their keyword names."""
+    if len(args) > len(order):
+        raise TypeError(
+            f"{cls_name}() takes at most {4 + len(order)} positional arguments "
+            f"({4 + len(args)} given)"
+        )
+    warnings.warn(
+        f"Passing {', '.join(order[: len(args)])} to {cls_name}() positionally is "
+        "deprecated; pass them as keyword arguments.",
+        MailpostDeprecationWarning,
+        stacklevel=3,
+    )
+    out = dict(given)
+    for name, value in zip(order, args, strict=False):
+        if out.get(name) is not None:
+            raise TypeError(f"{cls_name}() got multiple values for argument {name!r}")
+        out[name] = value
+    return out
+
+
+class EmailMessage:
+    """A single email message: subject, body, addresses, headers and attachments.
+
+    The first four parameters may be positional; the rest are keyword-only. Everything can
+    be changed after construction; the message is validated when it is rendered (sent,
+    ``message()``) and header names/values are also checked here, early.
+    """
+
+    content_subtype = "plain"
+    mixed_subtype = "mixed"
+    encoding: str | None = None
+
+    #: Set by the backend that handled the message: what happened, and which mailer.
+    delivery: DeliveryResult | None = None
+    sent_using: str | None = None
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: AddressInput | None = None,
+        to: Sequence[AddressInput] | None = None,
+        *legacy_args: Any,  # compat: deprecated positional form of the keyword arguments
+        bcc: Sequence[AddressInput] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Sequence[Attachment | tuple[Any, ...]] | None = None,
+        headers: dict[str, Any] | None = None,
+        cc: Sequence[AddressInput] | None = None,
+        reply_to: Sequence[AddressInput] | None = None,
+    ) -> None:
+        if legacy_args:  # compat:
+            kw = _legacy_args(
+                type(self).__name__,
+                _LEGACY_POSITIONAL,
+                legacy_args,
+                {
+                    "bcc": bcc,
+                    "connection": connection,
+                    "attachments": attachments,
+                    "headers": headers,
+                    "cc": cc,
+                    "reply_to": reply_to,
+                },
+            )
+            bcc, connection, attachments = kw["bcc"], kw["connection"], kw["attachments"]
+            headers, cc, reply_to = kw["headers"], kw["cc"], kw["reply_to"]
+        self._init(subject, body, from_email, to, bcc, connection, attachments, headers, cc,
+                   reply_to)  # fmt: skip
+
+    def _init(
+        self,
+        subject: str,
+        body: str,
+        from_email: AddressInput | None,
+        to: Sequence[AddressInput] | None,
+        bcc: Sequence[AddressInput] | None,
+        connection: BaseEmailBackend | None,
+        attachments: Sequence[Attachment | tuple[Any, ...]] | None,
+        headers: dict[str, Any] | None,
+        cc: Sequence[AddressInput] | None,
+        reply_to: Sequence[AddressInput] | None,
+    ) -> None:
+        self.to = _address_list("to", to)
+        self.cc = _address_list("cc", cc)
+        self.bcc = _address_list("bcc", bcc)
+        self.reply_to = _address_list("reply_to", reply_to)
+        self.from_email: AddressInput = from_email or settings.DEFAULT_FROM_EMAIL
+        self.subject = subject
+        self.body = body or ""
+        self.attachments: list[Attachment] = []
+        for attachment in attachments or ():
+            if isinstance(attachment, email.message.Message):
+                self.attach(attachment)
+            else:
+                self.attach(*attachment)
+        self.extra_headers: dict[str, Any] = {}
+        for name, value in (headers or {}).items():
+            self.extra_headers[check_name(name)] = value
+            check_value(name, str(value))
+        if connection is not None:  # compat:
+            warnings.warn(
+                "The connection argument of EmailMessage is deprecated; configure MAILERS "
+                "and call send(using=alias) instead.",
+                MailpostDeprecationWarning,
+                stacklevel=3,
+            )
+        self.connection = connection
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} subject={_headers._short(str(self.subject), 40)!r} "
+            f"to={len(self.to)} cc={len(self.cc)} bcc={len(self.bcc)} "
+            f"attachments={len(self.attachments)}>"
+        )
+
+    # -- the documented API -----------------------------------------------------------
+
+    def message(self, *, policy: Policy = email.policy.default) -> email.message.EmailMessage:
+        """The message as a stdlib :class:`email.message.EmailMessage` under ``policy``.
+
+        It is parsed from exactly the bytes a backend would send, so what you inspect is
+        what goes on the wire. Subclasses may override this to customise the message.
+        """
+        if not isinstance(policy, email.policy.Policy):
+            raise TypeError(f"policy must be an email.policy.Policy, not {type(policy).__name__}")
+        factory = getattr(policy, "message_factory", None) or email.message.EmailMessage
+        parser = BytesParser(_class=factory, policy=policy)
+        return cast("email.message.EmailMessage", parser.parsebytes(self._render()))
+
+    def recipients(self) -> list[str]:
+        """Every recipient, To, Cc and Bcc, as given (empty entries dropped)."""
+        return [
+            _as_text(a)
+            for a in (*self.to, *self.cc, *self.bcc)
+            if a  # an empty string is "no address", as in Django
+        ]
+
+    def send(self, fail_silently: bool = False, *, using: str | None = None) -> int:
+        """Send through the ``using`` mailer (default ``"default"``); return 1 or 0."""
+        from mailpost._api import send_message
+
+        return send_message(self, fail_silently=fail_silently, using=using)  # type: ignore[no-any-return]
+
+    async def asend(self, fail_silently: bool = False, *, using: str | None = None) -> int:
+        """Async :meth:`send`: same result, same errors."""
+        from mailpost._api import asend_message
+
+        return await asend_message(self, fail_silently=fail_silently, using=using)  # type: ignore[no-any-return]
+
+    def attach(
+        self,
+        filename: str | email.message.Message | None = None,
+        content: Any = None,
+        mimetype: str | None = None,
+    ) -> None:
+        """Attach content as a file, or attach a ready :class:`email.message.MIMEPart`.
+
+        ``attach(filename, content, mimetype=None)`` guesses a missing type from the name.
+        ``text/*`` bytes are decoded as UTF-8, or attached unchanged as
+        ``application/octet-stream`` if they are not UTF-8. ``message/rfc822`` takes a
+        mailpost or stdlib message.
+        """
+        if isinstance(filename, email.message.Message):
+            if content is not None or mimetype is not None:
+                raise ValueError("attach(): content and mimetype must not be given with a MIMEPart")
+            if not isinstance(filename, email.message.MIMEPart):  # compat:
+                warnings.warn(
+                    "Attaching legacy email.mime MIMEBase/Message objects is deprecated; "
+                    "use email.message.MIMEPart instead.",
+                    MailpostDeprecationWarning,
+                    stacklevel=2,
+                )
+            self.attachments.append(filename)
+            return
+        if content is None:
+            raise ValueError("attach(): content must be provided")
+        if filename is not None:
+            if not isinstance(filename, str):
+                raise TypeError(
+                    f"attach(): filename must be a string, not {type(filename).__name__}"
+                )
+            check_value("attachment filename", filename)
+        if mimetype is None:
+            guessed = mimetypes.guess_type(filename)[0] if filename else None
+            mimetype = guessed or DEFAULT_ATTACHMENT_MIME_TYPE
+        _check_mimetype(mimetype, "attachment mimetype")
+        if mimetype.lower().startswith("text/") and isinstance(content, (bytes, bytearray)):
+            try:
+                content = bytes(content).decode("utf-8")
+            except UnicodeDecodeError:
+                mimetype = DEFAULT_ATTACHMENT_MIME_TYPE
+        self.attachments.append(EmailAttachment(filename, content, mimetype))
+
+    def attach_file(self, path: str | os.PathLike[str], mimetype: str | None = None) -> None:
+        """Attach the file at ``path``, named by its base name; type guessed if omitted."""
+        p = Path(path)
+        self.attach(p.name, p.read_bytes(), mimetype)
+
+    def body_contains(self, text: str) -> bool:
+        """Whether ``text`` is in the body and in every ``text/*`` alternative."""
+        if text not in str(self.body):
+            return False
+        for alternative in getattr(self, "alternatives", ()):
+            content, mimetype = alternative
+            if str(mimetype).lower().startswith("text/"):
+                if isinstance(content, bytes):
+                    content = content.decode("utf-8", "replace")
+                if text not in str(content):
+                    return False
+        return True
+
+    # -- rendering --------------------------------------------------------------------
+
+    def _charset(self) -> str:
+        return str(self.encoding or settings.DEFAULT_CHARSET)
+
+    def _render(self) -> bytes:
+        """The complete message in wire format (CRLF line endings)."""
+        charset = self._charset()
+        extra = {str(k).lower(): (check_name(str(k)), v) for k, v in self.extra_headers.items()}
+        for forbidden in ("bcc", "mime-version", "content-type", "content-transfer-encoding"):
+            if forbidden in extra:
+                raise BadHeaderError(
+                    f"{extra[forbidden][0]}: cannot be set through headers="
+                    + (" (use bcc=[...])" if forbidden == "bcc" else " (mailpost sets it)"),
+                    field=extra[forbidden][0],
+                )
+        out: list[str] = []
+
+        def addresses(name: str, items: Iterable[AddressInput]) -> None:
+            parsed = [parse_address(a, name) for a in items if a]
+            if parsed:
+                out.append(fold(name, _headers.format_addresses(parsed)))
+
+        def header(name: str, value: Any) -> None:
+            out.append(_headers.render(name, _as_text(value)))
+
+        header("Subject", self.subject)
+        if "from" in extra:
+            header(*extra.pop("from"))
+        else:
+            addresses("From", [self.from_email])
+        for name, attr in (("To", "to"), ("Cc", "cc"), ("Reply-To", "reply_to")):
+            key = name.lower()
+            if key in extra:
+                header(*extra.pop(key))
+            else:
+                addresses(name, getattr(self, attr))
+        if "date" in extra:
+            header(*extra.pop("date"))
+        else:
+            out.append(f"Date: {formatdate(localtime=bool(settings.EMAIL_USE_LOCALTIME))}\r\n")
+        if "message-id" in extra:
+            header(*extra.pop("message-id"))
+        else:
+            out.append(f"Message-ID: {make_msgid()}\r\n")
+        for name, value in extra.values():
+            header(name, value)
+        out.append("MIME-Version: 1.0\r\n")
+        root = self._structure(charset)
+        return "".join(out).encode("ascii") + root.render()
+
+    def _structure(self, charset: str) -> _Part:
+        alternatives = list(getattr(self, "alternatives", ()))
+        parts: list[_Part] = []
+        if self.body or not alternatives:
+            parts.append(_text_part(_as_text(self.body), self.content_subtype, charset))
+        for alternative in alternatives:
+            content, mimetype = alternative
+            _check_mimetype(mimetype, "alternative mimetype")
+            parts.append(_content_part(content, mimetype, charset, exact=False))
+        related: list[_Part] = []
+        mixed: list[_Part] = []
+        for attachment in self.attachments:
+            part = _attachment_part(attachment, charset)
+            (related if part.content_id else mixed).append(part)
+        if related:
+            html = next((i for i, p in enumerate(parts) if p.mimetype == "text/html"), None)
+            if html is None:
+                mixed = related + mixed
+            else:
+                parts[html] = _multipart("related", [parts[html], *related])
+        if len(parts) == 1:
+            main = parts[0]
+        else:
+            main = _multipart(str(getattr(self, "alternative_subtype", "alternative")), parts)
+        if mixed:
+            return _multipart(str(self.mixed_subtype), [main, *mixed])
+        return main
+
+
+class EmailMultiAlternatives(EmailMessage):
+    """An :class:`EmailMessage` that can carry alternative versions of its body."""
+
+    alternative_subtype = "alternative"
+
+    def __init__(
+        self,
+        subject: str = "",
+        body: str = "",
+        from_email: AddressInput | None = None,
+        to: Sequence[AddressInput] | None = None,
+        *legacy_args: Any,  # compat: deprecated positional form of the keyword arguments
+        bcc: Sequence[AddressInput] | None = None,
+        connection: BaseEmailBackend | None = None,
+        attachments: Sequence[Attachment | tuple[Any, ...]] | None = None,
+        headers: dict[str, Any] | None = None,
+        alternatives: Sequence[EmailAlternative | tuple[Any, str]] | None = None,
+        cc: Sequence[AddressInput] | None = None,
+        reply_to: Sequence[AddressInput] | None = None,
+    ) -> None:
+        if legacy_args:  # compat:
+            kw = _legacy_args(
+                type(self).__name__,
+                _LEGACY_POSITIONAL_ALT,
+                legacy_args,
+                {
+                    "bcc": bcc,
+                    "connection": connection,
+                    "attachments": attachments,
+                    "headers": headers,
+                    "alternatives": alternatives,
+                    "cc": cc,
+                    "reply_to": reply_to,
+                },
+            )
+            bcc, connection, attachments = kw["bcc"], kw["connection"], kw["attachments"]
+            headers, alternatives = kw["headers"], kw["alternatives"]
+            cc, reply_to = kw["cc"], kw["reply_to"]
+        self._init(subject, body, from_email, to, bcc, connection, attachments, headers, cc,
+                   reply_to)  # fmt: skip
+        self.alternatives: list[EmailAlternative] = []
+        for alternative in alternatives or ():
+            self.attach_alternative(*alternative)
+
+    def attach_alternative(self, content: Any, mimetype: str) -> None:
+        """Add an alternative version of the body, e.g. HTML: ``(html, "text/html")``."""
+        if content is None or mimetype is None:
+            raise ValueError("attach_alternative(): both content and mimetype must be provided")
+        _check_mimetype(mimetype, "alternative mimetype")
+        self.alternatives.append(EmailAlternative(content, mimetype))
+
+
+# -- helpers for backends ---------------------------------------------------------------
+
+
+def serialize(message: EmailMessage, *, linesep: str = "\r\n") -> bytes:
+    """The bytes a backend sends for ``message``, lines ended by ``linesep``.
+
+    Uses mailpost's writer unless a subclass overrides ``message()``, whose result is then
+    honoured (generated with the SMTP policy).
+    """
+    if type(message).message is EmailMessage.message:
+        data = message._render()
+    else:
+        data = message.message(policy=_SMTP_POLICY).as_bytes()
+    if linesep != "\r\n":
+        data = data.replace(_CRLF, linesep.encode("ascii"))
+    return data
+
+
+def envelope(message: EmailMessage) -> tuple[str, list[str]]:
+    """The SMTP envelope: (sender, recipients) as ASCII addr-specs, validated."""
+    sender = parse_address(message.from_email, "from_email").addr_spec
+    if type(message).recipients is EmailMessage.recipients:
+        fields = (("to", message.to), ("cc", message.cc), ("bcc", message.bcc))
+        recipients = [parse_address(a, f).addr_spec for f, items in fields for a in items if a]
+    else:
+        recipients = [parse_address(a, "recipients").addr_spec for a in message.recipients()]
+    return sender, recipients
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        return "".join(parse_address(value, "address").tokens())
+    return str(value)
+
+
+def _check_mimetype(mimetype: Any, field: str) -> None:
+    if not isinstance(mimetype, str) or not _MIMETYPE.match(mimetype):
+        raise ValueError(f"{field}: {mimetype!r} is not a valid MIME type (type/subtype)")
+
+
+# -- the MIME writer --------------------------------------------------------------------
+
+
+class _Part:
+    """One MIME entity, ready to render: content headers plus encoded body or children."""
+
+    __slots__ = ("body", "children", "content_id", "headers", "mimetype", "raw")
+
+    def __init__(
+        self,
+        mimetype: str,
+        headers: list[str],
+        body: bytes = b"",
+        children: list[_Part] | None = None,
+        raw: bytes | None = None,
+        content_id: bool = False,
+    ) -> None:
+        self.mimetype = mimetype
+        self.headers = headers
+        self.body = body
+        self.children = children
+        self.raw = raw
+        self.content_id = content_id
+
+    def render(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        head = "".join(self.headers).encode("ascii") + _CRLF
+        if self.children is None:
+            return head + self.body
+        boundary = _boundary()
+        rendered = [child.render() for child in self.children]
+        marker = b"--" + boundary
+        while any(marker in r for r in rendered):  # pragma: no cover - 96 random bits
+            boundary = _boundary()
+            marker = b"--" + boundary
+        head = head.replace(b"\x00BOUNDARY\x00", boundary)
+        out = [head]
+        for r in rendered:
+            out += [marker, _CRLF, r, _CRLF]
+        out += [marker, b"--", _CRLF]
+        return b"".join(out)
+
+
+def _boundary() -> bytes:
+    return f"=_mp_{_rng.getrandbits(96):024x}".encode("ascii")
+
+
+def _multipart(subtype: str, children: list[_Part]) -> _Part:
+    _check_mimetype(f"multipart/{subtype}", "multipart subtype")
+    ctype = fold("Content-Type", [f"multipart/{subtype};", ' boundary="\x00BOUNDARY\x00"'])
+    return _Part(f"multipart/{subtype}", [ctype], children=children)
+
+
+def _normalize_newlines(text: str) -> str:
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _lines_fit(data: bytes, sep: bytes = b"\n") -> bool:
+    if len(data) <= 998:
+        return True
+    return max(len(line) for line in data.split(sep)) <= 998
+
+
+def _encode_text(data: bytes, *, exact: bool) -> tuple[str, bytes]:
+    """Pick a transfer encoding for text bytes and encode them (CRLF line breaks).
+
+    Normalized text (``exact=False``) has ``\\n`` line breaks that become CRLF. Exact
+    text keeps its bytes: it stays 7bit only if its breaks are already CRLF.
+    """
+    if exact:
+        crlf_only = data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
+        if data.isascii() and b"\x00" not in data and crlf_only and _lines_fit(data, _CRLF):
+            return "7bit", data
+        return "base64", _b64(data)
+    if data.isascii() and b"\x00" not in data and _lines_fit(data):
+        return "7bit", data.replace(b"\n", _CRLF)
+    high = sum(1 for b in data if b > 127) if not data.isascii() else 0
+    if b"\x00" not in data and high * 6 <= len(data):
+        qp = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+        return "quoted-printable", qp.replace(b"\n", _CRLF)
+    return "base64", _b64(data)
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.encodebytes(data).rstrip(b"\n").replace(b"\n", _CRLF)
+
+
+def _content_headers(
+    mimetype: str,
+    cte: str,
+    *,
+    charset: str | None = None,
+    filename: str | None = None,
+    disposition: str | None = None,
+) -> list[str]:
+    ctype = [mimetype + (";" if charset else "")]
+    if charset:
+        ctype.append(f' charset="{charset}"')
+    headers = [fold("Content-Type", ctype), f"Content-Transfer-Encoding: {cte}\r\n"]
+    if disposition:
+        tokens = [disposition]
+        if filename is not None:
+            tokens[0] += ";"
+            tokens.extend(_param("filename", filename))
+        headers.append(fold("Content-Disposition", tokens))
+    return headers
+
+
+def _param(name: str, value: str) -> list[str]:
+    """Tokens for a MIME parameter, RFC 2231-encoded (with continuations) when needed."""
+    check_value(f"{name} parameter", value)
+    if value.isascii() and all(" " <= c <= "~" for c in value):
+        quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if len(quoted) + len(name) <= 70:
+            return [f" {name}={quoted}"]
+    encoded = "".join(chr(b) if b in _ATTR_CHAR else f"%{b:02X}" for b in value.encode("utf-8"))
+    segments: list[str] = []
+    while encoded:
+        cut = min(len(encoded), 60)
+        while cut < len(encoded) and "%" in encoded[max(cut - 2, 0) : cut]:
+            cut -= 1
+        segments.append(encoded[:cut])
+        encoded = encoded[cut:]
+    if len(segments) == 1:
+        return [f" {name}*=utf-8''{segments[0]}"]
+    tokens = [f" {name}*0*=utf-8''{segments[0]};"]
+    tokens += [f" {name}*{i}*={seg};" for i, seg in enumerate(segments[1:], 1)]
+    tokens[-1] = tokens[-1].rstrip(";")
+    return tokens
+
+
+def _text_part(
+    text: str,
+    subtype: str,
+    charset: str,
+    *,
+    exact: bool = False,
+    filename: str | None = None,
+    disposition: str | None = None,
+) -> _Part:
+    mimetype = f"text/{subtype}"
+    _check_mimetype(mimetype, "content_subtype")
+    if not exact:
+        text = _normalize_newlines(text)
+    data = text.encode(charset)
+    cte, body = _encode_text(data, exact=exact)
+    headers = _content_headers(
+        mimetype, cte, charset=charset, filename=filename, disposition=disposition
+    )
+    return _Part(mimetype.lower(), headers, body)
+
+
+def _content_part(
+    content: Any,
+    mimetype: str,
+    charset: str,
+    *,
+    exact: bool,
+    filename: str | None = None,
+    disposition: str | None = None,
+) -> _Part:
+    maintype, subtype = mimetype.split("/", 1)
+    if maintype.lower() == "text" and not isinstance(content, (bytes, bytearray)):
+        return _text_part(
+            _as_text(content),
+            subtype,
+            charset,
+            exact=exact,
+            filename=filename,
+            disposition=disposition,
+        )
+    if maintype.lower() == "message" and subtype.lower() == "rfc822":
+        return _rfc822_part(content, filename)
+    if isinstance(content, str):
+        content = content.encode(charset)
+    if not isinstance(content, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"attachment {filename or mimetype!r}: content must be str or bytes, "
+            f"not {type(content).__name__}"
+        )
+    headers = _content_headers(mimetype, "base64", filename=filename, disposition=disposition)
+    return _Part(mimetype.lower(), headers, _b64(bytes(content)))
+
+
+def _rfc822_part(content: Any, filename: str | None) -> _Part:
+    if isinstance(content, EmailMessage):
+        data = serialize(content)
+    elif isinstance(content, email.message.Message):
+        data = content.as_bytes(policy=_SMTP_POLICY)
+    elif isinstance(content, (str, bytes, bytearray)):
+        raw = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        data = raw.replace(_CRLF, b"\n").replace(b"\r", b"\n").replace(b"\n", _CRLF)
+    else:
+        raise TypeError(
+            "a message/rfc822 attachment must be an EmailMessage, an email.message.Message, "
+            f"str or bytes, not {type(content).__name__}"
+        )
+    disposition = "attachment" if filename else None
+    if not _lines_fit(data, _CRLF):
+        headers = _content_headers(
+            DEFAULT_ATTACHMENT_MIME_TYPE, "base64", filename=filename, disposition="attachment"
+        )
+        return _Part(DEFAULT_ATTACHMENT_MIME_TYPE, headers, _b64(data))
+    cte = "7bit" if data.isascii() else "8bit"
+    headers = _content_headers("message/rfc822", cte, filename=filename, disposition=disposition)
+    return _Part("message/rfc822", headers, data)
+
+
+def _attachment_part(attachment: Attachment, charset: str) -> _Part:
+    if isinstance(attachment, email.message.Message):
+        return _mime_part(attachment)
+    filename, content, mimetype = attachment
+    mimetype = mimetype or DEFAULT_ATTACHMENT_MIME_TYPE
+    _check_mimetype(mimetype, "attachment mimetype")
+    if filename is not None:
+        check_value("attachment filename", str(filename))
+    return _content_part(
+        content,
+        mimetype,
+        charset,
+        exact=True,
+        filename=None if filename is None else str(filename),
+        disposition="attachment" if filename is not None else None,
+    )
+
+
+def _mime_part(part: email.message.Message) -> _Part:
+    """A caller-built MIMEPart (or legacy MIMEBase), rendered by the stdlib generator."""
+    for name, value in part.items():
+        check_name(name)
+        check_value(name, str(value))
+    data = part.as_bytes(policy=_SMTP_POLICY)
+    return _Part(
+        part.get_content_type(),
+        [],
+        raw=data,
+        content_id=part.get("Content-ID") is not None,
+    )
