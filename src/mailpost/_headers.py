@@ -20,6 +20,7 @@ Everything a caller gives that ends up in a header goes through here:
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -137,12 +138,45 @@ class Address:
         """Header text for this mailbox, as foldable tokens (later ones start with a space)."""
         if not self.display_name:
             return [self.addr_spec]
-        words = _display_tokens(self.display_name)
-        return [*words, f" <{self.addr_spec}>"]
+        return [*_display_tokens(self.display_name), f" <{self.addr_spec}>"]
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL_RE = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+#: The everyday shapes, ``a.b@example.com`` and ``Ann Lee <a.b@example.com>``, in one match.
+#: Anything else (quotes, IDN, literals, odd spacing) takes the full parser below.
+_FAST_ADDRESS = re.compile(
+    rf"(?:(?P<name>{_ATOM}(?: {_ATOM})*) <)?"
+    rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>{_LABEL_RE}(?:\.{_LABEL_RE})*)"
+    r"(?(name)>)\Z"
+)
 
 
 def parse_address(value: AddressInput, field: str) -> Address:
-    """Parse one mailbox given as a string or a ``(display name, address)`` pair."""
+    """Parse one mailbox given as a string or a ``(display name, address)`` pair.
+
+    Results are cached: bulk sends repeat the same sender and often the same recipients.
+    """
+    if isinstance(value, str):
+        return _parse_cached(value, field)
+    return _parse(value, field)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(value: str, field: str) -> Address:
+    match = _FAST_ADDRESS.match(value)
+    if match is not None:
+        name, local, domain = match.group("name", "local", "domain")
+        if (
+            len(local) <= 64
+            and len(local) + len(domain) < 254
+            and (name is None or ("=?" not in name and max(map(len, name.split(" "))) <= 70))
+        ):
+            return Address(name or "", local, domain)
+    return _parse(value, field)
+
+
+def _parse(value: AddressInput, field: str) -> Address:
     if isinstance(value, tuple):
         if len(value) != 2 or not all(isinstance(v, str) for v in value):
             raise InvalidAddress(
@@ -319,7 +353,12 @@ def format_addresses(addresses: Iterable[Address]) -> list[str]:
     return tokens
 
 
-def _display_tokens(name: str) -> list[str]:
+@functools.lru_cache(maxsize=1024)
+def _display_tokens(name: str) -> tuple[str, ...]:
+    return tuple(_display_tokens_uncached(name))
+
+
+def _display_tokens_uncached(name: str) -> list[str]:
     """Tokens for a display name: atoms, a quoted-string, or encoded-words."""
     words = name.split(" ")
     simple = (
@@ -463,6 +502,10 @@ def _identifier_tokens(name: str, value: str) -> list[str]:
 def fold(name: str, tokens: Sequence[str], linesep: str = "\r\n") -> str:
     """Join ``name: tokens`` into header lines, breaking only before a token's leading
     whitespace, so that unfolding gives back exactly the joined tokens."""
+    if sum(map(len, tokens)) + len(name) + 2 <= SOFT_LINE:
+        joined = "".join(tokens)
+        sep = "" if joined[:1] in (" ", "\t") else " "
+        return f"{name}:{sep}{joined}{linesep}"
     lines: list[str] = []
     line = f"{name}:"
     bare = len(line)

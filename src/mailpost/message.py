@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import email.message
 import email.policy
 import mimetypes
@@ -58,7 +59,11 @@ _ATTR_CHAR = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~"
 )
 _CRLF = b"\r\n"
-_rng = random.SystemRandom()
+#: Boundaries and Message-IDs need uniqueness, not secrecy: bodies are checked for boundary
+#: collisions, and ``random`` reseeds itself in forked children.
+_rng = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_rng.seed)
 
 
 class EmailAttachment(NamedTuple):
@@ -331,7 +336,7 @@ class EmailMessage:
     def _charset(self) -> str:
         return str(self.encoding or settings.DEFAULT_CHARSET)
 
-    def _render(self) -> bytes:
+    def _render(self, *, eight_bit: bool = False) -> bytes:
         """The complete message in wire format (CRLF line endings)."""
         charset = self._charset()
         extra = {str(k).lower(): (check_name(str(k)), v) for k, v in self.extra_headers.items()}
@@ -352,7 +357,10 @@ class EmailMessage:
         def header(name: str, value: Any) -> None:
             out.append(_headers.render(name, _as_text(value)))
 
-        header("Subject", self.subject)
+        if "subject" in extra:
+            header(*extra.pop("subject"))
+        else:
+            header("Subject", self.subject)
         if "from" in extra:
             header(*extra.pop("from"))
         else:
@@ -366,7 +374,7 @@ class EmailMessage:
         if "date" in extra:
             header(*extra.pop("date"))
         else:
-            out.append(f"Date: {formatdate(localtime=bool(settings.EMAIL_USE_LOCALTIME))}\r\n")
+            out.append(f"Date: {_date(bool(settings.EMAIL_USE_LOCALTIME))}\r\n")
         if "message-id" in extra:
             header(*extra.pop("message-id"))
         else:
@@ -374,18 +382,25 @@ class EmailMessage:
         for name, value in extra.values():
             header(name, value)
         out.append("MIME-Version: 1.0\r\n")
-        root = self._structure(charset)
-        return "".join(out).encode("ascii") + root.render()
+        root = self._structure(charset, eight_bit)
+        buffer = io.BytesIO()
+        buffer.write("".join(out).encode("ascii"))
+        root.write(buffer)
+        return buffer.getvalue()
 
-    def _structure(self, charset: str) -> _Part:
+    def _structure(self, charset: str, eight_bit: bool = False) -> _Part:
         alternatives = list(getattr(self, "alternatives", ()))
         parts: list[_Part] = []
         if self.body or not alternatives:
-            parts.append(_text_part(_as_text(self.body), self.content_subtype, charset))
+            parts.append(
+                _text_part(_as_text(self.body), self.content_subtype, charset, eight_bit=eight_bit)
+            )
         for alternative in alternatives:
             content, mimetype = alternative
             _check_mimetype(mimetype, "alternative mimetype")
-            parts.append(_content_part(content, mimetype, charset, exact=False))
+            parts.append(
+                _content_part(content, mimetype, charset, exact=False, eight_bit=eight_bit)
+            )
         related: list[_Part] = []
         mixed: list[_Part] = []
         for attachment in self.attachments:
@@ -461,14 +476,17 @@ class EmailMultiAlternatives(EmailMessage):
 # -- helpers for backends ---------------------------------------------------------------
 
 
-def serialize(message: EmailMessage, *, linesep: str = "\r\n") -> bytes:
+def serialize(message: EmailMessage, *, linesep: str = "\r\n", eight_bit: bool = False) -> bytes:
     """The bytes a backend sends for ``message``, lines ended by ``linesep``.
 
+    By default the result is 7-bit clean. ``eight_bit=True`` (for a transport that offers
+    8BITMIME) lets non-ASCII body text go as 8bit instead of quoted-printable/base64:
+    smaller, and cheaper to produce. Attachments are encoded the same either way.
     Uses mailpost's writer unless a subclass overrides ``message()``, whose result is then
     honoured (generated with the SMTP policy).
     """
     if type(message).message is EmailMessage.message:
-        data = message._render()
+        data = message._render(eight_bit=eight_bit)
     else:
         data = message.message(policy=_SMTP_POLICY).as_bytes()
     if linesep != "\r\n":
@@ -485,6 +503,20 @@ def envelope(message: EmailMessage) -> tuple[str, list[str]]:
     else:
         recipients = [parse_address(a, "recipients").addr_spec for a in message.recipients()]
     return sender, recipients
+
+
+_last_date: tuple[float, bool, str] = (0.0, False, "")
+
+
+def _date(localtime: bool) -> str:
+    """The RFC 5322 date for now, formatted once per second."""
+    global _last_date
+    now = float(int(time.time()))
+    when, local, text = _last_date
+    if when != now or local != localtime:
+        text = formatdate(now, localtime=localtime)
+        _last_date = (now, localtime, text)
+    return text
 
 
 def _as_text(value: Any) -> str:
@@ -504,15 +536,21 @@ def _check_mimetype(mimetype: Any, field: str) -> None:
 
 
 class _Part:
-    """One MIME entity, ready to render: content headers plus encoded body or children."""
+    """One MIME entity, ready to write: content headers plus a body, children or raw bytes.
 
-    __slots__ = ("body", "children", "content_id", "headers", "mimetype", "raw")
+    A base64 body is kept as its raw bytes and encoded in chunks straight into the output,
+    so a large attachment costs its encoded size once, not several intermediate copies.
+    """
+
+    __slots__ = ("b64", "body", "children", "content_id", "headers", "mimetype", "raw")
 
     def __init__(
         self,
         mimetype: str,
         headers: list[str],
         body: bytes = b"",
+        *,
+        b64: bool = False,
         children: list[_Part] | None = None,
         raw: bytes | None = None,
         content_id: bool = False,
@@ -520,28 +558,47 @@ class _Part:
         self.mimetype = mimetype
         self.headers = headers
         self.body = body
+        self.b64 = b64
         self.children = children
         self.raw = raw
         self.content_id = content_id
 
-    def render(self) -> bytes:
+    def write(self, out: io.BytesIO) -> None:
         if self.raw is not None:
-            return self.raw
-        head = "".join(self.headers).encode("ascii") + _CRLF
+            out.write(self.raw)
+            return
         if self.children is None:
-            return head + self.body
+            out.write("".join(self.headers).encode("ascii"))
+            out.write(_CRLF)
+            if self.b64:
+                _write_b64(out, self.body)
+            else:
+                out.write(self.body)
+            return
         boundary = _boundary()
-        rendered = [child.render() for child in self.children]
-        marker = b"--" + boundary
-        while any(marker in r for r in rendered):  # pragma: no cover - 96 random bits
+        while self._contains(b"--" + boundary):  # pragma: no cover - 96 random bits
             boundary = _boundary()
-            marker = b"--" + boundary
-        head = head.replace(b"\x00BOUNDARY\x00", boundary)
-        out = [head]
-        for r in rendered:
-            out += [marker, _CRLF, r, _CRLF]
-        out += [marker, b"--", _CRLF]
-        return b"".join(out)
+        marker = b"--" + boundary
+        out.write("".join(self.headers).encode("ascii").replace(b"\x00BOUNDARY\x00", boundary))
+        out.write(_CRLF)
+        for child in self.children:
+            out.write(marker)
+            out.write(_CRLF)
+            child.write(out)
+            out.write(_CRLF)
+        out.write(marker + b"--" + _CRLF)
+
+    def _contains(self, marker: bytes) -> bool:
+        """Whether ``marker`` occurs in any body that is written unencoded.
+
+        Base64 and quoted-printable text cannot contain ``--=_mp_``; 7bit/8bit bodies and
+        caller-built parts are checked.
+        """
+        if self.raw is not None:
+            return marker in self.raw
+        if self.children is None:
+            return not self.b64 and marker in self.body
+        return any(child._contains(marker) for child in self.children)
 
 
 def _boundary() -> bytes:
@@ -566,28 +623,44 @@ def _lines_fit(data: bytes, sep: bytes = b"\n") -> bool:
     return max(len(line) for line in data.split(sep)) <= 998
 
 
-def _encode_text(data: bytes, *, exact: bool) -> tuple[str, bytes]:
-    """Pick a transfer encoding for text bytes and encode them (CRLF line breaks).
+_HIGH_BYTES = bytes(range(128, 256))
+
+
+def _encode_text(data: bytes, *, exact: bool, eight_bit: bool = False) -> tuple[str, bytes]:
+    """Pick a transfer encoding for text bytes; return it and the body to write.
 
     Normalized text (``exact=False``) has ``\\n`` line breaks that become CRLF. Exact
-    text keeps its bytes: it stays 7bit only if its breaks are already CRLF.
+    text keeps its bytes: it stays 7bit only if its breaks are already CRLF. A base64
+    body is returned unencoded (``_Part(b64=True)`` encodes it while writing).
     """
     if exact:
         crlf_only = data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
         if data.isascii() and b"\x00" not in data and crlf_only and _lines_fit(data, _CRLF):
             return "7bit", data
-        return "base64", _b64(data)
-    if data.isascii() and b"\x00" not in data and _lines_fit(data):
-        return "7bit", data.replace(b"\n", _CRLF)
-    high = sum(1 for b in data if b > 127) if not data.isascii() else 0
+        return "base64", data
+    if data.isascii():
+        if b"\x00" not in data and _lines_fit(data):
+            return "7bit", data.replace(b"\n", _CRLF)
+        high = 0
+    else:
+        if eight_bit and b"\x00" not in data and _lines_fit(data):
+            return "8bit", data.replace(b"\n", _CRLF)
+        high = len(data) - len(data.translate(None, _HIGH_BYTES))
     if b"\x00" not in data and high * 6 <= len(data):
         qp = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
         return "quoted-printable", qp.replace(b"\n", _CRLF)
-    return "base64", _b64(data)
+    return "base64", data
 
 
-def _b64(data: bytes) -> bytes:
-    return base64.encodebytes(data).rstrip(b"\n").replace(b"\n", _CRLF)
+_B64_CHUNK = 57 * 1024  # whole 76-character lines per chunk
+
+
+def _write_b64(out: io.BytesIO, data: bytes) -> None:
+    view = memoryview(data)
+    size = len(data)
+    for start in range(0, size, _B64_CHUNK):
+        encoded = base64.encodebytes(view[start : start + _B64_CHUNK]).replace(b"\n", _CRLF)
+        out.write(encoded if start + _B64_CHUNK < size else encoded[:-2])
 
 
 def _content_headers(
@@ -640,6 +713,7 @@ def _text_part(
     charset: str,
     *,
     exact: bool = False,
+    eight_bit: bool = False,
     filename: str | None = None,
     disposition: str | None = None,
 ) -> _Part:
@@ -648,11 +722,11 @@ def _text_part(
     if not exact:
         text = _normalize_newlines(text)
     data = text.encode(charset)
-    cte, body = _encode_text(data, exact=exact)
+    cte, body = _encode_text(data, exact=exact, eight_bit=eight_bit)
     headers = _content_headers(
         mimetype, cte, charset=charset, filename=filename, disposition=disposition
     )
-    return _Part(mimetype.lower(), headers, body)
+    return _Part(mimetype.lower(), headers, body, b64=cte == "base64")
 
 
 def _content_part(
@@ -661,6 +735,7 @@ def _content_part(
     charset: str,
     *,
     exact: bool,
+    eight_bit: bool = False,
     filename: str | None = None,
     disposition: str | None = None,
 ) -> _Part:
@@ -671,6 +746,7 @@ def _content_part(
             subtype,
             charset,
             exact=exact,
+            eight_bit=eight_bit,
             filename=filename,
             disposition=disposition,
         )
@@ -684,7 +760,7 @@ def _content_part(
             f"not {type(content).__name__}"
         )
     headers = _content_headers(mimetype, "base64", filename=filename, disposition=disposition)
-    return _Part(mimetype.lower(), headers, _b64(bytes(content)))
+    return _Part(mimetype.lower(), headers, bytes(content), b64=True)
 
 
 def _rfc822_part(content: Any, filename: str | None) -> _Part:
@@ -705,7 +781,7 @@ def _rfc822_part(content: Any, filename: str | None) -> _Part:
         headers = _content_headers(
             DEFAULT_ATTACHMENT_MIME_TYPE, "base64", filename=filename, disposition="attachment"
         )
-        return _Part(DEFAULT_ATTACHMENT_MIME_TYPE, headers, _b64(data))
+        return _Part(DEFAULT_ATTACHMENT_MIME_TYPE, headers, data, b64=True)
     cte = "7bit" if data.isascii() else "8bit"
     headers = _content_headers("message/rfc822", cte, filename=filename, disposition=disposition)
     return _Part("message/rfc822", headers, data)

@@ -1,0 +1,79 @@
+"""The public front: every documented name importable from ``mailpost``, ``__all__`` sorted."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import pickle
+import smtplib
+
+import pytest
+
+import mailpost
+from mailpost import exceptions
+
+SPEC_NAMES = {
+    "send_mail",
+    "send_mass_mail",
+    "mail_admins",
+    "mail_managers",
+    "get_connection",
+    "mailers",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "EmailAttachment",
+    "EmailAlternative",
+    "MailerDoesNotExist",
+    "InvalidMailer",
+    "make_msgid",
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+}
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert list(mailpost.__all__) == sorted(set(mailpost.__all__))
+
+
+def test_every_name_in_all_is_importable() -> None:
+    missing = [name for name in mailpost.__all__ if not hasattr(mailpost, name)]
+    assert missing == []
+
+
+def test_spec_names_are_public() -> None:
+    assert set(mailpost.__all__) >= SPEC_NAMES
+
+
+def test_every_public_exception_is_exported() -> None:
+    assert set(exceptions.__all__) <= set(mailpost.__all__)
+
+
+@pytest.mark.parametrize("name", ["base", "smtp", "console", "filebased", "locmem", "dummy"])
+def test_spec_backend_paths_exist(name: str) -> None:
+    module = importlib.import_module(f"mailpost.backends.{name}")
+    attr = "BaseEmailBackend" if name == "base" else "EmailBackend"
+    assert isinstance(getattr(module, attr), type)
+
+
+def test_package_is_typed() -> None:
+    assert importlib.resources.files("mailpost").joinpath("py.typed").is_file()
+
+
+def test_mailer_does_not_exist_is_a_key_error_with_a_readable_message() -> None:
+    err = mailpost.MailerDoesNotExist("MAILERS['x'] is not defined", alias="x")
+    assert isinstance(err, KeyError)
+    assert str(err) == "MAILERS['x'] is not defined"
+
+
+def test_bad_header_error_is_a_value_error_naming_the_field() -> None:
+    err = mailpost.BadHeaderError("Subject: bad", field="Subject")
+    assert isinstance(err, ValueError)
+    assert err.field == "Subject"
+
+
+def test_delivery_error_is_an_smtp_exception_that_pickles_with_its_results() -> None:
+    result = mailpost.DeliveryResult(mailer="default", sent=False, error="451 try later")
+    err = mailpost.DeliveryError("1 message not delivered", [result])
+    assert isinstance(err, smtplib.SMTPException)
+    clone = pickle.loads(pickle.dumps(err))
+    assert clone.results == [result]
+    assert clone.failed == [result]
