@@ -136,8 +136,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.4, help="target time per run")
     args = parser.parse_args()
     django_build = django_builder()
-    print(f"# build + serialize — {platform.python_implementation()} {platform.python_version()}"
-          f", {platform.machine()}, {os.cpu_count()} cores, median of {args.runs} runs")  # fmt: skip
+    machine = f"{platform.python_implementation()} {platform.python_version()}, "
+    machine += f"{platform.machine()}, {os.cpu_count()} cores"
+    print(f"# build + serialize — {machine}, median of {args.runs} runs")
     if django_build is None:
         print("# Django not installed: mailpost figures only (bench/run installs Django 6.1.3)")
     else:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import email.message
 import email.policy
+import io
 import mimetypes
 import os
 import random
@@ -261,13 +261,13 @@ class EmailMessage:
         """Send through the ``using`` mailer (default ``"default"``); return 1 or 0."""
         from mailpost._api import send_message
 
-        return send_message(self, fail_silently=fail_silently, using=using)  # type: ignore[no-any-return]
+        return send_message(self, fail_silently=fail_silently, using=using)
 
     async def asend(self, fail_silently: bool = False, *, using: str | None = None) -> int:
         """Async :meth:`send`: same result, same errors."""
         from mailpost._api import asend_message
 
-        return await asend_message(self, fail_silently=fail_silently, using=using)  # type: ignore[no-any-return]
+        return await asend_message(self, fail_silently=fail_silently, using=using)
 
     def attach(
         self,
