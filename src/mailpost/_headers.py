@@ -391,28 +391,35 @@ _EW_MAX = 75
 def encode_words(text: str, *, phrase: bool = False) -> list[str]:
     """RFC 2047 encoded-words for ``text`` (UTF-8), each at most 75 characters.
 
-    A character is never split across words. Words after the first start with a space:
-    decoders join adjacent encoded-words and drop the space between them, so the spaces
-    of ``text`` itself are carried inside the encoding.
+    Words break after a space of ``text`` whenever one fits (a word longer than an
+    encoded-word is the only thing ever split, and never inside a character): some mail
+    clients show a gap between adjacent encoded-words, which must not land inside a word.
+    Words after the first start with a space: decoders join adjacent encoded-words and
+    drop the space between them, so the spaces of ``text`` are carried inside the encoding.
     """
     del phrase  # the Q alphabet below is safe in phrases and free text alike
     data = text.encode("utf-8")
     unsafe = sum(1 for b in data if b not in _Q_PHRASE_SAFE and b != 0x20)
     use_q = unsafe * 3 <= len(data)
+    limit = _EW_MAX - len(_EW_PREFIX_Q) - 2 if use_q else 45
     words: list[str] = []
-    budget = _EW_MAX - len(_EW_PREFIX_Q) - 2
     chunk: list[str] = []
+    costs: list[int] = []
     size = 0
     for ch in text:
-        if use_q:
-            cost = sum(1 if (b in _Q_PHRASE_SAFE or b == 0x20) else 3 for b in ch.encode())
-        else:
-            cost = len(ch.encode())
-        limit = budget if use_q else 45
+        raw = ch.encode()
+        cost = sum(1 if b in _Q_PHRASE_SAFE or b == 0x20 else 3 for b in raw) if use_q else len(raw)
         if chunk and size + cost > limit:
-            words.append(_encoded_word("".join(chunk), use_q))
-            chunk, size = [], 0
+            cut = len(chunk)
+            for k in range(len(chunk) - 1, 0, -1):
+                if chunk[k - 1] in " \t":
+                    cut = k
+                    break
+            words.append(_encoded_word("".join(chunk[:cut]), use_q))
+            chunk, costs = chunk[cut:], costs[cut:]
+            size = sum(costs)
         chunk.append(ch)
+        costs.append(cost)
         size += cost
     if chunk or not words:
         words.append(_encoded_word("".join(chunk), use_q))

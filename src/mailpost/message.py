@@ -810,6 +810,8 @@ def _mime_part(part: email.message.Message) -> _Part:
     for name, value in part.items():
         check_name(name)
         check_value(name, str(value))
+        if name.lower() in _headers.IDENTIFIER_HEADERS and not str(value).isascii():
+            raise BadHeaderError(f"{name}: must be ASCII (it is an identifier)", field=name)
     data = part.as_bytes(policy=_SMTP_POLICY)
     return _Part(
         part.get_content_type(),
