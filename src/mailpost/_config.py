@@ -100,17 +100,33 @@ def is_configured() -> bool:
 
 
 def _django_settings() -> Any | None:
-    """Django's settings object, if this process runs a configured Django project."""
+    """Django's current settings holder, if this process runs a configured Django project.
+
+    Returns the object behind ``django.conf.settings`` (``settings._wrapped``), read fresh
+    on every call so ``override_settings`` applies. Reading it directly, rather than through
+    ``LazySettings.__getattr__``, keeps Django 6.1+ from warning that *the project* uses
+    the deprecated ``EMAIL_*`` settings when only mailpost's compatibility layer does.
+    """
     if _explicit is not None or "django.conf" not in sys.modules:
         return None
     try:
         from django.conf import settings as dj
-    except Exception:  # pragma: no cover - a broken Django install is not our concern
+
+        if not dj.configured:
+            if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+                return None
+            dj._setup()
+        return dj._wrapped
+    except Exception:  # a settings module that fails to import is Django's error to report
         return None
-    try:
-        return dj if dj.configured else None
-    except Exception:  # pragma: no cover
-        return None
+
+
+def _plain(value: Any) -> Any:
+    """Turn Django lazy strings (``gettext_lazy``) into ``str``; leave the rest alone."""
+    functional = sys.modules.get("django.utils.functional")
+    if functional is not None and isinstance(value, functional.Promise):
+        return str(value)
+    return value
 
 
 _MISSING = object()
@@ -156,7 +172,7 @@ def lookup(name: str) -> tuple[Any, bool]:
     if dj is not None:
         value = getattr(dj, name, _MISSING)
         if value is not _MISSING:
-            return value, True
+            return _plain(value), True
     value = _from_env(name)
     if value is not _MISSING:
         return value, True

@@ -23,6 +23,7 @@ import base64
 import functools
 import ipaddress
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -159,7 +160,15 @@ def parse_address(value: AddressInput, field: str) -> Address:
     """
     if isinstance(value, str):
         return _parse_cached(value, field)
-    return _parse(value, field)
+    return _parse(plain_text(value), field)
+
+
+def plain_text(value: object) -> object:
+    """A Django lazy string (``gettext_lazy``) as ``str``; anything else unchanged."""
+    functional = sys.modules.get("django.utils.functional")
+    if functional is not None and isinstance(value, functional.Promise):
+        return str(value)
+    return value
 
 
 @functools.lru_cache(maxsize=4096)
@@ -176,7 +185,7 @@ def _parse_cached(value: str, field: str) -> Address:
     return _parse(value, field)
 
 
-def _parse(value: AddressInput, field: str) -> Address:
+def _parse(value: object, field: str) -> Address:
     if isinstance(value, tuple):
         if len(value) != 2 or not all(isinstance(v, str) for v in value):
             raise InvalidAddress(
