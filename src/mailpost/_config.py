@@ -2,6 +2,8 @@
 
 Where a setting comes from, first match wins:
 
+0. an application source registered by an integration (e.g. the Flask extension reads
+   ``current_app.config`` while an app context is active);
 1. :func:`configure` — explicit settings given by the program;
 2. Django's ``django.conf.settings`` — only when ``configure()`` was never called and a
    Django project is configured (so ``override_settings`` keeps working);
@@ -17,7 +19,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mailpost.exceptions import ImproperlyConfigured
@@ -60,6 +62,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 _lock = threading.Lock()
 _explicit: dict[str, Any] | None = None
+_sources: list[Callable[[], Mapping[str, Any] | None]] = []
 
 
 def configure(**settings: Any) -> None:
@@ -92,6 +95,17 @@ def reset() -> None:
     global _explicit
     with _lock:
         _explicit = None
+
+
+def add_source(source: Callable[[], Mapping[str, Any] | None]) -> None:
+    """Register an application settings source, consulted before ``configure()``.
+
+    ``source()`` returns the active application's settings mapping, or None when no
+    application is active (then the next source, or ``configure()``, applies).
+    """
+    with _lock:
+        if source not in _sources:
+            _sources.append(source)
 
 
 def is_configured() -> bool:
@@ -165,6 +179,10 @@ def _from_env(name: str) -> Any:
 
 def lookup(name: str) -> tuple[Any, bool]:
     """The current value of setting ``name`` and whether any source defines it."""
+    for source in _sources:
+        mapping = source()
+        if mapping is not None and name in mapping:
+            return mapping[name], True
     explicit = _explicit
     if explicit is not None and name in explicit:
         return explicit[name], True

@@ -1,0 +1,1 @@
+"""Adapters to web frameworks and task queues; each is an optional extra."""
