@@ -7,6 +7,10 @@ The names below are the public API; they follow the ``django.core.mail`` documen
 from __future__ import annotations
 
 from mailpost._api import (
+    amail_admins,
+    amail_managers,
+    asend_mail,
+    asend_mass_mail,
     get_connection,
     mail_admins,
     mail_managers,
@@ -55,6 +59,10 @@ __all__ = [
     "MailpostError",
     "MissingDependency",
     "RecipientStatus",
+    "amail_admins",
+    "amail_managers",
+    "asend_mail",
+    "asend_mass_mail",
     "configure",
     "get_connection",
     "mail_admins",

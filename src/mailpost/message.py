@@ -47,6 +47,7 @@ __all__ = [
     "EmailMultiAlternatives",
     "envelope",
     "make_msgid",
+    "message_id_of",
     "serialize",
 ]
 
@@ -517,6 +518,24 @@ def _date(localtime: bool) -> str:
         text = formatdate(now, localtime=localtime)
         _last_date = (now, localtime, text)
     return text
+
+
+_MESSAGE_ID_LINE = re.compile(
+    rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE
+)
+_FOLD = re.compile(rb"\r?\n[ \t]+")
+
+
+def message_id_of(data: bytes) -> str | None:
+    """The Message-ID header of serialized message bytes (without parsing the message)."""
+    end = data.find(b"\n\n")
+    crlf_end = data.find(b"\r\n\r\n")
+    if crlf_end >= 0 and (end < 0 or crlf_end < end):
+        end = crlf_end
+    match = _MESSAGE_ID_LINE.search(data, 0, end if end >= 0 else len(data))
+    if match is None:
+        return None
+    return _FOLD.sub(b" ", match.group(1)).strip().decode("ascii", "replace") or None
 
 
 def _as_text(value: Any) -> str:

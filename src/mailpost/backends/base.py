@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from mailpost._delivery import DeliveryResult
+from mailpost._delivery import DeliveryResult, RecipientStatus
 from mailpost.exceptions import DeliveryError, InvalidMailer
 
 if TYPE_CHECKING:
@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
     from mailpost.message import EmailMessage
 
-__all__ = ["BaseEmailBackend"]
+__all__ = ["BaseEmailBackend", "Writer"]
+
+#: ``write(message, data, sender, recipients)`` moves one composed message somewhere.
+Writer = Callable[["EmailMessage", bytes, str, "list[str]"], None]
 
 logger = logging.getLogger("mailpost")
 
@@ -163,3 +166,54 @@ class BaseEmailBackend:
             f" ({sent} sent); first problem: {failed[0].error or failed[0].refused}"
         )
         raise DeliveryError(summary, results) from first
+
+    def write_each(
+        self,
+        messages: Sequence[EmailMessage],
+        write: Writer,
+        *,
+        linesep: str = "\n",
+    ) -> int:
+        """Compose every message, then ``write`` each one, record a result on each, and report.
+
+        All messages are composed before any is written, so a message that cannot be composed
+        (bad header, bad address) raises its ``ValueError`` with nothing of the batch delivered,
+        as on SMTP. With ``fail_silently`` such a message is skipped (and recorded as failed)
+        instead. A message that cannot be written does not stop the others: it is recorded as
+        failed and reported by :meth:`BaseEmailBackend.finish` (a :class:`~mailpost.DeliveryError`).
+        """
+        from mailpost.message import envelope, message_id_of, serialize
+
+        results: list[DeliveryResult] = []
+        composed: list[tuple[EmailMessage, bytes, str, list[str]]] = []
+        for message in messages:
+            try:
+                data = serialize(message, linesep=linesep)
+                sender, recipients = envelope(message)
+            except Exception as exc:
+                failed = DeliveryResult(
+                    error=f"message could not be composed: {exc}", exception=exc
+                )
+                results.append(self.record(message, failed))
+                if not self.fail_silently:
+                    raise
+                continue
+            composed.append((message, data, sender, recipients))
+        for message, data, sender, recipients in composed:
+            message_id = message_id_of(data)
+            try:
+                write(message, data, sender, recipients)
+            except Exception as exc:
+                result = DeliveryResult(
+                    message_id=message_id,
+                    recipients=[RecipientStatus(r, "unattempted") for r in recipients],
+                    error=f"{type(exc).__name__}: {exc}",
+                    exception=exc,
+                )
+                results.append(self.record(message, result))
+                continue
+            accepted = DeliveryResult.all_accepted(
+                recipients, mailer=self.alias, message_id=message_id
+            )
+            results.append(self.record(message, accepted))
+        return self.finish(results)

@@ -1,0 +1,643 @@
+"""The sending functions: ``send_mail``, ``send_mass_mail``, ``mail_admins``,
+``mail_managers``, the deprecated ``get_connection``, and their ``a``-prefixed async twins.
+
+Each function builds its messages, picks a mailer (``using=`` alias, else ``"default"``)
+and hands the messages to that backend once. Argument checks and deprecation warnings are
+shared by a sync function and its async twin, so both accept and reject the same calls.
+
+Deprecated, compatibility-only paths (marked ``# compat:``): passing ``fail_silently`` and
+later parameters positionally; the ``fail_silently``, ``auth_user``, ``auth_password`` and
+``connection`` arguments; ``get_connection()`` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from mailpost._config import settings
+from mailpost.backends.base import BaseEmailBackend
+from mailpost.exceptions import ImproperlyConfigured, MailpostDeprecationWarning
+from mailpost.handler import build_backend, legacy_options, mailers, mailers_defined
+
+if TYPE_CHECKING:
+    from mailpost.message import EmailMessage
+
+__all__ = [
+    "amail_admins",
+    "amail_managers",
+    "asend_mail",
+    "asend_mass_mail",
+    "asend_message",
+    "get_connection",
+    "mail_admins",
+    "mail_managers",
+    "send_mail",
+    "send_mass_mail",
+    "send_message",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Frames between a warning and the user's call: warn() in a helper <- _prepare_* <-
+# public function <- positional-compat wrapper <- caller.
+_USER_STACKLEVEL = 5
+
+
+# -- compat: deprecated positional arguments -------------------------------------------------
+
+
+def _positional_compat(keep: int, names: tuple[str, ...]) -> Callable[[F], F]:
+    """compat: accept ``names`` positionally after the first ``keep`` arguments, with a warning.
+
+    The decorated function's own signature has them keyword-only (the documented API).
+    """
+
+    def decorate(func: F) -> F:
+        limit = keep + len(names)
+
+        def move(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+            if len(args) <= keep:
+                return args
+            if len(args) > limit:
+                raise TypeError(
+                    f"{func.__name__}() takes at most {limit} positional arguments "
+                    f"({len(args)} given)"
+                )
+            moved = dict(zip(names, args[keep:], strict=False))
+            for name in moved:
+                if name in kwargs:
+                    raise TypeError(f"{func.__name__}() got multiple values for argument {name!r}")
+            warnings.warn(
+                f"Passing {', '.join(moved)} to {func.__name__}() positionally is deprecated; "
+                "pass them as keyword arguments.",
+                MailpostDeprecationWarning,
+                stacklevel=3,
+            )
+            kwargs.update(moved)
+            return args[:keep]
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await func(*move(args, kwargs), **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*move(args, kwargs), **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+# -- shared checks -----------------------------------------------------------------------------
+
+
+def _check_legacy_combinations(
+    func: str,
+    *,
+    using: str | None,
+    fail_silently: bool | None,
+    connection: object | None,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+) -> None:
+    """Reject argument combinations that used to be silently ignored."""
+    legacy = [
+        name
+        for name, given in (
+            ("fail_silently", bool(fail_silently)),
+            ("auth_user", auth_user is not None),
+            ("auth_password", auth_password is not None),
+            ("connection", connection is not None),
+        )
+        if given
+    ]
+    if using is not None and legacy:
+        raise TypeError(
+            f"{func}(): {', '.join(legacy)} cannot be combined with using={using!r}; "
+            "put those settings in the MAILERS entry instead"
+        )
+    if connection is not None:
+        ignored = [n for n in legacy if n != "connection"]
+        if ignored:
+            raise TypeError(
+                f"{func}(): {', '.join(ignored)} cannot be combined with connection; "
+                "configure them on the connection (backend) itself"
+            )
+
+
+def _warn_legacy_arguments(func: str, **given: object) -> None:
+    """compat: one deprecation warning naming every deprecated argument that was passed."""
+    passed = [name for name, value in given.items() if value is not None]
+    if passed:
+        warnings.warn(
+            f"{func}(): the {', '.join(passed)} argument(s) are deprecated; configure a "
+            "mailer in MAILERS and pass using=alias instead.",
+            MailpostDeprecationWarning,
+            stacklevel=_USER_STACKLEVEL,
+        )
+
+
+def _choose_backend(
+    *,
+    using: str | None,
+    fail_silently: bool | None,
+    connection: BaseEmailBackend | None,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+) -> BaseEmailBackend:
+    """The backend to send with: the caller's connection, the ``using`` mailer, or the
+    default mailer (with the deprecated per-call options added)."""
+    if connection is not None:  # compat:
+        return connection
+    if using is not None:
+        return mailers[using]
+    extra: dict[str, Any] = {}
+    if fail_silently:  # compat:
+        extra["fail_silently"] = True
+    credentials: dict[str, Any] = {}
+    if auth_user is not None:  # compat:
+        credentials["username"] = auth_user
+    if auth_password is not None:  # compat:
+        credentials["password"] = auth_password
+    if not extra and not credentials:
+        return mailers.default
+    return mailers._create("default", _if_accepted=credentials, **extra)
+
+
+def _send(backend: BaseEmailBackend, messages: list[EmailMessage]) -> int:
+    """Hand the messages to the backend in one call; it opens and closes its own session
+    (or keeps using one the caller opened), and records connection failures per message."""
+    if not messages:
+        return 0
+    return backend.send_messages(messages)
+
+
+async def _asend(backend: BaseEmailBackend, messages: list[EmailMessage]) -> int:
+    if not messages:
+        return 0
+    if not isinstance(cast(object, backend), BaseEmailBackend):  # foreign, e.g. Django-native
+        return await asyncio.to_thread(backend.send_messages, messages)
+    return await backend.asend_messages(messages)
+
+
+def _message(
+    subject: str,
+    body: str,
+    from_email: str | None,
+    to: Sequence[str],
+    html_message: str | None,
+) -> EmailMessage:
+    from mailpost.message import EmailMultiAlternatives
+
+    msg = EmailMultiAlternatives(subject, body, from_email, to)
+    if html_message is not None:
+        msg.attach_alternative(html_message, "text/html")
+    return msg
+
+
+def _with_recipients(messages: list[EmailMessage]) -> list[EmailMessage]:
+    """Messages with nobody to send to are not sent (and not counted)."""
+    return [m for m in messages if m.recipients()]
+
+
+# -- send_mail -----------------------------------------------------------------------------------
+
+
+def _prepare_send_mail(
+    func: str,
+    subject: str,
+    message: str,
+    from_email: str | None,
+    recipient_list: Sequence[str],
+    *,
+    fail_silently: bool | None,
+    auth_user: str | None,
+    auth_password: str | None,
+    connection: BaseEmailBackend | None,
+    html_message: str | None,
+    using: str | None,
+) -> tuple[BaseEmailBackend, list[EmailMessage]]:
+    _check_legacy_combinations(
+        func,
+        using=using,
+        fail_silently=fail_silently,
+        connection=connection,
+        auth_user=auth_user,
+        auth_password=auth_password,
+    )
+    _warn_legacy_arguments(
+        func,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+        connection=connection,
+    )
+    backend = _choose_backend(
+        using=using,
+        fail_silently=fail_silently,
+        connection=connection,
+        auth_user=auth_user,
+        auth_password=auth_password,
+    )
+    msg = _message(subject, message, from_email, recipient_list, html_message)
+    return backend, _with_recipients([msg])
+
+
+_SEND_MAIL_LEGACY = ("fail_silently", "auth_user", "auth_password", "connection", "html_message")
+
+
+@_positional_compat(4, _SEND_MAIL_LEGACY)
+def send_mail(
+    subject: str,
+    message: str,
+    from_email: str | None,
+    recipient_list: Sequence[str],
+    *,
+    fail_silently: bool | None = None,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+    using: str | None = None,
+) -> int:
+    """Send one message to ``recipient_list`` (all in To:); return 1 if sent, else 0.
+
+    ``from_email=None`` uses ``DEFAULT_FROM_EMAIL``. ``html_message`` adds a text/html
+    alternative. ``using`` names the ``MAILERS`` alias (default ``"default"``).
+    ``fail_silently``, ``auth_user``, ``auth_password`` and ``connection`` are deprecated
+    and cannot be combined with ``using``.
+    """
+    backend, messages = _prepare_send_mail(
+        "send_mail",
+        subject,
+        message,
+        from_email,
+        recipient_list,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+        connection=connection,
+        html_message=html_message,
+        using=using,
+    )
+    return _send(backend, messages)
+
+
+@_positional_compat(4, _SEND_MAIL_LEGACY)
+async def asend_mail(
+    subject: str,
+    message: str,
+    from_email: str | None,
+    recipient_list: Sequence[str],
+    *,
+    fail_silently: bool | None = None,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+    using: str | None = None,
+) -> int:
+    """Async :func:`send_mail`: same arguments, result and errors."""
+    backend, messages = _prepare_send_mail(
+        "asend_mail",
+        subject,
+        message,
+        from_email,
+        recipient_list,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+        connection=connection,
+        html_message=html_message,
+        using=using,
+    )
+    return await _asend(backend, messages)
+
+
+# -- send_mass_mail ------------------------------------------------------------------------------
+
+
+def _prepare_send_mass_mail(
+    func: str,
+    datatuple: Sequence[tuple[str, str, str | None, Sequence[str]]],
+    *,
+    fail_silently: bool | None,
+    auth_user: str | None,
+    auth_password: str | None,
+    connection: BaseEmailBackend | None,
+    using: str | None,
+) -> tuple[BaseEmailBackend, list[EmailMessage]]:
+    _check_legacy_combinations(
+        func,
+        using=using,
+        fail_silently=fail_silently,
+        connection=connection,
+        auth_user=auth_user,
+        auth_password=auth_password,
+    )
+    items = list(datatuple)
+    for index, item in enumerate(items):
+        if isinstance(item, (str, bytes)) or len(item) != 4:
+            raise TypeError(
+                f"{func}(): datatuple[{index}] must be a "
+                "(subject, message, from_email, recipient_list) tuple"
+            )
+    _warn_legacy_arguments(
+        func,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+        connection=connection,
+    )
+    backend = _choose_backend(
+        using=using,
+        fail_silently=fail_silently,
+        connection=connection,
+        auth_user=auth_user,
+        auth_password=auth_password,
+    )
+    messages = [_message(s, m, f, r, None) for s, m, f, r in items]
+    return backend, _with_recipients(messages)
+
+
+_SEND_MASS_MAIL_LEGACY = ("fail_silently", "auth_user", "auth_password", "connection")
+
+
+@_positional_compat(1, _SEND_MASS_MAIL_LEGACY)
+def send_mass_mail(
+    datatuple: Sequence[tuple[str, str, str | None, Sequence[str]]],
+    *,
+    fail_silently: bool | None = None,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+    connection: BaseEmailBackend | None = None,
+    using: str | None = None,
+) -> int:
+    """Send one message per ``(subject, message, from_email, recipient_list)`` item over a
+    single connection; return how many were sent."""
+    backend, messages = _prepare_send_mass_mail(
+        "send_mass_mail",
+        datatuple,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+        connection=connection,
+        using=using,
+    )
+    return _send(backend, messages)
+
+
+@_positional_compat(1, _SEND_MASS_MAIL_LEGACY)
+async def asend_mass_mail(
+    datatuple: Sequence[tuple[str, str, str | None, Sequence[str]]],
+    *,
+    fail_silently: bool | None = None,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+    connection: BaseEmailBackend | None = None,
+    using: str | None = None,
+) -> int:
+    """Async :func:`send_mass_mail`: same arguments, result and errors."""
+    backend, messages = _prepare_send_mass_mail(
+        "asend_mass_mail",
+        datatuple,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+        connection=connection,
+        using=using,
+    )
+    return await _asend(backend, messages)
+
+
+# -- mail_admins / mail_managers -----------------------------------------------------------------
+
+
+def _server_recipients(setting: str) -> list[str]:
+    """``ADMINS`` / ``MANAGERS``: a list or tuple of address strings."""
+    value = getattr(settings, setting)
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
+        raise ImproperlyConfigured(
+            f"The {setting} setting must be a list or tuple of email address strings, "
+            f'e.g. ["ops@example.com", "Jo <jo@example.com>"]; got {value!r}'
+        )
+    return list(value)
+
+
+def _prepare_server_mail(
+    func: str,
+    setting: str,
+    subject: str,
+    message: str,
+    *,
+    fail_silently: bool | None,
+    connection: BaseEmailBackend | None,
+    html_message: str | None,
+    using: str | None,
+) -> tuple[BaseEmailBackend | None, list[EmailMessage]]:
+    _check_legacy_combinations(
+        func, using=using, fail_silently=fail_silently, connection=connection
+    )
+    recipients = _server_recipients(setting)
+    _warn_legacy_arguments(func, fail_silently=fail_silently, connection=connection)
+    if not recipients:
+        return None, []
+    backend = _choose_backend(using=using, fail_silently=fail_silently, connection=connection)
+    msg = _message(
+        f"{settings.EMAIL_SUBJECT_PREFIX}{subject}",
+        message,
+        settings.SERVER_EMAIL,
+        recipients,
+        html_message,
+    )
+    return backend, [msg]
+
+
+_SERVER_MAIL_LEGACY = ("fail_silently", "connection", "html_message")
+
+
+@_positional_compat(2, _SERVER_MAIL_LEGACY)
+def mail_admins(
+    subject: str,
+    message: str,
+    *,
+    fail_silently: bool | None = None,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+    using: str | None = None,
+) -> int:
+    """Email the site admins (``ADMINS``), From ``SERVER_EMAIL``, subject prefixed with
+    ``EMAIL_SUBJECT_PREFIX``. Returns 1 if sent, 0 if not (or if ``ADMINS`` is empty)."""
+    backend, messages = _prepare_server_mail(
+        "mail_admins",
+        "ADMINS",
+        subject,
+        message,
+        fail_silently=fail_silently,
+        connection=connection,
+        html_message=html_message,
+        using=using,
+    )
+    return _send(backend, messages) if backend is not None else 0
+
+
+@_positional_compat(2, _SERVER_MAIL_LEGACY)
+def mail_managers(
+    subject: str,
+    message: str,
+    *,
+    fail_silently: bool | None = None,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+    using: str | None = None,
+) -> int:
+    """Like :func:`mail_admins`, for the site managers (``MANAGERS``)."""
+    backend, messages = _prepare_server_mail(
+        "mail_managers",
+        "MANAGERS",
+        subject,
+        message,
+        fail_silently=fail_silently,
+        connection=connection,
+        html_message=html_message,
+        using=using,
+    )
+    return _send(backend, messages) if backend is not None else 0
+
+
+@_positional_compat(2, _SERVER_MAIL_LEGACY)
+async def amail_admins(
+    subject: str,
+    message: str,
+    *,
+    fail_silently: bool | None = None,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+    using: str | None = None,
+) -> int:
+    """Async :func:`mail_admins`: same arguments, result and errors."""
+    backend, messages = _prepare_server_mail(
+        "amail_admins",
+        "ADMINS",
+        subject,
+        message,
+        fail_silently=fail_silently,
+        connection=connection,
+        html_message=html_message,
+        using=using,
+    )
+    return await _asend(backend, messages) if backend is not None else 0
+
+
+@_positional_compat(2, _SERVER_MAIL_LEGACY)
+async def amail_managers(
+    subject: str,
+    message: str,
+    *,
+    fail_silently: bool | None = None,
+    connection: BaseEmailBackend | None = None,
+    html_message: str | None = None,
+    using: str | None = None,
+) -> int:
+    """Async :func:`mail_managers`: same arguments, result and errors."""
+    backend, messages = _prepare_server_mail(
+        "amail_managers",
+        "MANAGERS",
+        subject,
+        message,
+        fail_silently=fail_silently,
+        connection=connection,
+        html_message=html_message,
+        using=using,
+    )
+    return await _asend(backend, messages) if backend is not None else 0
+
+
+# -- EmailMessage.send() / asend() ---------------------------------------------------------------
+
+
+def _prepare_send_message(
+    msg: EmailMessage, *, fail_silently: bool, using: str | None
+) -> BaseEmailBackend | None:
+    connection = msg.connection
+    if connection is not None and using is not None:
+        raise TypeError(
+            f"send(): the message has a connection and using={using!r} was given; use one. "
+            "(The connection argument is deprecated: prefer using.)"
+        )
+    _check_legacy_combinations(
+        "send", using=using, fail_silently=fail_silently, connection=connection
+    )
+    if fail_silently:  # compat:
+        warnings.warn(
+            "send(): the fail_silently argument is deprecated; configure a mailer in MAILERS "
+            "and pass using=alias instead.",
+            MailpostDeprecationWarning,
+            stacklevel=4,  # _prepare_send_message <- send_message <- EmailMessage.send <- caller
+        )
+    if not msg.recipients():
+        return None
+    return _choose_backend(using=using, fail_silently=fail_silently, connection=connection)
+
+
+def send_message(
+    msg: EmailMessage, *, fail_silently: bool = False, using: str | None = None
+) -> int:
+    """What ``EmailMessage.send()`` does: send ``msg`` through its mailer; 1 or 0."""
+    backend = _prepare_send_message(msg, fail_silently=fail_silently, using=using)
+    return _send(backend, [msg]) if backend is not None else 0
+
+
+async def asend_message(
+    msg: EmailMessage, *, fail_silently: bool = False, using: str | None = None
+) -> int:
+    """What ``EmailMessage.asend()`` does: the async :func:`send_message`."""
+    backend = _prepare_send_message(msg, fail_silently=fail_silently, using=using)
+    return await _asend(backend, [msg]) if backend is not None else 0
+
+
+# -- get_connection (deprecated) -------------------------------------------------------------------
+
+
+@_positional_compat(1, ("fail_silently",))
+def get_connection(
+    backend: str | None = None, *, fail_silently: bool = False, **kwargs: Any
+) -> BaseEmailBackend:
+    """compat: deprecated; use ``mailers[alias]``.
+
+    With ``MAILERS`` defined: no arguments returns ``mailers.default``; keyword arguments
+    are added to the default mailer's OPTIONS; a ``backend`` path is a TypeError. Without
+    ``MAILERS``: an instance of ``backend`` (or the legacy ``EMAIL_BACKEND``) built from
+    the legacy ``EMAIL_*`` settings and ``kwargs``.
+    """
+    if mailers_defined() and backend is not None:
+        raise TypeError(
+            f"get_connection({backend!r}) cannot choose a backend class when MAILERS is "
+            "defined; add a MAILERS entry and use mailpost.mailers[alias]"
+        )
+    warnings.warn(
+        "get_connection() is deprecated; use mailpost.mailers[alias] "
+        "(or mailpost.mailers.default) instead.",
+        MailpostDeprecationWarning,
+        stacklevel=3,
+    )
+    extra = dict(kwargs)
+    if fail_silently:
+        extra["fail_silently"] = True
+    if backend is None:
+        return mailers._create("default", **extra) if extra else mailers.default
+    options = legacy_options(backend)
+    options.update(extra)
+    return build_backend(backend, options, alias=None)

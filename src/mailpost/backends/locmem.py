@@ -1,0 +1,71 @@
+"""In-memory backend: keep copies of sent messages in ``mailpost.outbox`` for tests.
+
+``mailpost.outbox`` is created on the first send. Each entry is a deep copy of the message
+as it was sent, marked like the original with ``sent_using`` (the mailer alias) and
+``delivery``. Messages are composed before they are stored, so a bad header fails here
+just as it would on a real backend.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mailpost.backends.base import BaseEmailBackend
+
+if TYPE_CHECKING:
+    from mailpost.message import EmailMessage
+
+__all__ = ["EmailBackend", "LocmemBackend"]
+
+_outbox_lock = threading.Lock()
+
+
+def _store(message: EmailMessage) -> None:
+    import mailpost
+
+    with _outbox_lock:
+        outbox: list[EmailMessage] | None = getattr(mailpost, "outbox", None)
+        if outbox is None:
+            outbox = []
+            mailpost.outbox = outbox  # type: ignore[attr-defined]
+        outbox.append(message)
+
+
+class LocmemBackend(BaseEmailBackend):
+    """Append a copy of every sent message to ``mailpost.outbox``. Takes no OPTIONS.
+
+    (``fail_silently`` is accepted for compatibility with ``get_connection()``.)
+    """
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """Store a copy of each message in ``mailpost.outbox``; returns how many."""
+        if not email_messages:
+            return 0
+        copies: list[tuple[EmailMessage, EmailMessage]] = []
+
+        def keep(message: EmailMessage, data: bytes, sender: str, recipients: list[str]) -> None:
+            kept = _copy(message)
+            kept.sent_using = self.alias
+            copies.append((message, kept))
+            _store(kept)
+
+        try:
+            return self.write_each(email_messages, keep)
+        finally:
+            for original, kept in copies:
+                kept.delivery = original.delivery
+
+
+def _copy(message: EmailMessage) -> EmailMessage:
+    """A deep copy that shares the (deprecated) connection instead of copying it."""
+    connection = getattr(message, "connection", None)
+    memo: dict[int, Any] = {}
+    if connection is not None:
+        memo[id(connection)] = connection
+    return copy.deepcopy(message, memo)
+
+
+EmailBackend = LocmemBackend

@@ -1,0 +1,149 @@
+"""The file backend: one new .log file per session in file_path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mailpost
+from backend_contract import BackendContract, Delivered, make_message, parse
+from mailpost.backends.console import SEPARATOR
+from mailpost.backends.filebased import EmailBackend, FileBackend
+
+
+def configure_file(file_path: Any, alias: str = "contract", **options: Any) -> None:
+    entry = {
+        "BACKEND": "mailpost.backends.filebased.EmailBackend",
+        "OPTIONS": {"file_path": file_path, **options},
+    }
+    mailpost.configure(MAILERS={alias: entry})
+
+
+def messages_in(directory: Path) -> list[bytes]:
+    """Every message written to the directory, file by file in creation order."""
+    out: list[bytes] = []
+    for path in sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime_ns):
+        chunks = path.read_bytes().split(SEPARATOR.encode() + b"\n")
+        assert chunks[-1] == b""
+        out.extend(chunks[:-1])
+    return out
+
+
+class TestFileContract(BackendContract):
+    observes_envelope = False
+
+    @pytest.fixture
+    def make_backend(self, tmp_path: Path) -> Callable[..., Any]:
+        def make(**options: Any) -> Any:
+            configure_file(tmp_path / "mail", **options)
+            return mailpost.mailers["contract"]
+
+        return make
+
+    @pytest.fixture
+    def delivered(self, tmp_path: Path) -> Callable[[], list[Delivered]]:
+        directory = tmp_path / "mail"
+        return lambda: [Delivered("", [], data) for data in messages_in(directory)]
+
+
+def test_emailbackend_is_the_file_backend_class() -> None:
+    assert EmailBackend is FileBackend
+
+
+def test_file_path_is_required(tmp_path: Path) -> None:
+    mailpost.configure(MAILERS={"files": {"BACKEND": "mailpost.backends.filebased.EmailBackend"}})
+    with pytest.raises(mailpost.InvalidMailer, match=r"^MAILERS\['files'\]: .*'file_path'"):
+        mailpost.mailers["files"]
+
+
+def test_missing_directory_is_created_at_lookup(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b"
+    configure_file(str(target))
+    mailpost.mailers["contract"]
+    assert target.is_dir()
+
+
+def test_file_path_accepts_a_pathlib_path(tmp_path: Path) -> None:
+    configure_file(tmp_path)
+    assert mailpost.mailers["contract"].send_messages([make_message(1)]) == 1
+    assert len(list(tmp_path.glob("*.log"))) == 1
+
+
+def test_file_path_that_is_a_regular_file_is_rejected_naming_alias_and_path(
+    tmp_path: Path,
+) -> None:
+    regular = tmp_path / "not-a-dir"
+    regular.write_text("x")
+    configure_file(regular, alias="files")
+    with pytest.raises(mailpost.InvalidMailer) as info:
+        mailpost.mailers["files"]
+    assert str(info.value).startswith("MAILERS['files']: ")
+    assert str(regular) in str(info.value)
+    assert info.value.alias == "files"
+
+
+def test_file_path_of_wrong_type_is_rejected(tmp_path: Path) -> None:
+    configure_file(42)
+    with pytest.raises(mailpost.InvalidMailer, match=r"'file_path' must be a str or pathlib\.Path"):
+        mailpost.mailers["contract"]
+
+
+def test_directory_problems_are_not_silenced_by_fail_silently(tmp_path: Path) -> None:
+    regular = tmp_path / "file"
+    regular.write_text("x")
+    configure_file(regular, fail_silently=True)
+    with pytest.raises(mailpost.InvalidMailer, match="not a directory"):
+        mailpost.mailers["contract"]
+
+
+def test_directory_removed_after_lookup_is_recreated_on_open(tmp_path: Path) -> None:
+    target = tmp_path / "mail"
+    configure_file(target)
+    backend = mailpost.mailers["contract"]
+    target.rmdir()
+    assert backend.send_messages([make_message(1)]) == 1
+    assert len(messages_in(target)) == 1
+
+
+def test_each_send_outside_a_session_writes_a_new_file(tmp_path: Path) -> None:
+    configure_file(tmp_path)
+    backend = mailpost.mailers["contract"]
+    backend.send_messages([make_message(1)])
+    backend.send_messages([make_message(2)])
+    files = list(tmp_path.glob("*.log"))
+    assert len(files) == 2
+    assert len({f.name for f in files}) == 2
+
+
+def test_one_session_writes_one_file(tmp_path: Path) -> None:
+    configure_file(tmp_path)
+    with mailpost.mailers["contract"] as backend:
+        backend.send_messages([make_message(1)])
+        backend.send_messages([make_message(2), make_message(3)])
+        current = backend.current_file
+    assert [p.name for p in tmp_path.glob("*.log")] == [current.name]
+    subjects = [parse(d)["Subject"] for d in messages_in(tmp_path)]
+    assert subjects == ["Message 1", "Message 2", "Message 3"]
+
+
+def test_file_holds_the_exact_message_bytes_with_unix_newlines(tmp_path: Path) -> None:
+    configure_file(tmp_path)
+    msg = make_message(1)
+    mailpost.mailers["contract"].send_messages([msg])
+    [data] = messages_in(tmp_path)
+    assert b"\r\n" not in data
+    assert parse(data)["Message-ID"] == msg.delivery.message_id
+
+
+def test_open_twice_keeps_the_same_file(tmp_path: Path) -> None:
+    configure_file(tmp_path)
+    backend = mailpost.mailers["contract"]
+    assert backend.open() is True
+    first = backend.current_file
+    assert backend.open() is False
+    assert backend.current_file == first
+    backend.close()
+    assert backend.current_file is None

@@ -1,0 +1,139 @@
+"""Settings: configure(), then the MAILPOST_* environment, then the defaults; read live."""
+
+from __future__ import annotations
+
+import pytest
+
+import mailpost
+from mailpost import ImproperlyConfigured, mailers
+from mailpost._config import is_defined, settings
+from mailpost.backends.console import ConsoleBackend
+from mailpost.backends.dummy import DummyBackend
+from mailpost.backends.locmem import LocmemBackend
+
+
+@pytest.mark.parametrize(
+    ("name", "default"),
+    [
+        ("DEFAULT_FROM_EMAIL", "webmaster@localhost"),
+        ("SERVER_EMAIL", "root@localhost"),
+        ("EMAIL_SUBJECT_PREFIX", ""),
+        ("DEFAULT_CHARSET", "utf-8"),
+        ("ADMINS", []),
+        ("MANAGERS", []),
+        ("EMAIL_USE_LOCALTIME", False),
+        ("MAILERS", None),
+    ],
+)
+def test_standalone_defaults(name: str, default: object) -> None:
+    assert getattr(settings, name) == default
+    assert not is_defined(name)
+
+
+def test_configure_sets_values_and_marks_them_defined() -> None:
+    mailpost.configure(DEFAULT_FROM_EMAIL="app@example.com")
+    assert settings.DEFAULT_FROM_EMAIL == "app@example.com"
+    assert is_defined("DEFAULT_FROM_EMAIL")
+
+
+def test_configure_replaces_the_previous_configure() -> None:
+    mailpost.configure(DEFAULT_FROM_EMAIL="one@example.com", SERVER_EMAIL="s@example.com")
+    mailpost.configure(DEFAULT_FROM_EMAIL="two@example.com")
+    assert settings.DEFAULT_FROM_EMAIL == "two@example.com"
+    assert settings.SERVER_EMAIL == "root@localhost"
+
+
+def test_configure_rejects_unknown_settings_by_name() -> None:
+    with pytest.raises(ImproperlyConfigured, match="EMAIL_HOSTNAME"):
+        mailpost.configure(EMAIL_HOSTNAME="x")
+
+
+def test_configure_rejects_mailers_that_is_not_a_dict() -> None:
+    with pytest.raises(ImproperlyConfigured, match="MAILERS must be a dict"):
+        mailpost.configure(MAILERS=["smtp://localhost"])
+
+
+def test_environment_variable_sets_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPOST_DEFAULT_FROM_EMAIL", "env@example.com")
+    assert settings.DEFAULT_FROM_EMAIL == "env@example.com"
+
+
+def test_configure_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPOST_DEFAULT_FROM_EMAIL", "env@example.com")
+    mailpost.configure(DEFAULT_FROM_EMAIL="explicit@example.com")
+    assert settings.DEFAULT_FROM_EMAIL == "explicit@example.com"
+
+
+def test_environment_fills_settings_configure_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPOST_SERVER_EMAIL", "env@example.com")
+    mailpost.configure(DEFAULT_FROM_EMAIL="explicit@example.com")
+    assert settings.SERVER_EMAIL == "env@example.com"
+
+
+def test_environment_is_read_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings.EMAIL_SUBJECT_PREFIX == ""
+    monkeypatch.setenv("MAILPOST_EMAIL_SUBJECT_PREFIX", "[app] ")
+    assert settings.EMAIL_SUBJECT_PREFIX == "[app] "
+
+
+def test_mailers_from_environment_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "MAILPOST_MAILERS",
+        '{"default": {"BACKEND": "mailpost.backends.locmem.EmailBackend"}, "dev": "console://"}',
+    )
+    assert isinstance(mailers.default, LocmemBackend)
+    assert isinstance(mailers["dev"], ConsoleBackend)
+    assert sorted(mailers) == ["default", "dev"]
+
+
+def test_invalid_mailers_json_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPOST_MAILERS", "{not json")
+    with pytest.raises(ImproperlyConfigured, match="MAILPOST_MAILERS: not valid JSON"):
+        _ = mailers.default
+
+
+def test_mailers_json_that_is_not_an_object_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPOST_MAILERS", '["smtp://localhost"]')
+    with pytest.raises(ImproperlyConfigured, match="MAILERS must be a dict"):
+        _ = mailers.default
+
+
+def test_configured_mailers_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPOST_MAILERS", '{"default": "locmem://"}')
+    mailpost.configure(MAILERS={"default": "dummy://"})
+    assert isinstance(mailers.default, DummyBackend)
+
+
+def test_admins_from_environment_as_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPOST_ADMINS", "a@example.com, b@example.com")
+    assert settings.ADMINS == ["a@example.com", "b@example.com"]
+
+
+def test_admins_from_environment_as_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPOST_ADMINS", '["Ann <a@example.com>"]')
+    assert settings.ADMINS == ["Ann <a@example.com>"]
+
+
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("1", True), ("no", False)])
+def test_boolean_settings_from_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, value: bool
+) -> None:
+    monkeypatch.setenv("MAILPOST_EMAIL_USE_LOCALTIME", raw)
+    assert settings.EMAIL_USE_LOCALTIME is value
+
+
+def test_bad_boolean_in_environment_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAILPOST_EMAIL_USE_LOCALTIME", "sometimes")
+    with pytest.raises(ImproperlyConfigured, match="MAILPOST_EMAIL_USE_LOCALTIME"):
+        _ = settings.EMAIL_USE_LOCALTIME
+
+
+def test_unknown_setting_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="EMAIL_HOSTNAME"):
+        _ = settings.EMAIL_HOSTNAME
+
+
+def test_default_from_email_is_used_for_messages_without_a_sender() -> None:
+    mailpost.configure(DEFAULT_FROM_EMAIL="noreply@example.com", MAILERS={"default": "locmem://"})
+    mailpost.send_mail("Hi", "Body", None, ["to@example.com"])
+    assert mailpost.outbox[0].from_email == "noreply@example.com"
