@@ -11,7 +11,7 @@ import pytest
 import mailpost
 from mailpost import _config
 
-pytest_plugins = ["smtp_fixtures"]
+pytest_plugins = ["smtp_fixtures", "pytester"]
 
 
 @pytest.fixture(autouse=True)

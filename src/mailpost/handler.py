@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mailpost import _config
+from mailpost import _capture, _config
 from mailpost._config import settings
 from mailpost._urls import parse_mailer_url
 from mailpost.backends.base import BaseEmailBackend
@@ -245,9 +245,15 @@ class MailersHandler:
     ) -> BaseEmailBackend:
         """A new backend for ``alias`` with ``extra_options`` added to its OPTIONS.
 
-        ``_if_accepted`` options are added only when the backend class takes them.
+        ``_if_accepted`` options are added only when the backend class takes them. While
+        mail is being captured (mailpost.testing), the entry is validated and the
+        in-memory backend is returned instead.
         """
         path, options = self._entry(alias)
+        if _capture.memory_mode():
+            from mailpost.backends.locmem import LocmemBackend
+
+            return LocmemBackend(bool(extra_options.get("fail_silently")), alias=alias)
         options.update(extra_options)
         return build_backend(path, options, alias=alias, optional=_if_accepted)
 

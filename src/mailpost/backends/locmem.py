@@ -1,6 +1,8 @@
 """In-memory backend: keep copies of sent messages in ``mailpost.outbox`` for tests.
 
-``mailpost.outbox`` is created on the first send. Each entry is a deep copy of the message
+``mailpost.outbox`` is created on the first send. Copies also go to every active
+:func:`mailpost.testing.capture` of the sending context and, in a Django test run, to
+``django.core.mail.outbox``. Each entry is a deep copy of the message
 as it was sent, marked like the original with ``sent_using`` (the mailer alias) and
 ``delivery``. Messages are composed before they are stored, so a bad header fails here
 just as it would on a real backend.
@@ -13,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mailpost import _capture
 from mailpost.backends.base import BaseEmailBackend
 
 if TYPE_CHECKING:
@@ -32,6 +35,7 @@ def _store(message: EmailMessage) -> None:
             outbox = []
             mailpost.outbox = outbox  # type: ignore[attr-defined]
         outbox.append(message)
+    _capture.record(message)
 
 
 class LocmemBackend(BaseEmailBackend):
