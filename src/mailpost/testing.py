@@ -48,10 +48,7 @@ def _html(message: EmailMessage) -> list[str]:
 def _attachment_names(message: EmailMessage) -> list[str]:
     names = []
     for attachment in message.attachments:
-        if isinstance(attachment, tuple):
-            name = attachment[0]
-        else:
-            name = attachment.get_filename()
+        name = attachment[0] if isinstance(attachment, tuple) else attachment.get_filename()
         if name:
             names.append(str(name))
     return names

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from mailpost import _config
 from mailpost._config import settings
 from mailpost._delivery import DeliveryResult, RecipientStatus
-from mailpost._smtp.envelope import data_payload, message_id, plan_mail
+from mailpost._smtp.envelope import data_payload, plan_mail
 from mailpost._smtp.policy import ReconnectPolicy
 from mailpost._smtp.replies import (
     Failure,
@@ -35,7 +35,7 @@ from mailpost._smtp.replies import (
     is_success,
 )
 from mailpost.backends.base import BaseEmailBackend
-from mailpost.message import envelope, serialize
+from mailpost.message import envelope, message_id_of, serialize
 from mailpost.utils import DNS_NAME
 
 if TYPE_CHECKING:
@@ -379,7 +379,7 @@ class SMTPBackend(BaseEmailBackend):
     def _prepare(self, message: EmailMessage) -> _Outgoing:
         data = serialize(message)
         sender, recipients = envelope(message)
-        return _Outgoing(message, sender, recipients, data, message_id(data))
+        return _Outgoing(message, sender, recipients, data, message_id_of(data))
 
     def _unattempted(
         self,
