@@ -61,7 +61,10 @@ class DeliveryResult:
 
     @property
     def ok(self) -> bool:
-        return self.sent and self.error is None and all(r.accepted for r in self.recipients)
+        """Nothing went wrong: sent to every recipient (or there was no one to send to)."""
+        if self.error is not None or not all(r.accepted for r in self.recipients):
+            return False
+        return self.sent or not self.recipients
 
     @property
     def accepted(self) -> list[str]:

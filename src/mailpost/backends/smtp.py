@@ -354,13 +354,10 @@ class SMTPBackend(BaseEmailBackend):
         if not email_messages:
             return 0
         with self._lock:
-            batch = [self._prepare(message) for message in email_messages]
-            for item in batch:
-                if not item.recipients:  # nothing to send, as in Django: counted as 0
-                    self.record(item.message, DeliveryResult(message_id=item.message_id))
-            batch = [item for item in batch if item.recipients]
+            prepared = [self._prepare(message) for message in email_messages]
+            batch = [item for item in prepared if item.recipients]
             if not batch:
-                return 0
+                return self.finish(self._in_order(prepared, []))
             opened_here = self.connection is None
             if opened_here:
                 try:
@@ -368,13 +365,30 @@ class SMTPBackend(BaseEmailBackend):
                 except OSError as exc:
                     failure = classify_exception(exc)
                     text = f"could not connect to {self.host}:{self.port}: {failure.text}"
-                    return self.finish(self._unattempted(batch, text, failure, exc))
+                    unattempted = self._unattempted(batch, text, failure, exc)
+                    return self.finish(self._in_order(prepared, unattempted))
             try:
                 results = self._send_batch(batch)
             finally:
                 if opened_here:
                     self.close()
-            return self.finish(results)
+            return self.finish(self._in_order(prepared, results))
+
+    def _in_order(
+        self, prepared: Sequence[_Outgoing], results: Sequence[DeliveryResult]
+    ) -> list[DeliveryResult]:
+        """Every message's result in batch order; one with no recipients is recorded as
+        having nothing to deliver (counted as 0, as in Django, and not a failure)."""
+        sent = iter(results)
+        ordered = []
+        for item in prepared:
+            if item.recipients:
+                ordered.append(next(sent))
+            else:
+                ordered.append(
+                    self.record(item.message, DeliveryResult(message_id=item.message_id))
+                )
+        return ordered
 
     def _prepare(self, message: EmailMessage) -> _Outgoing:
         data = serialize(message)

@@ -1,0 +1,32 @@
+"""When a batch may reconnect after losing its SMTP connection.
+
+A lost connection (dropped socket, timeout, 421) gets one reconnect. Another is allowed
+only after the new connection delivered something, so a server that takes a few messages
+per connection (421 after N) still gets the whole batch, while a server that drops every
+attempt is not hammered: the batch stops and reports the rest as unattempted.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ReconnectPolicy"]
+
+
+class ReconnectPolicy:
+    """Tracks reconnects and deliveries within one ``send_messages`` batch."""
+
+    def __init__(self) -> None:
+        self.reconnects = 0
+        self.delivered_since_reconnect = 0
+
+    def may_reconnect(self) -> bool:
+        """First loss: yes. Later losses: only if the last reconnect led to a delivery."""
+        return self.reconnects == 0 or self.delivered_since_reconnect > 0
+
+    def reconnected(self) -> None:
+        """A new connection replaced the lost one."""
+        self.reconnects += 1
+        self.delivered_since_reconnect = 0
+
+    def delivered(self) -> None:
+        """The current connection delivered a message."""
+        self.delivered_since_reconnect += 1
