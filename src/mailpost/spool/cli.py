@@ -1,0 +1,245 @@
+"""``mailpost spool list|show|retry|purge|stats|work``: the CLI over :class:`Spool`.
+
+:func:`add_spool_commands` registers the ``spool`` command on the main parser's
+subparsers. Every leaf sets ``func``: call ``args.func(args)``, which returns the exit
+status. The spool is chosen by ``--using ALIAS`` (a spool mailer, default ``spool``) or
+``--path FILE`` (a spool file, with default settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from types import FrameType
+from typing import IO, Any
+
+from mailpost.spool.api import Spool
+from mailpost.spool.record import STATES, SpoolRecord
+
+__all__ = ["add_spool_commands", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_spool_commands(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
+    """Add ``spool`` and its subcommands to ``subparsers``; returns the ``spool`` parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_mutually_exclusive_group()
+    where.add_argument(
+        "--using",
+        metavar="ALIAS",
+        default=None,
+        help="the spool mailer (a MAILERS alias using mailpost.backends.spool; default: spool)",
+    )
+    where.add_argument("--path", metavar="FILE", help="open this spool file directly")
+
+    spool = subparsers.add_parser(
+        "spool", help="inspect and operate the durable spool", description=__doc__
+    )
+    commands = spool.add_subparsers(dest="spool_command", metavar="COMMAND")
+    commands.required = True
+
+    p = commands.add_parser("list", parents=[common], help="list spooled messages")
+    p.add_argument("--state", action="append", choices=STATES, help="only these states")
+    p.add_argument("--mailer", help="only messages for this target mailer")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=_list)
+
+    p = commands.add_parser("show", parents=[common], help="one message with its history")
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_show)
+
+    p = commands.add_parser(
+        "retry",
+        parents=[common],
+        help="requeue dead messages (for the recipients that did not get them)",
+    )
+    p.add_argument("ids", type=int, nargs="*", help="message ids (default: every dead one)")
+    p.add_argument(
+        "--queued", action="store_true", help="also make waiting (queued) messages due now"
+    )
+    p.set_defaults(func=_retry)
+
+    p = commands.add_parser("purge", parents=[common], help="delete finished messages")
+    p.add_argument("ids", type=int, nargs="*", help="only these ids")
+    p.add_argument(
+        "--state",
+        action="append",
+        choices=STATES,
+        help="states to delete (repeatable; default: sent)",
+    )
+    p.add_argument("--older-than", type=float, metavar="SECONDS", help="last changed before")
+    p.set_defaults(func=_purge)
+
+    p = commands.add_parser("stats", parents=[common], help="counts by state and mailer")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_stats)
+
+    p = commands.add_parser("work", parents=[common], help="run a delivery worker")
+    p.add_argument("--until-idle", action="store_true", help="exit when nothing is due")
+    p.add_argument("--max-seconds", type=float, help="exit after this long")
+    p.add_argument("--max-messages", type=int, help="exit after this many attempts")
+    p.add_argument("--poll-interval", type=float, default=1.0)
+    p.add_argument("--worker-id", help="name in the history (default host:pid:random)")
+    p.set_defaults(func=_work)
+    parser: argparse.ArgumentParser = spool
+    return parser
+
+
+def _open(args: argparse.Namespace) -> Spool:
+    if getattr(args, "path", None):
+        return Spool.open(args.path)
+    return Spool.from_mailer(getattr(args, "using", None) or "spool")
+
+
+def _out(args: argparse.Namespace) -> IO[str]:
+    stream: IO[str] = getattr(args, "stdout", None) or sys.stdout
+    return stream
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _row(record: SpoolRecord) -> dict[str, Any]:
+    data = asdict(record)
+    data.pop("data", None)
+    data.pop("lease_token", None)
+    return data
+
+
+def _list(args: argparse.Namespace) -> int:
+    spool = _open(args)
+    records = spool.list(state=args.state, mailer=args.mailer, limit=args.limit, offset=args.offset)
+    out = _out(args)
+    if args.json:
+        for record in records:
+            out.write(json.dumps(_row(record)) + "\n")
+        return 0
+    out.write(
+        f"{'ID':>6} {'STATE':<7} {'PRI':>3} {'TRIES':>5} {'NEXT ATTEMPT':<19} "
+        f"{'MAILER':<10} {'RCPT ok/fail/pend':<17} MESSAGE-ID\n"
+    )
+    for r in records:
+        counts = f"{len(r.delivered)}/{len(r.failed)}/{len(r.pending)}"
+        next_at = _when(r.next_attempt_at) if r.state == "queued" else "-"
+        out.write(
+            f"{r.id:>6} {r.state:<7} {r.priority:>3} {r.attempts:>5} {next_at:<19} "
+            f"{r.mailer:<10} {counts:<17} {r.message_id or '-'}\n"
+        )
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    spool = _open(args)
+    out = _out(args)
+    try:
+        entry = spool.show(args.id)
+    except KeyError as exc:
+        sys.stderr.write(f"mailpost spool show: {exc.args[0]}\n")
+        return 1
+    r = entry.record
+    if args.json:
+        out.write(
+            json.dumps({"record": _row(r), "history": [asdict(a) for a in entry.history]}) + "\n"
+        )
+        return 0
+    out.write(
+        f"id:           {r.id}\nmessage-id:   {r.message_id}\nstate:        {r.state}\n"
+        f"mailer:       {r.mailer}\nsender:       {r.sender}\npriority:     {r.priority}\n"
+        f"queued:       {_when(r.created_at)}\nsend at:      {_when(r.send_at)}\n"
+        f"attempts:     {r.attempts}\n"
+        f"next attempt: {_when(r.next_attempt_at) if r.state == 'queued' else '-'}\n"
+        f"size:         {r.size} bytes\nlast error:   {r.last_error or '-'}\nrecipients:\n"
+    )
+    for rcpt in r.recipients:
+        code = "" if rcpt.code is None else f" {rcpt.code}"
+        out.write(f"  {rcpt.status:<9} {rcpt.address}{code} {rcpt.reply}".rstrip() + "\n")
+    out.write("history:\n")
+    for a in entry.history:
+        out.write(f"  #{a.attempt} {_when(a.finished_at)} {a.worker} {a.outcome}")
+        out.write(f": {a.error}\n" if a.error else "\n")
+        for rcpt in a.recipients:
+            code = "" if rcpt.code is None else f" {rcpt.code}"
+            out.write(f"      {rcpt.status:<9} {rcpt.address}{code} {rcpt.reply}".rstrip() + "\n")
+    return 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    spool = _open(args)
+    states = ("dead", "queued") if args.queued else ("dead",)
+    count = spool.retry(args.ids or None, states=states)
+    _out(args).write(f"requeued {count} message(s)\n")
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    spool = _open(args)
+    count = spool.purge(
+        states=args.state or ("sent",), ids=args.ids or None, older_than=args.older_than
+    )
+    _out(args).write(f"purged {count} message(s)\n")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    spool = _open(args)
+    stats = spool.stats()
+    out = _out(args)
+    if args.json:
+        out.write(json.dumps(stats) + "\n")
+        return 0
+    for state in STATES:
+        out.write(f"{state:<8} {stats['states'].get(state, 0)}\n")
+    out.write(f"{'total':<8} {stats['total']}\n{'due':<8} {stats['due']}\n")
+    age = stats["oldest_pending_age"]
+    out.write(f"oldest pending: {'-' if age is None else f'{age:.0f} s'}\n")
+    for mailer, counts in sorted(stats["mailers"].items()):
+        text = " ".join(f"{k}={v}" for k, v in counts.items() if v)
+        out.write(f"mailer {mailer}: {text}\n")
+    return 0
+
+
+def _work(args: argparse.Namespace) -> int:
+    spool = _open(args)
+    worker = spool.worker(worker_id=args.worker_id)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        worker.stop()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        done = worker.run(
+            until_idle=args.until_idle,
+            max_messages=args.max_messages,
+            max_seconds=args.max_seconds,
+            poll_interval=args.poll_interval,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _out(args).write(f"worker {worker.worker_id}: {done} attempt(s)\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mailpost.spool.cli ...``: the spool commands without the main CLI."""
+    parser = argparse.ArgumentParser(prog="mailpost")
+    add_spool_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    handler: Handler = args.func
+    return handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

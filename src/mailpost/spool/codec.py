@@ -1,0 +1,134 @@
+"""Between messages and stored records: capture at enqueue, replay at delivery.
+
+:func:`capture` serializes a message once (fixing its Message-ID) and takes its envelope.
+:class:`SpooledMessage` replays the stored bytes through any mailpost backend to exactly
+the recipients still pending, so every attempt sends the same bytes, same Message-ID.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from typing import Any
+
+from mailpost.message import EmailMessage, envelope, serialize
+from mailpost.spool.record import NewMessage, SpoolRecipient
+
+__all__ = [
+    "SpooledMessage",
+    "capture",
+    "decode_recipients",
+    "encode_recipients",
+    "message_id_of",
+    "timestamp",
+]
+
+_parser = BytesHeaderParser()
+
+
+def _header_block(data: bytes) -> bytes:
+    end = data.find(b"\r\n\r\n")
+    return data if end < 0 else data[: end + 2]
+
+
+def message_id_of(data: bytes) -> str | None:
+    """The Message-ID header of serialized message bytes, if any."""
+    value = _parser.parsebytes(_header_block(data)).get("Message-ID")
+    return str(value).strip() if value is not None else None
+
+
+def _fast_message_id(data: bytes) -> str | None:
+    """Message-ID as mailpost's writer emits it (one unfolded line), else a full parse."""
+    head = _header_block(data)
+    start = head.find(b"\r\nMessage-ID: ")
+    if start >= 0:
+        start += len(b"\r\nMessage-ID: ")
+        end = head.find(b"\r\n", start)
+        value = head[start:end]
+        if (
+            value.startswith(b"<")
+            and value.endswith(b">")
+            and head[end + 2 : end + 3]
+            not in (
+                b" ",
+                b"\t",
+            )
+        ):
+            return value.decode("ascii", "replace")
+    return message_id_of(data)
+
+
+def timestamp(value: Any, what: str = "send_at") -> float | None:
+    """Seconds since the epoch from a datetime (naive = local time) or a number."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{what} must be a datetime or seconds since the epoch, not {value!r}")
+
+
+def capture(
+    message: EmailMessage, *, mailer: str, priority: int = 0, send_at: float | None = None
+) -> NewMessage:
+    """Serialize ``message`` once and describe it for the store.
+
+    A message's own ``priority`` / ``send_at`` attributes, when set, override the defaults.
+    """
+    data = serialize(message)
+    sender, recipients = envelope(message)
+    own_priority = getattr(message, "priority", None)
+    if own_priority is not None:
+        if isinstance(own_priority, bool) or not isinstance(own_priority, int):
+            raise TypeError(f"message priority must be an int, not {own_priority!r}")
+        priority = own_priority
+    own_send_at = timestamp(getattr(message, "send_at", None))
+    if own_send_at is not None:
+        send_at = own_send_at
+    return NewMessage(
+        data=data,
+        sender=sender,
+        recipients=recipients,
+        mailer=mailer,
+        message_id=_fast_message_id(data),
+        priority=priority,
+        send_at=send_at,
+    )
+
+
+def encode_recipients(recipients: list[SpoolRecipient]) -> str:
+    return json.dumps([[r.address, r.status, r.code, r.reply] for r in recipients])
+
+
+def new_recipients_json(addresses: list[str]) -> str:
+    return json.dumps([[a, "pending", None, ""] for a in addresses])
+
+
+def decode_recipients(text: str) -> list[SpoolRecipient]:
+    return [SpoolRecipient(a, s, c, r) for a, s, c, r in json.loads(text)]
+
+
+class SpooledMessage(EmailMessage):
+    """A stored message replayed as-is: its bytes, to the given recipients only.
+
+    ``spool_id`` is the record's id. ``subject`` and ``to`` are filled in for display;
+    what is sent is always ``data``.
+    """
+
+    def __init__(
+        self, data: bytes, sender: str, recipients: list[str], *, spool_id: int | None = None
+    ) -> None:
+        super().__init__(from_email=sender)
+        self.spool_data = data
+        self.spool_id = spool_id
+        self._spool_recipients = list(recipients)
+        subject = _parser.parsebytes(_header_block(data)).get("Subject")
+        self.subject = str(subject) if subject is not None else ""
+
+    def _render(self, *, eight_bit: bool = False) -> bytes:
+        return self.spool_data
+
+    def recipients(self) -> list[str]:
+        return list(self._spool_recipients)

@@ -1,0 +1,107 @@
+"""``mailpost spool ...`` through add_spool_commands on our own argparse parser."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+import mailpost
+from mailpost import EmailMessage
+from mailpost.spool import Spool
+from mailpost.spool.cli import add_spool_commands
+from spool_helpers import spool_entry
+
+
+def _run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="mailpost")
+    add_spool_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+@pytest.fixture
+def spool_path(tmp_path: Path) -> str:
+    path = str(tmp_path / "spool.sqlite3")
+    mailpost.configure(
+        MAILERS={
+            "mem": {"BACKEND": "mailpost.backends.locmem.EmailBackend"},
+            "spool": spool_entry(path, "mem"),
+        }
+    )
+    messages = [
+        EmailMessage(f"msg {i}", "b", "from@example.com", [f"u{i}@x.test"]) for i in range(3)
+    ]
+    mailpost.mailers["spool"].send_messages(messages)
+    return path
+
+
+def test_list_and_stats(spool_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("spool", "list", "--using", "spool") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["ID", "STATE", "PRI"]
+    assert len(out.splitlines()) == 4
+    assert "queued" in out
+    assert _run("spool", "stats", "--path", spool_path, "--json") == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["states"]["queued"] == 3
+    assert stats["total"] == 3
+
+
+def test_work_then_show_history(spool_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("spool", "work", "--until-idle") == 0
+    assert "3 attempt(s)" in capsys.readouterr().out
+    assert len(mailpost.outbox) == 3  # type: ignore[attr-defined]
+    assert _run("spool", "show", "1") == 0
+    out = capsys.readouterr().out
+    assert "state:        sent" in out
+    assert "delivered u0@x.test" in out
+    assert "#1 " in out
+    assert "delivered" in out
+    assert _run("spool", "show", "1", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["record"]["state"] == "sent"
+    assert shown["history"][0]["outcome"] == "delivered"
+    assert "lease_token" not in shown["record"]
+    assert "data" not in shown["record"]
+
+
+def test_show_missing_id_fails(spool_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("spool", "show", "99") == 1
+    assert "no spooled message with id 99" in capsys.readouterr().err
+
+
+def test_retry_and_purge(spool_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    spool = Spool.open(spool_path)
+    [record] = spool.store.lease("w", now=spool.clock(), lease_seconds=60, ids=[2])
+    from mailpost.spool.record import Outcome, RecipientResult
+
+    spool.store.complete(
+        record,
+        Outcome(
+            [RecipientResult("u1@x.test", "failed", 550, "no")],
+            started_at=spool.clock(),
+            finished_at=spool.clock(),
+            retry_at=0,
+        ),
+        worker="w",
+    )
+    assert _run("spool", "list", "--state", "dead", "--json") == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["id"] == 2
+    assert _run("spool", "retry") == 0
+    assert "requeued 1 message(s)" in capsys.readouterr().out
+    assert _run("spool", "work", "--until-idle") == 0
+    capsys.readouterr()
+    assert _run("spool", "purge", "--older-than", "3600") == 0
+    assert "purged 0 message(s)" in capsys.readouterr().out
+    assert _run("spool", "purge") == 0
+    assert "purged 3 message(s)" in capsys.readouterr().out
+    assert Spool.open(spool_path).stats()["total"] == 0
+
+
+def test_using_a_non_spool_mailer_is_an_error(spool_path: str) -> None:
+    with pytest.raises(mailpost.InvalidMailer, match=r"MAILERS\['mem'\]: is not a spool mailer"):
+        _run("spool", "stats", "--using", "mem")

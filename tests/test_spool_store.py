@@ -1,0 +1,208 @@
+"""The SQLite store: enqueue, lease, settle, retry, purge; leases across connections."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from mailpost.spool.record import NewMessage, Outcome, RecipientResult
+from mailpost.spool.store import SQLiteStore
+
+T0 = 1_000_000.0
+
+
+def _new(n: int = 0, *, rcpts: tuple[str, ...] = ("a@x.test",), **kw: object) -> NewMessage:
+    return NewMessage(
+        data=f"Subject: msg {n}\r\nMessage-ID: <m{n}@x.test>\r\n\r\nbody\r\n".encode(),
+        sender="s@x.test",
+        recipients=list(rcpts),
+        mailer="smtp",
+        message_id=f"<m{n}@x.test>",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    s = SQLiteStore(tmp_path / "spool.sqlite3")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def _outcome(results: list[RecipientResult], *, at: float, retry_at: float = 0.0, **kw: object
+             ) -> Outcome:  # fmt: skip
+    return Outcome(results, started_at=at, finished_at=at, retry_at=retry_at, **kw)  # type: ignore[arg-type]
+
+
+def test_enqueue_is_visible_to_another_connection_in_wal_full_mode(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    ids = store.enqueue([_new(1), _new(2)], now=T0)
+    assert ids == [1, 2]
+    other = sqlite3.connect(tmp_path / "spool.sqlite3")
+    try:
+        rows = other.execute("SELECT id, message_id, state FROM messages ORDER BY id").fetchall()
+        assert rows == [(1, "<m1@x.test>", "queued"), (2, "<m2@x.test>", "queued")]
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        other.close()
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_lease_returns_data_and_marks_owner(store: SQLiteStore) -> None:
+    store.enqueue([_new(1)], now=T0)
+    [record] = store.lease("w1", now=T0, lease_seconds=60, limit=5)
+    assert record.data is not None
+    assert b"Subject: msg 1" in record.data
+    assert (record.state, record.lease_owner) == ("leased", "w1")
+    assert store.lease("w2", now=T0, lease_seconds=60, limit=5) == []
+
+
+def test_priority_then_age_order(store: SQLiteStore) -> None:
+    store.enqueue([_new(1), _new(2, priority=5), _new(3), _new(4, priority=5)], now=T0)
+    leased = store.lease("w", now=T0, lease_seconds=60, limit=10)
+    assert [r.id for r in leased] == [2, 4, 1, 3]
+
+
+def test_send_at_delays_the_first_attempt(store: SQLiteStore) -> None:
+    store.enqueue([_new(1, send_at=T0 + 3600)], now=T0)
+    assert store.lease("w", now=T0 + 3599, lease_seconds=60) == []
+    assert store.next_due(now=T0) == T0 + 3600
+    assert [r.id for r in store.lease("w", now=T0 + 3600, lease_seconds=60)] == [1]
+
+
+def test_expired_lease_is_taken_over_and_noted_in_history(store: SQLiteStore) -> None:
+    store.enqueue([_new(1)], now=T0)
+    [first] = store.lease("crashed", now=T0, lease_seconds=30)
+    assert store.lease("w2", now=T0 + 29, lease_seconds=30) == []
+    [again] = store.lease("w2", now=T0 + 30, lease_seconds=30)
+    assert again.lease_owner == "w2"
+    assert [a.outcome for a in store.history(1)] == ["lease-expired"]
+    # The stale holder can still record what it delivered, but not settle the record.
+    settled = store.complete(
+        first,
+        _outcome([RecipientResult("a@x.test", "delivered", 250)], at=T0 + 31),
+        worker="crashed",
+    )
+    assert settled is not None
+    assert settled.state == "leased"
+    assert settled.lease_owner == "w2"
+    assert settled.recipients[0].status == "delivered"
+    done = store.complete(again, _outcome([], at=T0 + 32), worker="w2")
+    assert done is not None
+    assert done.state == "sent"
+
+
+def test_retry_then_partial_then_permanent(store: SQLiteStore) -> None:
+    store.enqueue([_new(1, rcpts=("a@x.test", "b@x.test", "c@x.test"))], now=T0)
+    [r] = store.lease("w", now=T0, lease_seconds=60)
+    settled = store.complete(
+        r,
+        _outcome(
+            [
+                RecipientResult("a@x.test", "delivered", 250, "ok"),
+                RecipientResult("b@x.test", "failed", 550, "no such user"),
+                RecipientResult("c@x.test", "pending", 451, "busy"),
+            ],
+            at=T0 + 1,
+            retry_at=T0 + 301,
+            error="c busy",
+        ),
+        worker="w",
+    )
+    assert settled is not None
+    assert (settled.state, settled.attempts, settled.next_attempt_at) == ("queued", 1, T0 + 301)
+    assert settled.pending == ["c@x.test"]
+    assert store.lease("w", now=T0 + 300, lease_seconds=60) == []
+    [r] = store.lease("w", now=T0 + 301, lease_seconds=60)
+    settled = store.complete(
+        r, _outcome([RecipientResult("c@x.test", "delivered", 250)], at=T0 + 302), worker="w"
+    )
+    assert settled is not None
+    assert settled.state == "dead"
+    assert [x.status for x in settled.recipients] == ["delivered", "failed", "delivered"]
+    assert [a.outcome for a in store.history(1)] == ["partial, will retry", "delivered"]
+
+
+def test_give_up_dead_letters_pending_recipients(store: SQLiteStore) -> None:
+    store.enqueue([_new(1)], now=T0)
+    [r] = store.lease("w", now=T0, lease_seconds=60)
+    settled = store.complete(
+        r,
+        _outcome([RecipientResult("a@x.test", "pending", 421, "down")], at=T0, give_up=True),
+        worker="w",
+    )
+    assert settled is not None
+    assert settled.state == "dead"
+    assert settled.recipients[0].status == "failed"
+    assert "gave up after 1 attempt" in (settled.last_error or "")
+
+
+def test_retry_requeues_only_failed_recipients_of_dead_messages(store: SQLiteStore) -> None:
+    store.enqueue([_new(1, rcpts=("a@x.test", "b@x.test")), _new(2)], now=T0)
+    [r1, _] = store.lease("w", now=T0, lease_seconds=60, limit=2)
+    store.complete(
+        r1,
+        _outcome(
+            [
+                RecipientResult("a@x.test", "delivered", 250),
+                RecipientResult("b@x.test", "failed", 550),
+            ],
+            at=T0,
+        ),
+        worker="w",
+    )
+    assert store.retry(now=T0 + 10) == 1
+    record = store.get(1)
+    assert record is not None
+    assert record.state == "queued"
+    assert record.pending == ["b@x.test"]
+    assert record.delivered == ["a@x.test"]
+    assert record.queued_at == T0 + 10
+
+
+def test_purge_and_stats(store: SQLiteStore) -> None:
+    store.enqueue([_new(1), _new(2), _new(3)], now=T0)
+    [r] = store.lease("w", now=T0, lease_seconds=60, ids=[2])
+    store.complete(r, _outcome([RecipientResult("a@x.test", "delivered")], at=T0), worker="w")
+    stats = store.stats(now=T0)
+    assert stats["states"] == {"queued": 2, "leased": 0, "sent": 1, "dead": 0}
+    assert stats["due"] == 2
+    assert stats["total"] == 3
+    assert store.purge(states=["sent"], older_than=T0) == 0
+    assert store.purge(states=["sent"]) == 1
+    assert store.history(2) == []
+    with pytest.raises(ValueError, match="unknown spool state"):
+        store.purge(states=["gone"])
+
+
+def test_two_stores_never_lease_the_same_record(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite3"
+    SQLiteStore(path).enqueue([_new(i) for i in range(400)], now=T0)
+    taken: dict[str, list[int]] = {}
+
+    start = threading.Barrier(4, timeout=10)
+
+    def grab(name: str) -> None:
+        store = SQLiteStore(path)
+        start.wait()
+        mine: list[int] = []
+        for _ in range(200):
+            got = store.lease(name, now=T0, lease_seconds=600, limit=3)
+            if not got:
+                break
+            mine += [r.id for r in got]
+        taken[name] = mine
+        store.close()
+
+    threads = [threading.Thread(target=grab, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    everything = [i for ids in taken.values() for i in ids]
+    assert len(taken) == 4
+    assert sorted(everything) == list(range(1, 401))  # each record exactly once

@@ -1,0 +1,260 @@
+"""The worker on a fake clock: retries, backoff, permanent failures, leases, rate limits."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+import mailpost
+from mailpost import DeliveryResult, EmailMessage, RecipientStatus
+from mailpost.backends.base import BaseEmailBackend
+from mailpost.spool import FakeClock, RetryPolicy, Spool, SQLiteStore, Worker
+
+T0 = 1_700_000_000.0
+
+
+class ScriptedBackend(BaseEmailBackend):
+    """Answers each recipient from ``replies[address]`` (a list consumed per attempt)."""
+
+    def __init__(self, replies: dict[str, list[int]] | None = None) -> None:
+        super().__init__(alias="scripted")
+        self.replies = replies or {}
+        self.calls: list[list[str]] = []
+        self.subjects: list[str] = []
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        results = []
+        for message in email_messages:
+            rcpts = message.recipients()
+            self.calls.append(rcpts)
+            self.subjects.append(str(message.subject))
+            statuses = []
+            for address in rcpts:
+                queue = self.replies.get(address, [])
+                code = queue.pop(0) if queue else 250
+                status = "accepted" if code < 300 else "refused"
+                statuses.append(RecipientStatus(address, status, code, f"reply {code}"))
+            sent = any(s.accepted for s in statuses)
+            result = DeliveryResult(recipients=statuses, sent=sent, response=(250, "ok"))
+            if not all(s.accepted for s in statuses):
+                result.error = "some refused"
+            results.append(self.record(message, result))
+        return self.finish(results)
+
+
+class CountingOnly(BaseEmailBackend):
+    """A custom backend that sets no ``delivery``: returns 1, or raises when told to."""
+
+    def __init__(self, fail: int = 0) -> None:
+        super().__init__()
+        self.fail = fail
+        self.sent = 0
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionResetError("peer reset")
+        self.sent += len(email_messages)
+        return len(email_messages)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def spool(tmp_path: Path, clock: FakeClock) -> Spool:
+    return Spool(
+        SQLiteStore(tmp_path / "spool.sqlite3"),
+        mailer="scripted",
+        clock=clock,
+        policy=RetryPolicy(jitter=0),
+    )
+
+
+def _msg(n: int, *to: str) -> EmailMessage:
+    return EmailMessage(f"msg {n}", "body", "from@example.com", list(to) or ["a@x.test"])
+
+
+def _worker(spool: Spool, clock: FakeClock, backend: BaseEmailBackend, **kw: object) -> Worker:
+    return spool.worker(sleep=clock.sleep, mailer_factory=lambda alias: backend, **kw)  # type: ignore[arg-type]
+
+
+def test_transient_failure_is_retried_on_the_backoff_schedule(
+    spool: Spool, clock: FakeClock
+) -> None:
+    backend = ScriptedBackend({"a@x.test": [451, 451, 421]})
+    [rid] = spool.enqueue([_msg(1)])
+    worker = _worker(spool, clock, backend)
+    times = []
+    for _ in range(10):
+        if worker.run(until_idle=True):
+            times.append(clock() - T0)
+        record = spool.get(rid)
+        assert record is not None
+        if record.state == "sent":
+            break
+        clock.advance(record.next_attempt_at - clock())
+    assert times == [0, 300, 900, 2100]
+    assert len(backend.calls) == 4
+    history = spool.show(rid).history
+    assert [a.outcome for a in history] == ["will retry"] * 3 + ["delivered"]
+    assert [a.recipients[0].code for a in history] == [451, 451, 421, 250]
+
+
+def test_5xx_is_never_retried_and_accepted_recipients_never_resent(
+    spool: Spool, clock: FakeClock
+) -> None:
+    backend = ScriptedBackend({"bad@x.test": [550], "busy@x.test": [450]})
+    [rid] = spool.enqueue([_msg(1, "ok@x.test", "bad@x.test", "busy@x.test")])
+    worker = _worker(spool, clock, backend)
+    worker.run(until_idle=True)
+    clock.advance(10_000)
+    worker.run(until_idle=True)
+    clock.advance(10_000)
+    assert worker.run(until_idle=True) == 0
+    assert backend.calls == [["ok@x.test", "bad@x.test", "busy@x.test"], ["busy@x.test"]]
+    record = spool.get(rid)
+    assert record is not None
+    assert record.state == "dead"
+    assert {r.address: (r.status, r.code) for r in record.recipients} == {
+        "ok@x.test": ("delivered", 250),
+        "bad@x.test": ("failed", 550),
+        "busy@x.test": ("delivered", 250),
+    }
+
+
+def test_gives_up_after_max_age_into_dead_letters(tmp_path: Path, clock: FakeClock) -> None:
+    spool = Spool(
+        SQLiteStore(tmp_path / "s.db"),
+        mailer="x",
+        clock=clock,
+        policy=RetryPolicy(jitter=0, max_age=3600),
+    )
+    backend = ScriptedBackend({"a@x.test": [421] * 100})
+    [rid] = spool.enqueue([_msg(1)])
+    worker = _worker(spool, clock, backend)
+    for _ in range(50):
+        worker.run(until_idle=True)
+        record = spool.get(rid)
+        assert record is not None
+        if record.state == "dead":
+            break
+        clock.advance(4000)
+    assert record.state == "dead"
+    assert 1 < record.attempts < 5
+    assert "gave up" in (record.last_error or "")
+    assert spool.retry() == 1  # an operator requeues it
+    backend.replies.clear()
+    worker.run(until_idle=True)
+    record = spool.get(rid)
+    assert record is not None
+    assert record.state == "sent"
+
+
+def test_backend_without_delivery_results(spool: Spool, clock: FakeClock) -> None:
+    backend = CountingOnly(fail=1)
+    [rid] = spool.enqueue([_msg(1)])
+    worker = _worker(spool, clock, backend)
+    worker.run(until_idle=True)
+    record = spool.get(rid)
+    assert record is not None
+    assert record.state == "queued"
+    assert record.last_error == "ConnectionResetError: peer reset"
+    clock.advance(300)
+    worker.run(until_idle=True)
+    assert backend.sent == 1
+    record = spool.get(rid)
+    assert record is not None
+    assert record.state == "sent"
+
+
+def test_unknown_target_mailer_is_retried_with_the_error(spool: Spool, clock: FakeClock) -> None:
+    mailpost.configure(MAILERS={})
+    [rid] = spool.enqueue([_msg(1)], mailer="nope")
+    spool.worker(sleep=clock.sleep).run(until_idle=True)
+    record = spool.get(rid)
+    assert record is not None
+    assert record.state == "queued"
+    assert "mailer 'nope' unavailable" in (record.last_error or "")
+
+
+def test_send_at_and_priority(spool: Spool, clock: FakeClock) -> None:
+    backend = ScriptedBackend()
+    spool.enqueue([_msg(1)], send_at=T0 + 60)
+    spool.enqueue([_msg(2)])
+    spool.enqueue([_msg(3)], priority=5)
+    worker = _worker(spool, clock, backend, batch_size=1)
+    assert worker.run(until_idle=True) == 2  # the scheduled one is not due yet
+    assert spool.get(1).state == "queued"  # type: ignore[union-attr]
+    clock.advance(60)
+    assert worker.run(until_idle=True) == 1
+    assert [spool.get(i).state for i in (1, 2, 3)] == ["sent"] * 3  # type: ignore[union-attr]
+    first_tries = {i: spool.show(i).history[0] for i in (1, 2, 3)}
+    assert first_tries[1].started_at == T0 + 60
+    assert backend.subjects == ["msg 3", "msg 2", "msg 1"]  # priority first, then age
+
+
+def test_rate_limit_spaces_messages(spool: Spool, clock: FakeClock) -> None:
+    backend = ScriptedBackend()
+    spool.enqueue([_msg(i) for i in range(5)])
+    worker = _worker(spool, clock, backend, rate_limits={"scripted": 2.0})
+    worker.run(until_idle=True)
+    finished = sorted(spool.show(i).history[0].finished_at for i in range(1, 6))
+    assert [round(t - T0, 3) for t in finished] == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_crashed_worker_lease_expires_and_is_picked_up(spool: Spool, clock: FakeClock) -> None:
+    backend = ScriptedBackend()
+    [rid] = spool.enqueue([_msg(1)])
+    spool.store.lease("dead-worker", now=clock(), lease_seconds=300)
+    worker = _worker(spool, clock, backend)
+    assert worker.run(until_idle=True) == 0
+    clock.advance(300)
+    assert worker.run(until_idle=True) == 1
+    entry = spool.show(rid)
+    assert entry.record.state == "sent"
+    assert [a.outcome for a in entry.history] == ["lease-expired", "delivered"]
+
+
+def test_deliver_one_record_by_id(spool: Spool, clock: FakeClock) -> None:
+    backend = ScriptedBackend()
+    ids = spool.enqueue([_msg(1), _msg(2)])
+    worker = _worker(spool, clock, backend)
+    settled = worker.deliver(ids[1])
+    assert settled is not None
+    assert settled.state == "sent"
+    assert worker.deliver(ids[1]) is None  # already done
+    assert backend.calls == [["a@x.test"]]
+    assert spool.get(ids[0]).state == "queued"  # type: ignore[union-attr]
+
+
+def test_jittered_retries_spread_out(spool: Spool, clock: FakeClock) -> None:
+    spool.policy = RetryPolicy(jitter=0.5)
+    backend = ScriptedBackend({f"r{i}@x.test": [451] for i in range(20)})
+    spool.enqueue([_msg(i, f"r{i}@x.test") for i in range(20)])
+    _worker(spool, clock, backend, rng=random.Random(3)).run(until_idle=True)
+    due = [r.next_attempt_at - T0 for r in spool.list()]
+    assert all(150 <= d <= 301 for d in due)
+    assert len({round(d) for d in due}) > 10
+
+
+def test_locmem_delivery_through_configured_mailers(tmp_path: Path) -> None:
+    mailpost.configure(
+        MAILERS={
+            "mem": {"BACKEND": "mailpost.backends.locmem.EmailBackend"},
+            "spool": {
+                "BACKEND": "mailpost.backends.spool.EmailBackend",
+                "OPTIONS": {"mailer": "mem", "path": str(tmp_path / "s.db")},
+            },
+        }
+    )
+    messages = [_msg(i, f"u{i}@x.test") for i in range(30)]
+    assert mailpost.mailers["spool"].send_messages(messages) == 30
+    assert Spool.from_mailer("spool").worker().run(until_idle=True) == 30
+    assert sorted(m.subject for m in mailpost.outbox) == sorted(m.subject for m in messages)  # type: ignore[attr-defined]
+    assert Spool.from_mailer("spool").stats()["states"]["sent"] == 30
