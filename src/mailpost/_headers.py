@@ -349,6 +349,13 @@ def _parse_domain(domain: str, field: str, original: str) -> str:
     return ".".join(out)
 
 
+@functools.lru_cache(maxsize=1024)
+def address_header(name: str, items: tuple[str, ...]) -> str:
+    """The folded header line for address strings, cached: bulk sends repeat the sender."""
+    parsed = [parse_address(a, name) for a in items if a]
+    return fold(name, format_addresses(parsed)) if parsed else ""
+
+
 def format_addresses(addresses: Iterable[Address]) -> list[str]:
     """Foldable tokens for an address list: ``a@x, Name <b@y>``."""
     tokens: list[str] = []
@@ -541,6 +548,17 @@ def render(name: str, value: str, linesep: str = "\r\n") -> str:
     check_name(name)
     check_value(name, value)
     lower = name.lower()
+    if (
+        len(name) + len(value) + 2 <= SOFT_LINE
+        and value.isascii()
+        and value.isprintable()
+        and value[:1] != " "
+        and value[-1:] != " "
+        and "=?" not in value
+        and "?=" not in value
+        and lower not in ADDRESS_HEADERS
+    ):
+        return f"{name}: {value}{linesep}"  # short plain text: nothing to encode or fold
     if lower in IDENTIFIER_HEADERS:
         tokens = _identifier_tokens(name, value)
     elif lower in ADDRESS_HEADERS:

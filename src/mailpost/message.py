@@ -21,7 +21,7 @@ import random
 import re
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from email.parser import BytesParser
 from email.utils import formatdate
 from pathlib import Path
@@ -340,48 +340,34 @@ class EmailMessage:
     def _render(self, *, eight_bit: bool = False) -> bytes:
         """The complete message in wire format (CRLF line endings)."""
         charset = self._charset()
-        extra = {str(k).lower(): (check_name(str(k)), v) for k, v in self.extra_headers.items()}
-        for forbidden in ("bcc", "mime-version", "content-type", "content-transfer-encoding"):
-            if forbidden in extra:
-                raise BadHeaderError(
-                    f"{extra[forbidden][0]}: cannot be set through headers="
-                    + (" (use bcc=[...])" if forbidden == "bcc" else " (mailpost sets it)"),
-                    field=extra[forbidden][0],
-                )
+        extra = _extra_headers(self.extra_headers) if self.extra_headers else {}
         out: list[str] = []
-
-        def addresses(name: str, items: Iterable[AddressInput]) -> None:
-            parsed = [parse_address(a, name) for a in items if a]
-            if parsed:
-                out.append(fold(name, _headers.format_addresses(parsed)))
-
-        def header(name: str, value: Any) -> None:
-            out.append(_headers.render(name, _as_text(value)))
-
-        if "subject" in extra:
-            header(*extra.pop("subject"))
-        else:
-            header("Subject", self.subject)
-        if "from" in extra:
-            header(*extra.pop("from"))
-        else:
-            addresses("From", [self.from_email])
-        for name, attr in (("To", "to"), ("Cc", "cc"), ("Reply-To", "reply_to")):
-            key = name.lower()
-            if key in extra:
-                header(*extra.pop(key))
-            else:
-                addresses(name, getattr(self, attr))
-        if "date" in extra:
-            header(*extra.pop("date"))
+        for name, value in (
+            ("Subject", None),
+            ("From", (self.from_email,)),
+            ("To", self.to),
+            ("Cc", self.cc),
+            ("Reply-To", self.reply_to),
+        ):
+            given = extra.pop(name.lower(), None)
+            if given is not None:
+                out.append(_headers.render(given[0], _as_text(given[1])))
+            elif value is None:
+                out.append(_headers.render(name, _as_text(self.subject)))
+            elif value:
+                out.append(_address_line(name, value))
+        given = extra.pop("date", None)
+        if given is not None:
+            out.append(_headers.render(given[0], _as_text(given[1])))
         else:
             out.append(f"Date: {_date(bool(settings.EMAIL_USE_LOCALTIME))}\r\n")
-        if "message-id" in extra:
-            header(*extra.pop("message-id"))
+        given = extra.pop("message-id", None)
+        if given is not None:
+            out.append(_headers.render(given[0], _as_text(given[1])))
         else:
             out.append(f"Message-ID: {make_msgid()}\r\n")
         for name, value in extra.values():
-            header(name, value)
+            out.append(_headers.render(name, _as_text(value)))
         out.append("MIME-Version: 1.0\r\n")
         root = self._structure(charset, eight_bit)
         buffer = io.BytesIO()
@@ -504,6 +490,32 @@ def envelope(message: EmailMessage) -> tuple[str, list[str]]:
     else:
         recipients = [parse_address(a, "recipients").addr_spec for a in message.recipients()]
     return sender, recipients
+
+
+_FORBIDDEN_EXTRA = {
+    "bcc": " (use bcc=[...])",
+    "mime-version": " (mailpost sets it)",
+    "content-type": " (mailpost sets it)",
+    "content-transfer-encoding": " (mailpost sets it)",
+}
+
+
+def _extra_headers(headers: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """``headers=`` by lower-case name, validated; Bcc and MIME structure are refused."""
+    extra = {str(k).lower(): (check_name(str(k)), v) for k, v in headers.items()}
+    for lower, hint in _FORBIDDEN_EXTRA.items():
+        if lower in extra:
+            name = extra[lower][0]
+            raise BadHeaderError(f"{name}: cannot be set through headers={hint}", field=name)
+    return extra
+
+
+def _address_line(name: str, items: Sequence[AddressInput]) -> str:
+    """The folded header line for an address list ("" when every entry is empty)."""
+    if all(type(a) is str for a in items):
+        return _headers.address_header(name, tuple(items))
+    parsed = [parse_address(a, name) for a in items if a]
+    return fold(name, _headers.format_addresses(parsed)) if parsed else ""
 
 
 _last_date: tuple[float, bool, str] = (0.0, False, "")
@@ -682,6 +694,9 @@ def _write_b64(out: io.BytesIO, data: bytes) -> None:
         out.write(encoded if start + _B64_CHUNK < size else encoded[:-2])
 
 
+_plain_headers: dict[tuple[str, str, str | None, str | None], list[str]] = {}
+
+
 def _content_headers(
     mimetype: str,
     cte: str,
@@ -689,6 +704,24 @@ def _content_headers(
     charset: str | None = None,
     filename: str | None = None,
     disposition: str | None = None,
+) -> list[str]:
+    """Content-Type / Content-Transfer-Encoding / Content-Disposition lines for a part.
+
+    Without a file name the lines depend on few values, so they are made once and reused.
+    """
+    if filename is None:
+        key = (mimetype, cte, charset, disposition)
+        cached = _plain_headers.get(key)
+        if cached is None:
+            cached = _make_content_headers(mimetype, cte, charset, None, disposition)
+            if len(_plain_headers) < 512:
+                _plain_headers[key] = cached
+        return cached
+    return _make_content_headers(mimetype, cte, charset, filename, disposition)
+
+
+def _make_content_headers(
+    mimetype: str, cte: str, charset: str | None, filename: str | None, disposition: str | None
 ) -> list[str]:
     ctype = [mimetype + (";" if charset else "")]
     if charset:
