@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -225,3 +226,94 @@ def test_python_dash_m_mailpost_runs_the_cli(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Subject: Hello" in done.stdout
     assert "no mailer is configured" in done.stderr
+
+
+def test_no_arguments_prints_the_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("usage: mailpost")
+    assert "examples:" in err
+    assert "mailpost check" in err
+
+
+def test_top_level_help_lists_every_command_and_examples(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    commands = out.split("commands:")[1].split("examples:")[0]
+    for name, purpose in [
+        ("check", "connect, TLS, login \\(sends nothing\\)"),
+        ("send", "send one email message"),
+        ("sendtestemail", "send a test message and report"),
+        ("spool", "spool"),
+    ]:
+        assert re.search(rf"^\s+{name}\s+.*{purpose}", commands, re.MULTILINE), name
+    examples = out.split("examples:")[1]
+    for example in ["export MAILPOST_MAILERS=", "mailpost check", "mailpost send --to",
+                    "mailpost sendtestemail ann@example.com"]:  # fmt: skip
+        assert example in examples
+
+
+def spool_mailers(path: Path) -> dict[str, object]:
+    spool = {"BACKEND": "mailpost.backends.spool.EmailBackend",
+             "OPTIONS": {"path": str(path), "mailer": "mem"}}  # fmt: skip
+    return {"mem": "locmem://", "spool": spool}
+
+
+def test_spool_commands_run_through_the_main_entry_point(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mailpost.configure(MAILERS=spool_mailers(tmp_path / "spool.sqlite3"))
+    mailpost.send_mail("Queued", "Body", "app@example.com", ["ann@example.com"], using="spool")
+    assert main(["spool", "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["states"]["queued"] == 1
+    assert main(["spool", "work", "--until-idle"]) == 0
+    assert [m.subject for m in mailpost.outbox] == ["Queued"]
+
+
+def test_spool_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spool", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out
+    assert "mailpost spool work --until-idle" in out
+
+
+def test_spool_without_a_spool_mailer_exits_2_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    use_locmem()
+    assert main(["spool", "stats"]) == 2
+    assert capsys.readouterr().err.startswith("mailpost spool stats: MAILERS['spool']: no such")
+
+
+def python_m_mailpost(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mailpost", *argv], capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **env}, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def test_python_dash_m_mailpost_check(tmp_path: Path) -> None:
+    mailers = json.dumps({"default": "locmem://", "files": f"file://{tmp_path / 'out'}"})
+    done = python_m_mailpost(tmp_path, "check", MAILPOST_MAILERS=mailers)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("ok     default   locmem")
+    assert lines[1].startswith(f"ok     files     file {tmp_path / 'out'} (directory writable)")
+    assert lines[2] == "2 mailer(s) checked: 2 ok, 0 with warnings, 0 failed"
+
+
+def test_python_dash_m_mailpost_without_arguments_exits_2(tmp_path: Path) -> None:
+    done = python_m_mailpost(tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: mailpost")
+
+
+def test_python_dash_m_mailpost_spool(tmp_path: Path) -> None:
+    mailers = json.dumps(spool_mailers(tmp_path / "spool.sqlite3"))
+    done = python_m_mailpost(tmp_path, "spool", "stats", MAILPOST_MAILERS=mailers)
+    assert done.returncode == 0, done.stderr
+    assert "total    0" in done.stdout

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mailpost._cli._common import EXIT_DELIVERY, EXIT_OK, CliError, Streams
+from mailpost._cli._common import EXIT_DELIVERY, EXIT_OK, CliError, HelpFormatter, Streams
 
 __all__ = ["register"]
 
@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
         help="send one email message",
         description="Compose one email message and send it through a configured mailer.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--to", action="append", required=True, metavar="ADDR",
                         help="recipient (repeat for more)")  # fmt: skip

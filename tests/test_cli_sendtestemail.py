@@ -1,0 +1,216 @@
+"""``mailpost sendtestemail`` through a real SMTP server (aiosmtpd): what the server got,
+what was printed, and the exit status."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+
+import mailpost
+from mailpost._cli import main
+from smtpd_harness import SMTPServer
+
+
+def use_env(monkeypatch: pytest.MonkeyPatch, **mailers: Any) -> None:
+    monkeypatch.setenv("MAILPOST_MAILERS", json.dumps(mailers))
+
+
+def smtp_url(server: SMTPServer) -> str:
+    return f"smtp://{server.host}:{server.port}?timeout=5"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str], str]:
+    code = main(["sendtestemail", *argv])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err
+
+
+def parsed(data: bytes) -> Message:
+    return message_from_bytes(data)
+
+
+def test_sends_to_the_addresses_and_reports_each_recipient(
+    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_env(monkeypatch, default=smtp_url(smtp_server))
+    code, lines, err = run(capsys, "ann@example.com", "bob@example.com")
+    assert code == 0, lines
+    [received] = smtp_server.messages
+    assert received.rcpt_tos == ["ann@example.com", "bob@example.com"]
+    assert received.mail_from == "webmaster@localhost"
+    msg = parsed(received.data)
+    host = socket.gethostname()
+    assert re.fullmatch(
+        rf"Test email from mailpost on {re.escape(host)} at "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}",
+        str(msg["Subject"]),
+    )
+    body = msg.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    assert "sent by the mailer MAILERS['default']: smtp 127.0.0.1:" in body
+    assert lines[0].startswith(
+        "ok     test message to ann@example.com, bob@example.com via MAILERS['default'] "
+        f"(smtp 127.0.0.1:{smtp_server.port}): 250 2.0.0 OK: queued as m1"
+    )
+    assert lines[1] == "         accepted    ann@example.com  250 2.1.5 Recipient OK"
+    assert lines[2] == "         accepted    bob@example.com  250 2.1.5 Recipient OK"
+    assert lines[3] == "1 test message(s): 1 delivered, 0 failed"
+    assert err == ""
+
+
+def test_from_option_sets_the_sender(
+    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_env(monkeypatch, default=smtp_url(smtp_server))
+    code, _, _ = run(capsys, "--from", "App <app@example.com>", "ann@example.com")
+    assert code == 0
+    assert smtp_server.messages[0].mail_from == "app@example.com"
+
+
+def test_admins_and_managers_get_it_through_mail_admins_and_mail_managers(
+    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_env(monkeypatch, default=smtp_url(smtp_server))
+    monkeypatch.setenv("MAILPOST_ADMINS", "ops@example.com,dev@example.com")
+    monkeypatch.setenv("MAILPOST_MANAGERS", '["boss@example.com"]')
+    monkeypatch.setenv("MAILPOST_SERVER_EMAIL", "server@example.com")
+    monkeypatch.setenv("MAILPOST_EMAIL_SUBJECT_PREFIX", "[app] ")
+    code, lines, _ = run(capsys, "--admins", "--managers")
+    assert code == 0, lines
+    admins, managers = smtp_server.messages
+    assert admins.rcpt_tos == ["ops@example.com", "dev@example.com"]
+    assert managers.rcpt_tos == ["boss@example.com"]
+    assert {admins.mail_from, managers.mail_from} == {"server@example.com"}
+    assert str(parsed(admins.data)["Subject"]).startswith("[app] Test email from mailpost on ")
+    assert lines[0].startswith(
+        "ok     test message to ADMINS (ops@example.com, dev@example.com) via MAILERS['default']"
+    )
+    assert lines[1:3] == [
+        "         accepted    ops@example.com",
+        "         accepted    dev@example.com",
+    ]
+    assert lines[3].startswith("ok     test message to MANAGERS (boss@example.com) via ")
+    assert lines[-1] == "2 test message(s): 2 delivered, 0 failed"
+
+
+def test_a_refused_recipient_exits_1_and_prints_the_servers_code(
+    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    smtp_server.faults.refuse["bad@example.com"] = "550 5.1.1 No such user here"
+    use_env(monkeypatch, default=smtp_url(smtp_server))
+    code, lines, _ = run(capsys, "ann@example.com", "bad@example.com")
+    assert code == 1
+    assert smtp_server.messages[0].rcpt_tos == ["ann@example.com"]
+    assert lines[0].startswith("FAIL   test message to ann@example.com, bad@example.com via ")
+    assert "1 of 2 recipient(s) refused" in lines[0]
+    assert lines[1] == "         accepted    ann@example.com  250 2.1.5 Recipient OK"
+    assert lines[2] == "         refused     bad@example.com  550 5.1.1 No such user here"
+    assert lines[3] == "1 test message(s): 0 delivered, 1 failed"
+
+
+def test_admins_all_refused_exits_1_with_the_codes(
+    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    smtp_server.faults.refuse["ops@example.com"] = "450 4.2.1 Mailbox busy, try later"
+    use_env(monkeypatch, default=smtp_url(smtp_server))
+    mailpost.configure(MAILERS={"default": smtp_url(smtp_server)}, ADMINS=["ops@example.com"])
+    code, lines, _ = run(capsys, "--admins")
+    assert code == 1
+    assert smtp_server.messages == []
+    assert lines[0].startswith("FAIL   test message to ADMINS (ops@example.com) via ")
+    assert lines[1] == "         refused     ops@example.com  450 4.2.1 Mailbox busy, try later"
+
+
+def test_unreachable_server_exits_1_saying_why(
+    closed_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_env(monkeypatch, default=f"smtp://u:pw-s3cret@127.0.0.1:{closed_port}?timeout=5")
+    code, lines, err = run(capsys, "ann@example.com")
+    assert code == 1
+    assert "not attempted: could not connect to 127.0.0.1:" in lines[0]
+    assert lines[1].startswith("         unattempted ann@example.com")
+    assert "pw-s3cret" not in "\n".join(lines) + err
+
+
+def test_using_sends_through_that_mailer(capsys: pytest.CaptureFixture[str]) -> None:
+    mailpost.configure(MAILERS={"default": "dummy://", "bulk": "locmem://"})
+    code, lines, _ = run(capsys, "ann@example.com", "--using", "bulk")
+    assert code == 0
+    [msg] = mailpost.outbox
+    assert msg.sent_using == "bulk"
+    assert "MAILERS['bulk']" in msg.body
+    assert lines[0].startswith(
+        "ok     test message to ann@example.com via MAILERS['bulk'] (locmem (messages are kept"
+    )
+    assert lines[1] == "         accepted    ann@example.com"
+
+
+def test_nothing_to_send_to_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    mailpost.configure(MAILERS={"default": "locmem://"})
+    code, lines, err = run(capsys)
+    assert code == 2
+    assert lines == []
+    assert (
+        err == "mailpost sendtestemail: give at least one ADDRESS, or --admins and/or --managers\n"
+    )
+
+
+def test_admins_requested_but_empty_exits_2_before_sending_anything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mailpost.configure(MAILERS={"default": "locmem://"})
+    code, _, err = run(capsys, "ann@example.com", "--admins")
+    assert code == 2
+    assert "--admins: the ADMINS setting is empty; set it, e.g. MAILPOST_ADMINS=" in err
+    assert not hasattr(mailpost, "outbox")
+
+
+def test_malformed_managers_exits_2_before_sending_anything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mailpost.configure(MAILERS={"default": "locmem://"}, MANAGERS=[("Jo", "jo@example.com")])
+    code, _, err = run(capsys, "ann@example.com", "--managers")
+    assert code == 2
+    assert "--managers: the MANAGERS setting must be a list of address strings" in err
+    assert not hasattr(mailpost, "outbox")
+
+
+def test_no_mailers_exits_2_and_explains_how_to_configure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "ann@example.com")
+    assert code == 2
+    assert err.startswith("mailpost sendtestemail: no mailers are configured")
+    assert "MAILPOST_MAILERS" in err
+
+
+def test_unknown_alias_exits_2_listing_the_defined_ones(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    use_env(monkeypatch, default="locmem://")
+    code, _, err = run(capsys, "ann@example.com", "--using", "bulk")
+    assert code == 2
+    assert "MAILERS['bulk']: no such mailer (defined aliases: 'default')" in err
+
+
+def test_invalid_address_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    mailpost.configure(MAILERS={"default": "locmem://"})
+    code, _, err = run(capsys, "ann@example.com\nBcc: x@example.com")
+    assert code == 2
+    assert err.startswith("mailpost sendtestemail: invalid ")
+    assert not hasattr(mailpost, "outbox")
+
+
+def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines, _ = run(capsys, "--help")
+    out = "\n".join(lines)
+    assert code == 0
+    assert "examples:" in out
+    assert "mailpost sendtestemail ann@example.com" in out
+    assert "mailpost sendtestemail --admins --managers" in out
+    assert "exit status: 0" in out
