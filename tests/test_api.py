@@ -401,7 +401,7 @@ def test_server_mail_with_empty_setting_returns_0_without_needing_a_mailer(func:
     ("setting", "value"),
     [
         ("ADMINS", "ops@example.com"),
-        ("ADMINS", [("Ops", "ops@example.com")]),
+        ("ADMINS", [("Ops", "ops@example.com", "extra")]),
         ("MANAGERS", {"ops@example.com"}),
         ("MANAGERS", [42]),
     ],
@@ -412,6 +412,17 @@ def test_server_mail_setting_must_be_a_list_of_strings(setting: str, value: Any)
     with pytest.raises(ImproperlyConfigured, match=f"The {setting} setting must be a list"):
         func("S", "B")
     assert outbox() == []
+
+
+def test_admins_as_django_52_style_pairs_still_work_with_a_deprecation_warning() -> None:
+    mailpost.configure(
+        MAILERS={"default": "locmem://"}, ADMINS=[("Ops Team", "ops@example.com"), "b@example.com"]
+    )
+    with pytest.warns(MailpostDeprecationWarning, match="ADMINS as \\(name, address\\) pairs"):
+        assert mail_admins("S", "B") == 1
+    [msg] = outbox()
+    assert msg.to == [("Ops Team", "ops@example.com"), "b@example.com"]
+    assert "Ops Team <ops@example.com>" in msg.message()["To"]
 
 
 def test_mail_managers_using_routes_to_that_mailer() -> None:

@@ -209,7 +209,7 @@ def invalid_message(**entries: Any) -> str:
 
 
 def test_missing_backend_is_invalid() -> None:
-    assert "'BACKEND' is missing" in invalid_message(main={"OPTIONS": {"host": "x"}})
+    assert "'BACKEND' must be a dotted path string" in invalid_message(main={"BACKEND": ""})
 
 
 def test_unknown_entry_keys_are_invalid_and_named() -> None:

@@ -6,6 +6,9 @@ The names below are the public API; they follow the ``django.core.mail`` documen
 
 from __future__ import annotations
 
+from typing import Any
+
+from mailpost import _capture
 from mailpost._api import (
     amail_admins,
     amail_managers,
@@ -41,6 +44,16 @@ from mailpost.message import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``mailpost.outbox`` during a Django test run is Django's ``mail.outbox``."""
+    if name == "outbox":
+        box = _capture.django_outbox()
+        if box is not None:
+            return box
+    raise AttributeError(f"module 'mailpost' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_ATTACHMENT_MIME_TYPE",

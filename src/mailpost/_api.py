@@ -423,17 +423,36 @@ async def asend_mass_mail(
 # -- mail_admins / mail_managers -----------------------------------------------------------------
 
 
-def _server_recipients(setting: str) -> list[str]:
-    """``ADMINS`` / ``MANAGERS``: a list or tuple of address strings."""
+def _is_name_address_pair(item: object) -> bool:
+    return (
+        isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, str) for x in item)
+    )
+
+
+def _server_recipients(setting: str) -> list[Any]:
+    """``ADMINS`` / ``MANAGERS``: a list or tuple of address strings.
+
+    compat: ``(name, address)`` pairs, the form Django 5.2 and older documented, are still
+    accepted (with a deprecation warning) and sent to as ``name <address>``.
+    """
     value = getattr(settings, setting)
     if value is None:
         return []
-    if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
-        raise ImproperlyConfigured(
-            f"The {setting} setting must be a list or tuple of email address strings, "
-            f'e.g. ["ops@example.com", "Jo <jo@example.com>"]; got {value!r}'
-        )
-    return list(value)
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(a, str) for a in value):
+            return list(value)
+        if all(isinstance(a, str) or _is_name_address_pair(a) for a in value):
+            warnings.warn(  # compat:
+                f"{setting} as (name, address) pairs is deprecated; use address strings "
+                'such as "Jo <jo@example.com>".',
+                MailpostDeprecationWarning,
+                stacklevel=4,
+            )
+            return [a if isinstance(a, str) else tuple(a) for a in value]
+    raise ImproperlyConfigured(
+        f"The {setting} setting must be a list or tuple of email address strings, "
+        f'e.g. ["ops@example.com", "Jo <jo@example.com>"]; got {value!r}'
+    )
 
 
 def _prepare_server_mail(

@@ -56,8 +56,10 @@ def record(message: EmailMessage) -> None:
     """Called by the in-memory backend for every message it keeps."""
     for outbox in _captures.get():
         outbox.append(message)
+
+
+def django_outbox() -> list[EmailMessage] | None:
+    """``django.core.mail.outbox`` when a Django test run has set it up, else None."""
     django_mail = sys.modules.get("django.core.mail")
-    if django_mail is not None:
-        django_outbox = getattr(django_mail, "outbox", None)
-        if isinstance(django_outbox, list):
-            django_outbox.append(message)
+    box = getattr(django_mail, "outbox", None) if django_mail is not None else None
+    return box if isinstance(box, list) else None

@@ -29,6 +29,8 @@ __all__ = ["MailersHandler", "mailers"]
 _DJANGO_PREFIX = "django.core.mail.backends."
 _BUILTIN = ("smtp", "console", "filebased", "locmem", "dummy")
 _ENTRY_KEYS = {"BACKEND", "OPTIONS"}
+#: A MAILERS entry without "BACKEND" is an SMTP mailer, as in Django.
+_DEFAULT_BACKEND = "mailpost.backends.smtp.EmailBackend"
 _HOW_TO_CONFIGURE = (
     "Define it with mailpost.configure(MAILERS={...}), the MAILPOST_MAILERS environment "
     'variable (JSON, e.g. \'{"default": "smtp://localhost:25"}\') or Django\'s MAILERS setting.'
@@ -194,9 +196,7 @@ def _validated_entry(alias: str, entry: Any) -> tuple[str, dict[str, Any]]:
             f"unknown key(s) {', '.join(repr(k) for k in unknown)}; a mailer entry takes "
             "only 'BACKEND' and 'OPTIONS' (backend settings go inside 'OPTIONS')"
         )
-    path = entry.get("BACKEND")
-    if path is None:
-        raise invalid("'BACKEND' is missing; set it to a dotted path to an email backend class")
+    path = entry.get("BACKEND", _DEFAULT_BACKEND)  # compat: Django 6.1 defaults it to SMTP
     if not isinstance(path, str) or not path.strip():
         raise invalid(f"'BACKEND' must be a dotted path string, not {path!r}")
     options = entry.get("OPTIONS", {})

@@ -149,16 +149,23 @@ def capture() -> Iterator[Outbox]:
 
 
 def mail_outbox() -> Outbox:
-    """``mailpost.outbox`` (created empty if nothing was sent yet)."""
+    """``mailpost.outbox`` (created empty if nothing was sent yet).
+
+    During a Django test run that is Django's ``mail.outbox``; then this returns a snapshot
+    of it (an ``Outbox`` to assert on), leaving Django's list in place.
+    """
     import mailpost
 
     box = getattr(mailpost, "outbox", None)
+    django_box = _capture.django_outbox()
+    if django_box is not None and box is django_box:
+        return Outbox(django_box)
     if box is None:
         box = Outbox()
-        mailpost.outbox = box  # type: ignore[attr-defined]
+        mailpost.outbox = box
     if not isinstance(box, Outbox):
         box = Outbox(box)
-        mailpost.outbox = box  # type: ignore[attr-defined]
+        mailpost.outbox = box
     return box
 
 
@@ -201,7 +208,7 @@ if pytest is not None:
         """Every test starts with an empty outbox and, unless opted out, memory mailers."""
         import mailpost
 
-        mailpost.outbox = Outbox()  # type: ignore[attr-defined]
+        mailpost.outbox = Outbox()
         live = request.node.get_closest_marker("mailpost_live") is not None
         swap = bool(request.config.getini("mailpost_capture")) and not live
         if swap:

@@ -27,14 +27,24 @@ _outbox_lock = threading.Lock()
 
 
 def _store(message: EmailMessage) -> None:
+    """Append to ``mailpost.outbox`` and Django's test outbox, once each.
+
+    In a Django test run with no ``mailpost.outbox`` of its own, ``mailpost.outbox`` *is*
+    ``django.core.mail.outbox`` (see ``mailpost.__getattr__``), which Django empties before
+    every test.
+    """
     import mailpost
 
     with _outbox_lock:
-        outbox: list[EmailMessage] | None = getattr(mailpost, "outbox", None)
-        if outbox is None:
-            outbox = []
-            mailpost.outbox = outbox  # type: ignore[attr-defined]
-        outbox.append(message)
+        django_box = _capture.django_outbox()
+        own: list[EmailMessage] | None = vars(mailpost).get("outbox")
+        if own is None and django_box is None:
+            own = []
+            mailpost.outbox = own
+        if own is not None:
+            own.append(message)
+        if django_box is not None and django_box is not own:
+            django_box.append(message)
     _capture.record(message)
 
 

@@ -1,0 +1,1 @@
+"""A minimal Django project whose code sends mail through mailpost."""

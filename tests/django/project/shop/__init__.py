@@ -1,0 +1,1 @@
+"""The project's app: views that send mail with mailpost instead of django.core.mail."""
