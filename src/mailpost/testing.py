@@ -156,10 +156,10 @@ def mail_outbox() -> Outbox:
     """
     import mailpost
 
-    box = getattr(mailpost, "outbox", None)
     django_box = _capture.django_outbox()
-    if django_box is not None and box is django_box:
+    if django_box is not None and "outbox" not in vars(mailpost):
         return Outbox(django_box)
+    box = getattr(mailpost, "outbox", None)
     if box is None:
         box = Outbox()
         mailpost.outbox = box
