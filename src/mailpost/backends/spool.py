@@ -15,11 +15,19 @@ OPTIONS:
 - ``rate_limit``: messages per second through ``mailer``, per worker (default: none).
 - ``lease_seconds`` (default 300), ``batch_size`` (default 20): worker tuning.
 - ``in_process_worker``: start a background delivery thread in this process on first send.
+- ``dispatch``: ``"celery"`` publishes one ``mailpost.deliver`` task per stored message
+  (its id only) so Celery workers deliver it; see :mod:`mailpost.integrations.celery`.
+- ``celery_app``: the Celery app to publish with (an app or ``"module:attribute"``; default
+  ``celery.current_app``); ``celery_queue``: the queue to publish to (default: the app's).
+- ``on_commit``: inside a Django ``atomic`` block, store the messages only once the
+  transaction commits (``True`` for the default database, or a database alias).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +43,11 @@ if TYPE_CHECKING:
     from mailpost.spool.store import SQLiteStore
 
 __all__ = ["DEFAULT_PATH", "EmailBackend", "SpoolBackend"]
+
+logger = logging.getLogger("mailpost.spool")
+
+#: Values of OPTIONS ``dispatch``: who delivers what this spool stores, besides workers.
+DISPATCHERS = ("celery",)
 
 #: Where the spool lives when OPTIONS has no ``path``: relative to the working directory.
 DEFAULT_PATH = "mailpost-spool.sqlite3"
@@ -59,6 +72,10 @@ class SpoolBackend(BaseEmailBackend):
         lease_seconds: float = 300.0,
         batch_size: int = 20,
         in_process_worker: bool = False,
+        dispatch: str | None = None,
+        celery_app: Any = None,
+        celery_queue: str | None = None,
+        on_commit: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently, alias=alias, **kwargs)
@@ -99,6 +116,38 @@ class SpoolBackend(BaseEmailBackend):
         self.lease_seconds = float(lease_seconds)
         self.batch_size = int(batch_size)
         self.in_process_worker = bool(in_process_worker)
+        if dispatch is not None and dispatch not in DISPATCHERS:
+            raise self.invalid(
+                f"OPTIONS 'dispatch' must be one of {', '.join(map(repr, DISPATCHERS))} "
+                f"or None, not {dispatch!r}"
+            )
+        if dispatch is None and (celery_app is not None or celery_queue is not None):
+            raise self.invalid("OPTIONS 'celery_app' / 'celery_queue' need 'dispatch': 'celery'")
+        if dispatch == "celery":
+            if alias is None:
+                raise self.invalid(
+                    "OPTIONS 'dispatch': 'celery' needs the spool to be a MAILERS entry: the "
+                    "Celery task finds the spool by its alias"
+                )
+            if celery_queue is not None and (not isinstance(celery_queue, str) or not celery_queue):
+                raise self.invalid(
+                    f"OPTIONS 'celery_queue' must be a queue name, not {celery_queue!r}"
+                )
+            try:
+                import celery  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401
+            except ImportError:
+                raise self.invalid(
+                    "OPTIONS 'dispatch': 'celery' needs Celery: pip install \"mailpost[celery]\""
+                ) from None
+        if not isinstance(on_commit, (bool, str)) or on_commit == "":
+            raise self.invalid(
+                f"OPTIONS 'on_commit' must be True, False or a Django database alias, "
+                f"not {on_commit!r}"
+            )
+        self.dispatch = dispatch
+        self.celery_app = celery_app
+        self.celery_queue = celery_queue
+        self.on_commit = on_commit
         self._store: tuple[int, SQLiteStore] | None = None
 
     def __repr__(self) -> str:
@@ -141,7 +190,9 @@ class SpoolBackend(BaseEmailBackend):
 
         Each message gets ``delivery.response == (250, "queued as <id>")`` and
         ``spool_id``. A message that cannot be composed is not queued (its error is raised
-        after the others are stored, unless ``fail_silently``).
+        after the others are stored, unless ``fail_silently``). With ``on_commit`` inside a
+        Django transaction, the messages are composed now (their Message-ID fixed) and
+        stored when it commits; until then the response is ``(250, "queued on commit")``.
         """
         if not email_messages:
             return 0
@@ -163,45 +214,109 @@ class SpoolBackend(BaseEmailBackend):
                 if compose_error is None and not self.fail_silently:
                     compose_error = exc
         if captured:
-            store = self.store
-            try:
-                ids = store.enqueue([c for _, c in captured], now=self.clock())
-            except Exception as exc:
-                for message, item in captured:
-                    results[id(message)] = self.record(
-                        message,
-                        DeliveryResult(
-                            message_id=item.message_id,
-                            recipients=[RecipientStatus(a, "unattempted") for a in item.recipients],
-                            error=f"could not write to spool {self.path!r}: {exc}",
-                            retryable=True,
-                            exception=exc,
-                        ),
-                    )
+            database = self._open_transaction()
+            if database is None:
+                results.update(self._store_now(captured))
             else:
-                for (message, item), record_id in zip(captured, ids, strict=True):
-                    reply = f"queued as {record_id}"
-                    message.spool_id = record_id  # type: ignore[attr-defined]
-                    results[id(message)] = self.record(
-                        message,
-                        DeliveryResult(
-                            message_id=item.message_id,
-                            sent=True,
-                            recipients=[
-                                RecipientStatus(a, "accepted", 250, reply) for a in item.recipients
-                            ],
-                            response=(250, reply),
-                        ),
-                    )
-                if self.in_process_worker:
-                    from mailpost.spool.api import ensure_in_process_worker
-
-                    ensure_in_process_worker(
-                        (os.path.abspath(self.path), self.mailer), self.spool()
-                    )
+                results.update(self._defer(captured, database))
         if compose_error is not None:
             raise compose_error
         return self.finish(results[id(m)] for m in email_messages)
+
+    def _store_now(
+        self, captured: list[tuple[EmailMessage, NewMessage]]
+    ) -> dict[int, DeliveryResult]:
+        """Enqueue in one transaction, then dispatch; a result per message (by ``id()``)."""
+        results: dict[int, DeliveryResult] = {}
+        store = self.store
+        now = self.clock()
+        try:
+            ids = store.enqueue([c for _, c in captured], now=now)
+        except Exception as exc:
+            for message, item in captured:
+                results[id(message)] = self.record(
+                    message,
+                    DeliveryResult(
+                        message_id=item.message_id,
+                        recipients=[RecipientStatus(a, "unattempted") for a in item.recipients],
+                        error=f"could not write to spool {self.path!r}: {exc}",
+                        retryable=True,
+                        exception=exc,
+                    ),
+                )
+            return results
+        for (message, item), record_id in zip(captured, ids, strict=True):
+            reply = f"queued as {record_id}"
+            message.spool_id = record_id  # type: ignore[attr-defined]
+            results[id(message)] = self.record(
+                message,
+                DeliveryResult(
+                    message_id=item.message_id,
+                    sent=True,
+                    recipients=[
+                        RecipientStatus(a, "accepted", 250, reply) for a in item.recipients
+                    ],
+                    response=(250, reply),
+                ),
+            )
+        if self.in_process_worker:
+            from mailpost.spool.api import ensure_in_process_worker
+
+            ensure_in_process_worker((os.path.abspath(self.path), self.mailer), self.spool())
+        if self.dispatch == "celery":
+            from mailpost.integrations.celery import publish
+
+            due = [max(0.0, (item.send_at or now) - now) for _, item in captured]
+            publish(self, [(record_id, 0, wait) for record_id, wait in zip(ids, due, strict=True)])
+        return results
+
+    # -- Django on_commit -----------------------------------------------------------------
+
+    def _open_transaction(self) -> str | None:
+        """The Django database alias whose open ``atomic`` block defers the enqueue, if any.
+
+        Only with ``on_commit``, and only when Django is already imported and configured:
+        the spool never imports Django itself.
+        """
+        if not self.on_commit or "django.db" not in sys.modules:
+            return None
+        from django.conf import settings
+        from django.db import DEFAULT_DB_ALIAS, transaction
+
+        if not settings.configured:
+            return None
+        database = DEFAULT_DB_ALIAS if self.on_commit is True else str(self.on_commit)
+        in_block: bool = transaction.get_connection(database).in_atomic_block
+        return database if in_block else None
+
+    def _defer(
+        self, captured: list[tuple[EmailMessage, NewMessage]], database: str
+    ) -> dict[int, DeliveryResult]:
+        """Register the enqueue with ``transaction.on_commit``; report "queued on commit"."""
+        from django.db import transaction
+
+        reply = "queued on commit"
+        results = {
+            id(message): self.record(
+                message,
+                DeliveryResult(
+                    message_id=item.message_id,
+                    sent=True,
+                    recipients=[
+                        RecipientStatus(a, "accepted", 250, reply) for a in item.recipients
+                    ],
+                    response=(250, reply),
+                ),
+            )
+            for message, item in captured
+        }
+
+        def enqueue_on_commit() -> None:
+            stored = self._store_now(captured)
+            self.finish(stored[id(message)] for message, _ in captured)
+
+        transaction.on_commit(enqueue_on_commit, using=database)
+        return results
 
 
 EmailBackend = SpoolBackend

@@ -119,6 +119,11 @@ class SpoolStore(ABC):
     def next_due(self, *, now: float) -> float | None:
         """When the next record becomes leasable (None if nothing is waiting)."""
 
+    @abstractmethod
+    def due(self, *, now: float, limit: int = 100) -> builtins.list[SpoolRecord]:
+        """Records leasable at ``now`` (queued and due, or leased with an expired lease),
+        without data, the longest-waiting first."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources."""
 
@@ -538,6 +543,17 @@ class SQLiteStore(SpoolStore):
                 "WHERE state = 'leased')"
             ).fetchone()
         return None if row[0] is None else float(row[0])
+
+    def due(self, *, now: float, limit: int = 100) -> builtins.list[SpoolRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE state = 'queued' AND next_attempt_at <= ?"
+                " UNION ALL "
+                f"SELECT {_COLUMNS} FROM messages WHERE state = 'leased' AND lease_expires_at <= ?"
+                " ORDER BY next_attempt_at, id LIMIT ?",
+                (now, now, int(limit)),
+            ).fetchall()
+        return [_record(r) for r in rows]
 
     # -- operations -----------------------------------------------------------------------
 

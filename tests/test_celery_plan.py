@@ -1,0 +1,83 @@
+"""What a ``mailpost.deliver`` task does with a record, without a broker: pure decisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import mailpost
+from mailpost.integrations.celery import CelerySpoolBackend, max_countdown, plan
+from mailpost.spool.record import SpoolRecipient, SpoolRecord
+
+NOW = 1_700_000_000.0
+
+
+def _record(state: str = "queued", attempts: int = 1, **fields: float) -> SpoolRecord:
+    return SpoolRecord(
+        id=7,
+        message_id="<m@x>",
+        mailer="smtp",
+        sender="s@x.test",
+        recipients=[SpoolRecipient("a@x.test")],
+        priority=0,
+        state=state,  # type: ignore[arg-type]
+        created_at=NOW - 100,
+        send_at=None,
+        next_attempt_at=fields.get("next_attempt_at", NOW),
+        attempts=attempts,
+        lease_owner="w" if state == "leased" else None,
+        lease_expires_at=fields.get("lease_expires_at"),
+        last_error=None,
+        updated_at=NOW - 100,
+        size=10,
+    )
+
+
+def test_a_due_record_with_the_expected_attempts_is_delivered() -> None:
+    assert plan(_record(), 1, NOW) == ("deliver", 0.0)
+
+
+def test_a_record_not_yet_due_waits_for_its_backoff() -> None:
+    assert plan(_record(next_attempt_at=NOW + 30), 1, NOW) == ("wait", 30.0)
+
+
+def test_a_record_another_task_already_advanced_is_stale() -> None:
+    assert plan(_record(attempts=2), 1, NOW) == ("stale", 0.0)
+
+
+def test_a_record_leased_by_a_live_lease_is_looked_at_again_when_it_ends() -> None:
+    assert plan(_record("leased", lease_expires_at=NOW + 2), 1, NOW) == ("held", 2.0)
+    assert plan(_record("leased", lease_expires_at=NOW - 1), 1, NOW) == ("deliver", 0.0)
+
+
+@pytest.mark.parametrize("state", ["sent", "dead"])
+def test_finished_and_missing_records_need_nothing(state: str) -> None:
+    assert plan(_record(state), 0, NOW) == ("done", 0.0)
+    assert plan(None, 0, NOW) == ("gone", 0.0)
+
+
+def test_countdowns_stay_under_half_the_visibility_timeout() -> None:
+    from celery import Celery
+
+    app = Celery("t", set_as_current=False)
+    assert max_countdown(app) == 1800.0
+    app.conf.broker_transport_options = {"visibility_timeout": 600}
+    assert max_countdown(app) == 300.0
+    app.close()
+
+
+def test_celery_backend_dispatches_by_default_and_needs_an_alias(tmp_path: Path) -> None:
+    mailpost.configure(
+        MAILERS={
+            "spool": {
+                "BACKEND": "mailpost.integrations.celery.EmailBackend",
+                "OPTIONS": {"mailer": "smtp", "path": str(tmp_path / "s.sqlite3")},
+            }
+        }
+    )
+    backend = mailpost.mailers["spool"]
+    assert isinstance(backend, CelerySpoolBackend)
+    assert backend.dispatch == "celery"
+    with pytest.raises(mailpost.InvalidMailer, match="needs the spool to be a MAILERS entry"):
+        CelerySpoolBackend(mailer="smtp", path=str(tmp_path / "s.sqlite3"))
