@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 from mailpost.exceptions import ImproperlyConfigured
@@ -135,6 +136,35 @@ def _django_settings() -> Any | None:
         return None
 
 
+def _django_test_mailers(wrapped: Any) -> dict[str, Any] | None:
+    """In-memory entries for the project's ``MAILERS`` during a Django < 6.1 test run.
+
+    Django 6.1's test runner swaps ``MAILERS`` for in-memory mailers itself; older Django
+    only switches ``EMAIL_BACKEND`` (``MAILERS`` is not their setting). This does the same
+    for them: only while Django's test environment is set up (``manage.py test``,
+    pytest-django), and only for the project's own ``MAILERS`` — a test that overrides
+    ``MAILERS`` (``override_settings``) gets exactly what it set, as on 6.1.
+    """
+    mail = sys.modules.get("django.core.mail")
+    if mail is None or hasattr(mail, "mailers"):
+        return None
+    state = getattr(sys.modules.get("django.test.utils"), "_TestState", None)
+    if state is None or not hasattr(state, "saved_data"):
+        return None
+    holder = wrapped
+    while True:  # override_settings layers sit above the project's settings module
+        below = getattr(holder, "__dict__", {}).get("default_settings")
+        if below is None or isinstance(below, ModuleType):
+            break
+        if "MAILERS" in holder.__dict__:
+            return None
+        holder = below
+    mailers = getattr(wrapped, "MAILERS", None)
+    if not isinstance(mailers, Mapping):
+        return None
+    return {alias: {"BACKEND": "mailpost.backends.locmem.EmailBackend"} for alias in mailers}
+
+
 def _plain(value: Any) -> Any:
     """Turn Django lazy strings (``gettext_lazy``) into ``str``; leave the rest alone."""
     functional = sys.modules.get("django.utils.functional")
@@ -188,6 +218,10 @@ def lookup(name: str) -> tuple[Any, bool]:
         return explicit[name], True
     dj = _django_settings()
     if dj is not None:
+        if name == "MAILERS":
+            swapped = _django_test_mailers(dj)
+            if swapped is not None:
+                return swapped, True
         value = getattr(dj, name, _MISSING)
         if value is not _MISSING:
             return _plain(value), True

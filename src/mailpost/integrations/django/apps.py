@@ -6,14 +6,13 @@ from django.apps import AppConfig
 
 
 class MailpostConfig(AppConfig):  # type: ignore[misc]  # django has no type stubs here
-    """Registers mailpost's system checks and, on Django < 6.1, the test-run mailer swap."""
+    """Registers mailpost's system checks (test runs capture mail with or without it)."""
 
     name = "mailpost.integrations.django"
     label = "mailpost"
     verbose_name = "mailpost"
 
     def ready(self) -> None:
-        from mailpost.integrations.django import _testenv, checks
+        from mailpost.integrations.django import checks
 
         checks.register()
-        _testenv.register()
