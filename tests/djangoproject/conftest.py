@@ -1,4 +1,4 @@
-"""tests/django holds a Django project and its suites; they need Django and its settings.
+"""tests/djangoproject holds a Django project and its suites; they need Django and its settings.
 
 They run only when pytest is started with this directory's pytest.ini (scripts/test-django
 does); the repository's main suite, which recurses into tests/, collects nothing here.
