@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import smtplib
 import socket
@@ -178,11 +179,12 @@ _STEP_TIMEOUTS = ("connect_timeout", "greeting_timeout", "command_timeout")
 def _no_timeout_warning() -> str:
     """What an SMTP mailer without any timeout risks, with the installed engine."""
     try:
-        from mailpost._smtp.engine import DEFAULT_COMMAND_TIMEOUT
-    except ImportError:
+        engine = importlib.import_module("mailpost._smtp.engine")
+        default = float(engine.DEFAULT_COMMAND_TIMEOUT)
+    except (ImportError, AttributeError):
         risk = "would block sends forever"
     else:
-        risk = f"could hold a send for {DEFAULT_COMMAND_TIMEOUT:g} s at each step"
+        risk = f"could hold a send for {default:g} s at each step"
     return (
         f"no timeout set: a stalled server {risk} "
         "(hint: add timeout=10 to OPTIONS, or ?timeout=10 to the mailer URL)"
