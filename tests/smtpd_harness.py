@@ -58,6 +58,7 @@ class Command:
     verb: str
     arg: str | None
     tls: bool
+    buffered: bool = False  # more client input was already waiting (sent pipelined)
 
 
 @dataclass
@@ -71,6 +72,8 @@ class Faults:
     close_after: int | None = None  # 421 at MAIL after this many messages on a connection
     max_sessions: int | None = None  # later connections are closed before the greeting
     hide_extensions: set[str] = field(default_factory=set)  # EHLO keywords not to announce
+    pipelining: bool = False  # announce PIPELINING (RFC 2920); aiosmtpd reads in order
+    mail_delay: float = 0.0  # seconds to wait before answering MAIL (a slow server)
 
 
 class _Recorder:
@@ -106,7 +109,9 @@ class _Session(SMTP):
     def _logged(self, verb: str, method: Callable[[str | None], Any]) -> Any:
         async def run(arg: str | None) -> None:
             rec = self.owner.recorder
-            rec.commands.append(Command(self.number, verb, arg, self.tls_active))
+            reader = getattr(self, "_reader", None)
+            waiting = bool(getattr(reader, "_buffer", b""))
+            rec.commands.append(Command(self.number, verb, arg, self.tls_active, waiting))
             if verb == "DATA" and self.envelope is not None and self.envelope.rcpt_tos:
                 rec.data_command_count += 1
                 reply = self.owner.faults.data_command_replies.get(rec.data_command_count)
@@ -149,13 +154,18 @@ class _Handler:
     ) -> list[str]:
         session.host_name = hostname
         hidden = {k.upper() for k in self.owner.faults.hide_extensions}
-        return [line for line in responses if line[4:].split(" ")[0].upper() not in hidden]
+        kept = [line for line in responses if line[4:].split(" ")[0].upper() not in hidden]
+        if self.owner.faults.pipelining:
+            kept.insert(len(kept) - 1, "250-PIPELINING")
+        return kept
 
     async def handle_MAIL(
         self, server: _Session, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         rec, faults = self.owner.recorder, self.owner.faults
         rec.mail_count += 1
+        if faults.mail_delay:
+            await asyncio.sleep(min(faults.mail_delay, self.owner.session_timeout))
         if faults.close_after is not None and server.delivered_here >= faults.close_after:
             return "421 4.7.0 Too many messages on this connection, closing"
         reply = faults.mail_replies.get(rec.mail_count)
@@ -460,3 +470,75 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
         )
     )
     return certfile, keyfile
+
+
+class _SinkSession(asyncio.Protocol):
+    """A minimal SMTP server session that counts message bytes and keeps none of them."""
+
+    def __init__(self, owner: SinkServer) -> None:
+        self.owner = owner
+        self.buffer = b""
+        self.in_data = False
+        self.size = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.owner._sessions.append(self)
+        transport.write(b"220 sink ESMTP\r\n")
+        self.timer = asyncio.get_running_loop().call_later(60, transport.abort)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.timer.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        if self.in_data:
+            tail = self.buffer + data
+            end = tail.find(b"\r\n.\r\n")
+            if end < 0:
+                self.size += len(data)
+                self.buffer = tail[-4:]
+                return
+            self.size += len(data) - (len(tail) - end - 5)
+            self.owner.sizes.append(self.size)
+            self.in_data, self.size = False, 0
+            self.transport.write(b"250 2.0.0 counted\r\n")
+            data, self.buffer = tail[end + 5 :], b""
+        self.buffer += data
+        while b"\r\n" in self.buffer and not self.in_data:
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                self.transport.write(b"250-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE\r\n")
+            elif verb == b"DATA":
+                self.transport.write(b"354 go ahead\r\n")
+                self.in_data, rest, self.buffer = True, self.buffer, b""
+                if rest:
+                    self.data_received(rest)
+            elif verb == b"QUIT":
+                self.transport.write(b"221 bye\r\n")
+                self.transport.close()
+                return
+            else:
+                self.transport.write(b"250 2.0.0 ok\r\n")
+
+
+class SinkServer(SMTPServer):
+    """Accepts any mail and stores only each message's size (for big-message tests)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def _factory(self) -> asyncio.Protocol:
+        return _SinkSession(self)
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for session in self._sessions:
+            if isinstance(session, _SinkSession) and session.transport is not None:
+                session.transport.abort()
+        await asyncio.wait_for(self._server.wait_closed(), _STOP_TIMEOUT)

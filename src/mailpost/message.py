@@ -21,7 +21,7 @@ import random
 import re
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from email.parser import BytesParser
 from email.utils import formatdate
 from pathlib import Path
@@ -45,10 +45,13 @@ __all__ = [
     "EmailAttachment",
     "EmailMessage",
     "EmailMultiAlternatives",
+    "FileContent",
+    "StreamedMessage",
     "envelope",
     "make_msgid",
     "message_id_of",
     "serialize",
+    "serialize_stream",
 ]
 
 #: The MIME type given to attachments whose type cannot be guessed or decoded.
@@ -314,9 +317,19 @@ class EmailMessage:
                 mimetype = DEFAULT_ATTACHMENT_MIME_TYPE
         self.attachments.append(EmailAttachment(filename, content, mimetype))
 
-    def attach_file(self, path: str | os.PathLike[str], mimetype: str | None = None) -> None:
-        """Attach the file at ``path``, named by its base name; type guessed if omitted."""
+    def attach_file(
+        self, path: str | os.PathLike[str], mimetype: str | None = None, *, stream: bool = False
+    ) -> None:
+        """Attach the file at ``path``, named by its base name; type guessed if omitted.
+
+        ``stream=True`` does not read the file now: it is read and base64-encoded in chunks
+        while the message is written to the SMTP server, so a large file never sits in
+        memory whole (other backends read it when they render the message).
+        """
         p = Path(path)
+        if stream:
+            self.attach(p.name, FileContent(p), mimetype)
+            return
         self.attach(p.name, p.read_bytes(), mimetype)
 
     def body_contains(self, text: str) -> bool:
@@ -339,6 +352,12 @@ class EmailMessage:
 
     def _render(self, *, eight_bit: bool = False) -> bytes:
         """The complete message in wire format (CRLF line endings)."""
+        data = self._compose(eight_bit=eight_bit, streamed=False)
+        assert isinstance(data, bytes)
+        return data
+
+    def _compose(self, *, eight_bit: bool, streamed: bool) -> bytes | list[bytes | FileContent]:
+        """The wire format, whole, or (``streamed``) as segments with files left to read."""
         charset = self._charset()
         extra = _extra_headers(self.extra_headers) if self.extra_headers else {}
         out: list[str] = []
@@ -370,9 +389,11 @@ class EmailMessage:
             out.append(_headers.render(name, _as_text(value)))
         out.append("MIME-Version: 1.0\r\n")
         root = self._structure(charset, eight_bit)
-        buffer = io.BytesIO()
+        buffer = _Segments() if streamed else io.BytesIO()
         buffer.write("".join(out).encode("ascii"))
         root.write(buffer)
+        if isinstance(buffer, _Segments):
+            return buffer.finish()
         return buffer.getvalue()
 
     def _structure(self, charset: str, eight_bit: bool = False) -> _Part:
@@ -481,6 +502,80 @@ def serialize(message: EmailMessage, *, linesep: str = "\r\n", eight_bit: bool =
     return data
 
 
+class FileContent:
+    """The content of an attachment read from ``path`` only when the message is written.
+
+    ``EmailMessage.attach_file(path, stream=True)`` attaches one. It is always sent
+    base64-encoded, read in chunks.
+    """
+
+    __slots__ = ("path", "size")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.size = os.path.getsize(self.path)
+
+    def __repr__(self) -> str:
+        return f"<FileContent {self.path!r} {self.size} bytes>"
+
+    def encoded_size(self) -> int:
+        """The length of the base64 text written for the file (76-column CRLF lines)."""
+        chars = 4 * ((self.size + 2) // 3)
+        return chars + 2 * ((chars + 75) // 76) - 2 if chars else 0
+
+    def chunks(self) -> Iterator[bytes]:
+        """The base64 text, in chunks of whole lines, the last one without its CRLF."""
+        with open(self.path, "rb") as f:
+            chunk = f.read(_FILE_CHUNK)
+            while chunk:
+                following = f.read(_FILE_CHUNK)
+                encoded = base64.encodebytes(chunk).replace(b"\n", _CRLF)
+                yield encoded if following else encoded[:-2]
+                chunk = following
+
+
+class StreamedMessage:
+    """A message whose file attachments are read while it is written (see ``stream=True``).
+
+    ``segments`` alternate wire bytes and :class:`FileContent`; ``size`` is the total
+    length on the wire, known before anything is read, for SMTP ``SIZE``.
+    """
+
+    __slots__ = ("head", "segments", "size")
+
+    def __init__(self, segments: list[bytes | FileContent]) -> None:
+        self.segments = segments
+        self.head = segments[0] if isinstance(segments[0], bytes) else b""
+        self.size = sum(len(s) if isinstance(s, bytes) else s.encoded_size() for s in segments)
+
+    def isascii(self) -> bool:
+        return all(s.isascii() for s in self.segments if isinstance(s, bytes))
+
+    def chunks(self) -> Iterator[bytes]:
+        """The wire bytes in order; each file is read and encoded as it is reached."""
+        for segment in self.segments:
+            if isinstance(segment, bytes):
+                yield segment
+            else:
+                yield from segment.chunks()
+
+
+def serialize_stream(message: EmailMessage, *, eight_bit: bool = False) -> StreamedMessage | None:
+    """The message as a :class:`StreamedMessage` when it has streamed attachments (and
+    uses mailpost's writer), else None: then :func:`serialize` is the way."""
+    cls = type(message)
+    if cls.message is not EmailMessage.message or cls._render is not EmailMessage._render:
+        return None
+    if not any(
+        isinstance(a, EmailAttachment) and isinstance(a.content, FileContent)
+        for a in message.attachments
+    ):
+        return None
+    segments = message._compose(eight_bit=eight_bit, streamed=True)
+    assert isinstance(segments, list)
+    return StreamedMessage(segments)
+
+
 def envelope(message: EmailMessage) -> tuple[str, list[str]]:
     """The SMTP envelope: (sender, recipients) as ASCII addr-specs, validated."""
     sender = parse_address(message.from_email, "from_email").addr_spec
@@ -573,7 +668,7 @@ class _Part:
     so a large attachment costs its encoded size once, not several intermediate copies.
     """
 
-    __slots__ = ("b64", "body", "children", "content_id", "headers", "mimetype", "raw")
+    __slots__ = ("b64", "body", "children", "content_id", "headers", "mimetype", "raw", "source")
 
     def __init__(
         self,
@@ -585,7 +680,9 @@ class _Part:
         children: list[_Part] | None = None,
         raw: bytes | None = None,
         content_id: bool = False,
+        source: FileContent | None = None,
     ) -> None:
+        self.source = source
         self.mimetype = mimetype
         self.headers = headers
         self.body = body
@@ -601,7 +698,13 @@ class _Part:
         if self.children is None:
             out.write("".join(self.headers).encode("ascii"))
             out.write(_CRLF)
-            if self.b64:
+            if self.source is not None:
+                if isinstance(out, _Segments):
+                    out.add_file(self.source)
+                else:
+                    for chunk in self.source.chunks():
+                        out.write(chunk)
+            elif self.b64:
                 _write_b64(out, self.body)
             else:
                 out.write(self.body)
@@ -684,6 +787,25 @@ def _encode_text(data: bytes, *, exact: bool, eight_bit: bool = False) -> tuple[
 
 
 _B64_CHUNK = 57 * 1024  # whole 76-character lines per chunk
+_FILE_CHUNK = 16 * _B64_CHUNK  # streamed files are read ~1 MB at a time
+
+
+class _Segments(io.BytesIO):
+    """A writer that leaves streamed files as placeholders between runs of bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[bytes | FileContent] = []
+
+    def add_file(self, source: FileContent) -> None:
+        self.parts.append(self.getvalue())
+        self.parts.append(source)
+        self.seek(0)
+        self.truncate()
+
+    def finish(self) -> list[bytes | FileContent]:
+        self.parts.append(self.getvalue())
+        return self.parts
 
 
 def _write_b64(out: io.BytesIO, data: bytes) -> None:
@@ -792,6 +914,9 @@ def _content_part(
     disposition: str | None = None,
 ) -> _Part:
     maintype, subtype = mimetype.split("/", 1)
+    if isinstance(content, FileContent):
+        headers = _content_headers(mimetype, "base64", filename=filename, disposition=disposition)
+        return _Part(mimetype.lower(), headers, b64=True, source=content)
     if maintype.lower() == "text" and not isinstance(content, (bytes, bytearray)):
         return _text_part(
             _as_text(content),

@@ -204,16 +204,9 @@ def _bound_timeouts(backend: Any, timeout: float | None) -> None:
 
 
 def _tls_version(connection: Any) -> str | None:
-    """The negotiated TLS version of an open session, when the backend lets us see it."""
-    sock = getattr(connection, "sock", None)  # an smtplib session
-    if isinstance(sock, ssl.SSLSocket):
-        return sock.version()
-    for session in getattr(connection, "idle", ()):  # a pool of asyncio sessions
-        transport = getattr(getattr(session, "wire", None), "transport", None)
-        tls = transport.get_extra_info("ssl_object") if transport is not None else None
-        if isinstance(tls, ssl.SSLObject):
-            return tls.version()
-    return None
+    """The negotiated TLS version of the backend's open session pool, if it uses TLS."""
+    version = getattr(connection, "tls_version", None)
+    return version if isinstance(version, str) else None
 
 
 def _check_smtp(backend: Any, finding: Finding, timeout: float | None) -> None:

@@ -7,14 +7,14 @@ payload with RFC 5321 section 4.5.2 transparency.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["MailPlan", "data_payload", "plan_mail"]
+__all__ = ["MailPlan", "data_parts", "data_payload", "plan_for", "plan_mail"]
 
 _CRLF = b"\r\n"
-_LEADING_DOT = re.compile(rb"(\A|\r\n)\.")
+_END = b".\r\n"
+_CRLF_END = b"\r\n.\r\n"
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,18 @@ def plan_mail(data: bytes, extensions: Mapping[str, str]) -> MailPlan:
     the data is sent as is, as most servers accept it. A server that announces a SIZE
     limit the message exceeds is not sent the message at all.
     """
+    return plan_for(len(data), data.isascii(), extensions)
+
+
+def plan_for(size: int, ascii: bool, extensions: Mapping[str, str]) -> MailPlan:
+    """:func:`plan_mail` for a message known by its size and whether it is all ASCII."""
     options: list[str] = []
     if "size" in extensions:
         limit = _int_or_none(extensions["size"])
-        if limit and len(data) > limit:
-            return MailPlan(
-                problem=f"message is {len(data)} bytes; the server accepts at most {limit}"
-            )
-        options.append(f"SIZE={len(data)}")
-    if not data.isascii() and "8bitmime" in extensions:
+        if limit and size > limit:
+            return MailPlan(problem=f"message is {size} bytes; the server accepts at most {limit}")
+        options.append(f"SIZE={size}")
+    if not ascii and "8bitmime" in extensions:
         options.append("BODY=8BITMIME")
     return MailPlan(tuple(options))
 
@@ -52,9 +55,20 @@ def _int_or_none(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def data_parts(data: bytes) -> tuple[bytes, bytes]:
+    """``data`` dot-stuffed, and the terminator to write after it.
+
+    Stuffing is one ``bytes.replace`` over the whole payload (and no copy at all when no
+    line starts with a dot); the terminator adds the final CRLF when ``data`` lacks it.
+    """
+    if b"\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
+    if data[:1] == b".":
+        data = b"." + data
+    return data, _END if data.endswith(_CRLF) else _CRLF_END
+
+
 def data_payload(data: bytes) -> bytes:
     """``data`` ready to follow the DATA command: dot-stuffed, CRLF-ended, then ``.``."""
-    stuffed = _LEADING_DOT.sub(rb"\1..", data)
-    if not stuffed.endswith(_CRLF):
-        stuffed += _CRLF
-    return stuffed + b"." + _CRLF
+    stuffed, end = data_parts(data)
+    return stuffed + end

@@ -6,36 +6,46 @@ RCPT TO and to DATA. A batch keeps going past a failed message; a lost connectio
 421 reply) gets one reconnect and the interrupted message is retried once if the server
 had not taken it. STARTTLS and implicit TLS verify the server's certificate and host
 name; a failed STARTTLS never falls back to cleartext.
+
+The protocol runs on mailpost's asyncio engine (:mod:`mailpost._smtp.engine`): natively
+on the caller's loop for ``asend_messages`` / ``aopen``, and on one private background
+loop for the blocking API. A batch uses ESMTP PIPELINING when offered and up to
+``max_connections`` pooled sessions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
-import smtplib
+import socket
 import ssl
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailpost import _config
 from mailpost._config import settings
-from mailpost._delivery import DeliveryResult, RecipientStatus
-from mailpost._smtp.envelope import data_payload, plan_mail
-from mailpost._smtp.policy import ReconnectPolicy
-from mailpost._smtp.replies import (
-    Failure,
-    classify_exception,
-    closes_connection,
-    decode_reply,
-    describe_reply,
-    is_success,
+from mailpost._delivery import DeliveryResult
+from mailpost._smtp.engine import (
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DATA_TIMEOUT,
+    DEFAULT_GREETING_TIMEOUT,
+    ClientConfig,
+    Item,
+    Pool,
+    background_loop,
+    run_sync,
+    send_batch,
+    unattempted,
 )
+from mailpost._smtp.ratelimit import RateLimit, shared_limit
+from mailpost._smtp.replies import classify_exception
 from mailpost.backends.base import BaseEmailBackend
-from mailpost.message import envelope, message_id_of, serialize
+from mailpost.message import envelope, message_id_of, serialize, serialize_stream
 from mailpost.utils import DNS_NAME
 
 if TYPE_CHECKING:
@@ -66,25 +76,7 @@ def _mailers_defined() -> bool:
     return defined and value is not None
 
 
-@dataclass
-class _Outgoing:
-    """A message made ready for the wire: envelope and bytes computed once."""
-
-    message: EmailMessage
-    sender: str
-    recipients: list[str]
-    data: bytes
-    message_id: str | None
-
-
-@dataclass
-class _Attempt:
-    """One transaction's outcome. ``lost``: the connection died before the server took
-    the message. ``usable``: the connection can carry the next message."""
-
-    result: DeliveryResult
-    lost: bool = False
-    usable: bool = True
+T = TypeVar("T")
 
 
 class SMTPBackend(BaseEmailBackend):
@@ -94,11 +86,13 @@ class SMTPBackend(BaseEmailBackend):
     (587 with ``use_tls``, 465 with ``use_ssl``, else 25), ``username`` / ``password``,
     ``use_tls`` / ``use_ssl``, ``ssl_certfile`` / ``ssl_keyfile`` (client certificate),
     ``timeout`` (seconds; default ``socket.getdefaulttimeout()``) and ``fail_silently``.
+    Engine options (keyword-only): ``max_connections`` (1), ``messages_per_connection``
+    (None: unlimited), ``health_check_after`` (30 s idle before a NOOP check),
+    ``rate_limit`` (messages per second, None), ``pipelining`` (True: when offered),
+    ``connect_timeout`` / ``greeting_timeout`` / ``command_timeout`` (default ``timeout``).
     Constructed directly (deprecated, only while ``MAILERS`` is not defined), unset
     options come from the legacy ``EMAIL_*`` settings.
     """
-
-    connection: smtplib.SMTP | None
 
     def __init__(
         self,
@@ -113,6 +107,14 @@ class SMTPBackend(BaseEmailBackend):
         ssl_keyfile: PathArg | None = None,
         ssl_certfile: PathArg | None = None,
         *,
+        max_connections: int = 1,
+        messages_per_connection: int | None = None,
+        health_check_after: float | None = 30.0,
+        rate_limit: float | None = None,
+        pipelining: bool = True,
+        connect_timeout: float | None = None,
+        greeting_timeout: float | None = None,
+        command_timeout: float | None = None,
         alias: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -156,7 +158,23 @@ class SMTPBackend(BaseEmailBackend):
         self.ssl_certfile, self.ssl_keyfile = self._check_certs(
             given["ssl_certfile"], given["ssl_keyfile"]
         )
-        self.connection = None
+        self.max_connections = self._check_count("max_connections", max_connections)
+        self.messages_per_connection = (
+            None
+            if messages_per_connection is None
+            else self._check_count("messages_per_connection", messages_per_connection)
+        )
+        self.health_check_after = self._check_seconds(
+            "health_check_after", health_check_after, zero=True
+        )
+        self.rate_limit = self._check_seconds("rate_limit", rate_limit, unit="messages per second")
+        if not isinstance(pipelining, bool):
+            raise self.invalid(f"option 'pipelining' must be True or False, not {pipelining!r}")
+        self.pipelining = pipelining
+        self.connect_timeout = self._check_seconds("connect_timeout", connect_timeout)
+        self.greeting_timeout = self._check_seconds("greeting_timeout", greeting_timeout)
+        self.command_timeout = self._check_seconds("command_timeout", command_timeout)
+        self._pool: Pool | None = None
         self._lock = threading.RLock()
 
     # -- configuration ---------------------------------------------------------------
@@ -225,6 +243,26 @@ class SMTPBackend(BaseEmailBackend):
             )
         return float(value)
 
+    def _check_count(self, name: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.invalid(f"option {name!r} must be a positive integer, not {value!r}")
+        return value
+
+    def _check_seconds(
+        self, name: str, value: Any, *, zero: bool = False, unit: str = "seconds"
+    ) -> float | None:
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (value >= 0 if zero else value > 0)
+        ):
+            kind = "a non-negative" if zero else "a positive"
+            raise self.invalid(f"option {name!r} must be {kind} number of {unit} or None, "
+                               f"not {value!r}")  # fmt: skip
+        return float(value)
+
     def _check_certs(self, certfile: Any, keyfile: Any) -> tuple[PathArg | None, PathArg | None]:
         for name, value in (("ssl_certfile", certfile), ("ssl_keyfile", keyfile)):
             if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -268,37 +306,76 @@ class SMTPBackend(BaseEmailBackend):
                 ) from exc
         return context
 
+    # -- the engine ----------------------------------------------------------------------
+
     @property
-    def connection_class(self) -> type[smtplib.SMTP]:
-        """``smtplib.SMTP_SSL`` for implicit TLS, else ``smtplib.SMTP``."""
-        return smtplib.SMTP_SSL if self.use_ssl else smtplib.SMTP
+    def connection(self) -> Pool | None:
+        """The open connection pool (after :meth:`open` / :meth:`aopen`), else None."""
+        pool = self._pool
+        return pool if pool is not None and pool.usable else None
+
+    def _timeouts(self) -> dict[str, float | None]:
+        base = self.timeout if self.timeout is not None else socket.getdefaulttimeout()
+
+        def pick(option: float | None, default: float) -> float:
+            if option is not None:
+                return option
+            return base if base is not None else default
+
+        command = pick(self.command_timeout, DEFAULT_COMMAND_TIMEOUT)
+        return {
+            "connect_timeout": pick(self.connect_timeout, DEFAULT_CONNECT_TIMEOUT),
+            "greeting_timeout": pick(self.greeting_timeout, DEFAULT_GREETING_TIMEOUT),
+            "command_timeout": command,
+            "data_timeout": pick(self.command_timeout, DEFAULT_DATA_TIMEOUT),
+        }
+
+    def _client_config(self) -> ClientConfig:
+        """What the engine needs, read now (timeouts follow the socket default of the day)."""
+        limit = None
+        if self.rate_limit is not None:
+            limit = (
+                shared_limit(self.alias, self.rate_limit)
+                if self.alias is not None
+                else self._own_limit
+            )
+        return ClientConfig(
+            host=self.host,
+            port=self.port,
+            label=self.label,
+            use_tls=self.use_tls,
+            use_ssl=self.use_ssl,
+            ssl_context=self.ssl_context if self.use_tls or self.use_ssl else None,
+            username=self.username,
+            password=self.password,
+            local_hostname=DNS_NAME.get_fqdn(),
+            pipelining=self.pipelining,
+            max_connections=self.max_connections,
+            messages_per_connection=self.messages_per_connection,
+            health_check_after=self.health_check_after,
+            rate_limit=limit,
+            **self._timeouts(),
+        )
+
+    @cached_property
+    def _own_limit(self) -> RateLimit:
+        assert self.rate_limit is not None
+        return RateLimit(self.rate_limit)
+
+    async def _warm(self, pool: Pool) -> None:
+        """Open the pool's first session now, so :meth:`open` reports a failure."""
+        pool.release(await pool.acquire())
+
+    def _log_open_failure(self, exc: OSError) -> None:
+        logger.info(
+            "%s: could not connect to %s:%s: %s",
+            self.label,
+            self.host,
+            self.port,
+            classify_exception(exc).text,
+        )
 
     # -- connection ------------------------------------------------------------------
-
-    def _connect(self) -> smtplib.SMTP:
-        """A new session: connected, greeted, TLS on if configured, logged in.
-
-        Raises the underlying error (always an ``OSError``: smtplib and ssl errors are).
-        STARTTLS that is not offered or fails raises; the session is never used in clear.
-        """
-        options: dict[str, Any] = {"local_hostname": DNS_NAME.get_fqdn()}
-        if self.timeout is not None:  # else smtplib uses socket.getdefaulttimeout()
-            options["timeout"] = self.timeout
-        context = self.ssl_context if self.use_tls or self.use_ssl else None
-        if self.use_ssl:
-            options["context"] = context
-        conn = self.connection_class(self.host, self.port, **options)  # connects, greets
-        try:
-            conn.ehlo_or_helo_if_needed()
-            if self.use_tls:
-                conn.starttls(context=context)
-                conn.ehlo_or_helo_if_needed()
-            if self.username and self.password:
-                conn.login(self.username, self.password)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
 
     def open(self) -> bool | None:
         """Open a session. True if a new one was opened, False if one is already open.
@@ -308,39 +385,58 @@ class SMTPBackend(BaseEmailBackend):
         with self._lock:
             if self.connection is not None:
                 return False
+            loop = background_loop()
+            pool: Pool | None = None
             try:
-                self.connection = self._connect()
+                pool = Pool(self._client_config(), loop)
+                run_sync(self._warm(pool), loop)
             except OSError as exc:
+                if pool is not None:
+                    run_sync(pool.close(), loop)
                 if not self.fail_silently:
                     raise
-                logger.info(
-                    "%s: could not connect to %s:%s: %s",
-                    self.label,
-                    self.host,
-                    self.port,
-                    classify_exception(exc).text,
-                )
+                self._log_open_failure(exc)
                 return None
+            self._pool = pool
             return True
 
     def close(self) -> None:
-        """Say QUIT and close the session, if one is open. Never raises for the network:
+        """Say QUIT and close the sessions, if open. Never raises for the network:
         by now every message has been handed over or reported."""
         with self._lock:
-            conn, self.connection = self.connection, None
-            if conn is None:
-                return
-            try:
-                conn.quit()
-            except OSError as exc:
-                logger.debug("%s: QUIT failed: %s", self.label, classify_exception(exc).text)
-            finally:
-                conn.close()
+            pool, self._pool = self._pool, None
+        if pool is None or not pool.usable:
+            return
+        if _running_loop() is pool.loop:  # opened by aopen(); closed from its own loop
+            task = pool.loop.create_task(pool.close())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+            return
+        run_sync(pool.close(), pool.loop)
 
-    def _discard_connection(self) -> None:
-        conn, self.connection = self.connection, None
-        if conn is not None:
-            conn.close()
+    async def aopen(self) -> bool | None:
+        """Async :meth:`open`: the sessions live on the running event loop."""
+        if self.connection is not None:
+            return False
+        pool: Pool | None = None
+        try:
+            pool = Pool(self._client_config(), asyncio.get_running_loop())
+            await self._warm(pool)
+        except OSError as exc:
+            if pool is not None:
+                await pool.close()
+            if not self.fail_silently:
+                raise
+            self._log_open_failure(exc)
+            return None
+        self._pool = pool
+        return True
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        pool, self._pool = self._pool, None
+        if pool is not None and pool.usable:
+            await _on_loop(pool.close(), pool.loop)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -349,245 +445,135 @@ class SMTPBackend(BaseEmailBackend):
 
         Every message is serialized before anything is sent, so a bad header raises
         (never silenced) with nothing delivered. Opens a session if none is open and then
-        closes it; a session opened with :meth:`open` is left open.
+        closes it; a session opened with :meth:`open` is left open. A large batch is
+        spread over up to ``max_connections`` sessions, with pipelining when offered.
         """
         if not email_messages:
             return 0
-        with self._lock:
-            prepared = [self._prepare(message) for message in email_messages]
-            batch = [item for item in prepared if item.recipients]
-            if not batch:
-                return self.finish(self._in_order(prepared, []))
-            opened_here = self.connection is None
-            if opened_here:
-                try:
-                    self.connection = self._connect()
-                except OSError as exc:
-                    failure = classify_exception(exc)
-                    text = f"could not connect to {self.host}:{self.port}: {failure.text}"
-                    unattempted = self._unattempted(batch, text, failure, exc)
-                    return self.finish(self._in_order(prepared, unattempted))
-            try:
-                results = self._send_batch(batch)
-            finally:
-                if opened_here:
-                    self.close()
-            return self.finish(self._in_order(prepared, results))
+        prepared = self._prepare_all(email_messages)
+        batch = [item for item in prepared if item.recipients]
+        if not batch:
+            return self.finish(self._in_order(prepared, []))
+        pool = self.connection
+        if pool is not None:
+            results = run_sync(self._send_on(pool, batch), pool.loop)
+        else:
+            results = run_sync(self._send_once(batch))
+        return self.finish(self._in_order(prepared, results))
+
+    async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        """Async :meth:`send_messages`, native: same results, records and errors."""
+        if not email_messages:
+            return 0
+        if len(email_messages) > _SERIALIZE_INLINE:  # keep the event loop responsive
+            prepared = await asyncio.to_thread(self._prepare_all, email_messages)
+        else:
+            prepared = self._prepare_all(email_messages)
+        batch = [item for item in prepared if item.recipients]
+        if not batch:
+            return self.finish(self._in_order(prepared, []))
+        pool = self.connection
+        if pool is not None:
+            results = await _on_loop(self._send_on(pool, batch), pool.loop)
+        else:
+            results = await self._send_once(batch)
+        return self.finish(self._in_order(prepared, results))
+
+    async def _send_on(self, pool: Pool, batch: list[Item]) -> list[DeliveryResult]:
+        results = await send_batch(pool, batch)
+        self._learn(pool)
+        return results
+
+    async def _send_once(self, batch: list[Item]) -> list[DeliveryResult]:
+        """A batch on sessions opened for it and closed (QUIT) after it."""
+        try:
+            config = self._client_config()
+        except OSError as exc:  # e.g. the client certificate file cannot be read
+            failure = classify_exception(exc)
+            text = f"could not connect to {self.host}:{self.port}: {failure.text}"
+            return [unattempted(item, text, failure, exc) for item in batch]
+        pool = Pool(config, asyncio.get_running_loop())
+        try:
+            return await self._send_on(pool, batch)
+        finally:
+            await pool.close()
+
+    def _learn(self, pool: Pool) -> None:
+        if pool.extensions is not None:
+            _eight_bit_servers[(self.host, self.port)] = "8bitmime" in pool.extensions
+
+    def _eight_bit(self) -> bool:
+        """Whether to render 8-bit text: the server offered 8BITMIME last time we looked."""
+        pool = self.connection
+        if pool is not None and pool.extensions is not None:
+            return "8bitmime" in pool.extensions
+        return _eight_bit_servers.get((self.host, self.port), False)
+
+    def _prepare_all(self, messages: Sequence[EmailMessage]) -> list[Item]:
+        eight_bit = self._eight_bit()
+        return [self._prepare(message, eight_bit) for message in messages]
+
+    def _prepare(self, message: EmailMessage, eight_bit: bool = False) -> Item:
+        stream = serialize_stream(message)
+        if stream is not None:  # files are read while the message is written
+            sender, recipients = envelope(message)
+            return Item(
+                message, sender, recipients, stream.head, message_id_of(stream.head), stream=stream
+            )
+        data = serialize(message, eight_bit=eight_bit)
+        sender, recipients = envelope(message)
+        render = None
+        if eight_bit and not data.isascii():
+
+            def render() -> tuple[bytes, str | None]:
+                seven = serialize(message)
+                return seven, message_id_of(seven)
+
+        return Item(
+            message,
+            sender,
+            recipients,
+            data,
+            message_id_of(data),
+            eight_bit=render is not None,
+            render=render,
+        )
 
     def _in_order(
-        self, prepared: Sequence[_Outgoing], results: Sequence[DeliveryResult]
+        self, prepared: Sequence[Item], results: Sequence[DeliveryResult]
     ) -> list[DeliveryResult]:
-        """Every message's result in batch order; one with no recipients is recorded as
-        having nothing to deliver (counted as 0, as in Django, and not a failure)."""
+        """Every message's result in batch order, recorded on the message; one with no
+        recipients is recorded as having nothing to deliver (counted as 0, as in Django,
+        and not a failure)."""
         sent = iter(results)
         ordered = []
         for item in prepared:
-            if item.recipients:
-                ordered.append(next(sent))
-            else:
-                ordered.append(
-                    self.record(item.message, DeliveryResult(message_id=item.message_id))
-                )
+            result = next(sent) if item.recipients else DeliveryResult(message_id=item.message_id)
+            ordered.append(self.record(item.message, result))
         return ordered
 
-    def _prepare(self, message: EmailMessage) -> _Outgoing:
-        data = serialize(message)
-        sender, recipients = envelope(message)
-        return _Outgoing(message, sender, recipients, data, message_id_of(data))
 
-    def _unattempted(
-        self,
-        items: Sequence[_Outgoing],
-        text: str,
-        failure: Failure,
-        exc: BaseException | None,
-    ) -> list[DeliveryResult]:
-        results = []
-        for item in items:
-            result = DeliveryResult(
-                message_id=item.message_id,
-                recipients=[
-                    RecipientStatus(a, "unattempted", failure.code, failure.text)
-                    for a in item.recipients
-                ],
-                error=f"not attempted: {text}",
-                error_code=failure.code,
-                retryable=failure.retryable,
-                exception=exc,
-            )
-            results.append(self.record(item.message, result))
-        return results
+#: Batches larger than this are serialized in a worker thread by ``asend_messages``.
+_SERIALIZE_INLINE = 50
 
-    def _send_batch(self, batch: list[_Outgoing]) -> list[DeliveryResult]:
-        results: list[DeliveryResult] = []
-        policy = ReconnectPolicy()
-        interrupted: _Attempt | None = None  # the current message's first, lost attempt
-        index = 0
-        while index < len(batch):
-            item = batch[index]
-            if self.connection is None:
-                problem = self._reconnect(policy)
-                if problem is not None:
-                    if interrupted is not None:
-                        results.append(self.record(item.message, interrupted.result))
-                        index += 1
-                    results += self._unattempted(batch[index:], *problem)
-                    break
-            assert self.connection is not None
-            attempt = self._transact(self.connection, item)
-            if attempt.lost and interrupted is None:
-                self._discard_connection()
-                interrupted = attempt  # retried once, on a new connection
-                continue
-            interrupted = None
-            results.append(self.record(item.message, attempt.result))
-            index += 1
-            if attempt.result.sent:
-                policy.delivered()
-            if not attempt.usable:
-                self._discard_connection()
-        return results
+#: (host, port) -> whether the server offered 8BITMIME when last connected.
+_eight_bit_servers: dict[tuple[str, int], bool] = {}
 
-    def _reconnect(
-        self, policy: ReconnectPolicy
-    ) -> tuple[str, Failure, BaseException | None] | None:
-        """Replace a lost connection; None on success, else why the rest cannot go."""
-        if not policy.may_reconnect():
-            text = "the connection was lost again before any message was delivered on it"
-            return text, Failure(text, None, True), None
-        logger.info("%s: connection lost; reconnecting to %s:%s", self.label, self.host, self.port)
-        try:
-            self.connection = self._connect()
-        except OSError as exc:
-            failure = classify_exception(exc)
-            text = f"could not reconnect to {self.host}:{self.port}: {failure.text}"
-            logger.warning("%s: %s", self.label, text)
-            return text, failure, exc
-        policy.reconnected()
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
         return None
 
-    def _transact(self, conn: smtplib.SMTP, item: _Outgoing) -> _Attempt:
-        """MAIL, RCPT for each recipient, DATA: one message, every reply recorded."""
-        statuses = [RecipientStatus(a, "unattempted") for a in item.recipients]
-        result = DeliveryResult(message_id=item.message_id, recipients=statuses)
-        stage = "MAIL FROM"
-        try:
-            extensions = conn.esmtp_features if conn.does_esmtp else {}
-            plan = plan_mail(item.data, extensions)
-            if plan.problem is not None:
-                _fail(
-                    result, Failure(plan.problem), plan.problem, smtplib.SMTPException(plan.problem)
-                )
-                return _Attempt(result)
-            code, raw = conn.mail(item.sender, list(plan.options))
-            if closes_connection(code):
-                return _closed(result, stage, code, raw)
-            if not is_success(code):
-                failure = Failure.from_reply(code, decode_reply(raw))
-                for status in statuses:
-                    status.code, status.reply = code, decode_reply(raw)
-                exc = smtplib.SMTPSenderRefused(code, raw, item.sender)
-                _fail(result, failure, f"MAIL FROM <{item.sender}> refused: {failure.text}", exc)
-                return _Attempt(result, usable=_reset(conn))
-            stage = "RCPT TO"
-            for status in statuses:
-                code, raw = conn.rcpt(status.address)
-                if closes_connection(code):
-                    return _closed(result, stage, code, raw)
-                status.code, status.reply = code, decode_reply(raw)
-                status.status = "accepted" if is_success(code) else "refused"
-            if not any(s.accepted for s in statuses):
-                _fail_recipients(result, statuses)
-                return _Attempt(result, usable=_reset(conn))
-            stage = "DATA"
-            code, raw = conn.docmd("DATA")
-            if closes_connection(code):
-                return _closed(result, stage, code, raw)
-            if code != 354:
-                _fail_data(result, code, raw, "DATA command refused")
-                return _Attempt(result, usable=_reset(conn))
-            conn.send(data_payload(item.data))
-            stage = "the end of DATA"
-            code, raw = conn.getreply()
-            result.response = (code, decode_reply(raw))
-            if closes_connection(code):
-                return _closed(result, stage, code, raw)
-            if not is_success(code):
-                _fail_data(result, code, raw, "message refused")
-                return _Attempt(result)
-        except OSError as exc:  # socket, TLS and smtplib errors: the session is unusable
-            conn.close()
-            return _lost(result, stage, classify_exception(exc), exc)
-        result.sent = True
-        refused = [s for s in statuses if not s.accepted]
-        if refused:
-            _fail_recipients(result, statuses)
-        return _Attempt(result)
 
-
-def _reset(conn: smtplib.SMTP) -> bool:
-    """RSET after a failed transaction; whether the session is still usable."""
-    try:
-        code, _ = conn.rset()
-    except OSError:
-        conn.close()
-        return False
-    return is_success(code)
-
-
-def _fail(result: DeliveryResult, failure: Failure, text: str, exc: BaseException | None) -> None:
-    result.error = text
-    result.error_code = failure.code
-    result.retryable = failure.retryable
-    result.exception = exc
-
-
-def _fail_recipients(result: DeliveryResult, statuses: list[RecipientStatus]) -> None:
-    """Some (sent) or all (not sent) recipients were refused at RCPT TO."""
-    refused = [s for s in statuses if not s.accepted]
-    details = "; ".join(f"<{s.address}>: {describe_reply(s.code, s.reply)}" for s in refused)
-    if result.sent:
-        text = f"{len(refused)} of {len(statuses)} recipient(s) refused: {details}"
-    else:
-        text = f"all {len(statuses)} recipient(s) refused: {details}"
-    exc = smtplib.SMTPRecipientsRefused(
-        {s.address: (s.code or 0, s.reply.encode()) for s in refused}
-    )
-    first = refused[0]
-    retryable = all(s.retryable for s in refused)
-    _fail(result, Failure(text, first.code, retryable), text, exc)
-
-
-def _fail_data(result: DeliveryResult, code: int, raw: bytes, what: str) -> None:
-    """The server refused the message at DATA: nobody got it."""
-    failure = Failure.from_reply(code, decode_reply(raw))
-    result.response = (code, decode_reply(raw))
-    for status in result.recipients:
-        if status.accepted:
-            status.status, status.code, status.reply = "refused", code, decode_reply(raw)
-    _fail(result, failure, f"{what}: {failure.text}", smtplib.SMTPDataError(code, raw))
-
-
-def _closed(result: DeliveryResult, stage: str, code: int, raw: bytes) -> _Attempt:
-    """The server answered 421 at ``stage``: it is closing the session."""
-    failure = Failure.from_reply(code, decode_reply(raw))
-    return _lost(result, stage, failure, smtplib.SMTPResponseException(code, raw))
-
-
-def _lost(
-    result: DeliveryResult, stage: str, failure: Failure, exc: BaseException | None
-) -> _Attempt:
-    """The session ended (dropped, timed out, 421) before the server took the message."""
-    if failure.code is not None:
-        text = f"the server closed the connection at {stage}: {failure.text}"
-    else:
-        text = f"connection lost at {stage}: {failure.text}"
-    for status in result.recipients:
-        if status.accepted or status.status == "unattempted":
-            status.status, status.code, status.reply = "unattempted", failure.code, failure.text
-    result.sent = False
-    _fail(result, Failure(text, failure.code, True), text, exc)
-    return _Attempt(result, lost=True, usable=False)
+async def _on_loop(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop) -> T:
+    """Await ``coro`` on ``loop``: directly if it is the running loop, else across threads."""
+    if loop is asyncio.get_running_loop():
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
 
 EmailBackend = SMTPBackend

@@ -1,0 +1,916 @@
+"""The asyncio SMTP engine: connections, a pool, and batches sent over it.
+
+A :class:`Connection` is an :class:`asyncio.Protocol` plus the session logic: greeting,
+EHLO, STARTTLS (never falling back to cleartext), AUTH, then mail transactions. The reply
+parsing and the meaning of every reply live in the sans-IO :mod:`mailpost._smtp.protocol`;
+this module only writes command bytes (one ``writelines`` per pipelined group) and waits
+for replies, each wait bounded by a timeout.
+
+A :class:`Pool` holds up to ``max_connections`` sessions to one server and hands them to
+batches. :func:`send_batch` spreads a batch over the pool (one worker per connection,
+taking messages from a shared queue) and returns one result per message, in order. A
+worker whose connection is lost (dropped, timed out, 421) reconnects and retries the
+interrupted message once, under :class:`~mailpost._smtp.policy.ReconnectPolicy`.
+
+The native async API runs this on the caller's event loop. The sync API runs it on
+:func:`background_loop`, one private event loop in a daemon thread, never through
+``asyncio.run()`` per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import smtplib
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from mailpost._delivery import DeliveryResult, RecipientStatus
+from mailpost._smtp.envelope import data_parts, plan_for, plan_mail
+from mailpost._smtp.policy import ReconnectPolicy
+from mailpost._smtp.protocol import (
+    ProtocolError,
+    Reply,
+    ReplyParser,
+    auth_login_steps,
+    auth_plain,
+    fail,
+    mail_command,
+    new_result,
+    parse_ehlo,
+    rcpt_command,
+    settle,
+    settle_data,
+)
+from mailpost._smtp.ratelimit import RateLimit
+from mailpost._smtp.replies import Failure, classify_exception
+from mailpost.message import StreamedMessage
+
+__all__ = [
+    "Attempt",
+    "ClientConfig",
+    "Connection",
+    "Item",
+    "Pool",
+    "background_loop",
+    "open_connection",
+    "run_sync",
+    "send_batch",
+    "unattempted",
+]
+
+logger = logging.getLogger("mailpost.smtp")
+
+T = TypeVar("T")
+
+#: RFC 5321 section 4.5.3.2 minimums, used when no timeout is configured at all.
+DEFAULT_CONNECT_TIMEOUT = 30.0
+DEFAULT_GREETING_TIMEOUT = 300.0
+DEFAULT_COMMAND_TIMEOUT = 300.0
+DEFAULT_DATA_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything a connection needs, resolved once by the backend."""
+
+    host: str
+    port: int
+    label: str = "SMTP"
+    use_tls: bool = False
+    use_ssl: bool = False
+    ssl_context: ssl.SSLContext | None = None
+    username: str = ""
+    password: str = field(default="", repr=False)
+    local_hostname: str = "localhost"
+    connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT
+    greeting_timeout: float | None = DEFAULT_GREETING_TIMEOUT
+    command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT
+    data_timeout: float | None = DEFAULT_DATA_TIMEOUT
+    pipelining: bool = True
+    max_connections: int = 1
+    messages_per_connection: int | None = None
+    health_check_after: float | None = 30.0
+    rate_limit: RateLimit | None = None
+
+
+class Item:
+    """One message ready for the wire: envelope and bytes computed once.
+
+    ``render`` re-renders the message 7-bit clean, for a server that turns out not to
+    offer 8BITMIME after the bytes were made 8-bit. ``stream``: the message has files read
+    while it is written (``data`` is then only its head, for the Message-ID).
+    """
+
+    __slots__ = (
+        "data",
+        "eight_bit",
+        "message",
+        "message_id",
+        "recipients",
+        "render",
+        "sender",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        message: Any,
+        sender: str,
+        recipients: list[str],
+        data: bytes,
+        message_id: str | None,
+        *,
+        eight_bit: bool = False,
+        render: Callable[[], tuple[bytes, str | None]] | None = None,
+        stream: StreamedMessage | None = None,
+    ) -> None:
+        self.stream = stream
+        self.message = message
+        self.sender = sender
+        self.recipients = recipients
+        self.data = data
+        self.message_id = message_id
+        self.eight_bit = eight_bit
+        self.render = render
+
+
+@dataclass
+class Attempt:
+    """One transaction's outcome. ``lost``: the connection died before the server took
+    the message. ``usable``: the connection can carry the next message."""
+
+    result: DeliveryResult
+    lost: bool = False
+    usable: bool = True
+
+
+@dataclass
+class Sent:
+    """A transaction whose envelope went out ahead (pipelined): its replies so far."""
+
+    result: DeliveryResult
+    replies: list[Reply]
+    expected: int
+
+
+def _timed_out(what: str) -> smtplib.SMTPServerDisconnected:
+    exc = smtplib.SMTPServerDisconnected(f"timed out waiting for {what}")
+    exc.__cause__ = TimeoutError()
+    return exc
+
+
+class _Wire(asyncio.Protocol):
+    """The socket side: collects replies and wakes whoever waits for them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = ReplyParser()
+        self.replies: deque[Reply] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.wanted = 0
+        self.closed = False
+        self.error: BaseException | None = None
+        self._paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._what = "the server"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            replies = self.parser.feed(data)
+        except ProtocolError as exc:
+            self.fail(exc)
+            return
+        if replies:
+            self.replies.extend(replies)
+            waiter = self.waiter
+            if waiter is not None and len(self.replies) >= self.wanted and not waiter.done():
+                waiter.set_result(None)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.error is None:
+            self.error = exc or smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        for future in (self.waiter, self._drain):
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    def fail(self, exc: BaseException) -> None:
+        """End the session now: nothing more is read or written."""
+        if self.error is None:
+            self.error = exc
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+        self._wake()
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and self.transport is not None:
+            self.transport.write(data)
+
+    def writelines(self, lines: list[bytes]) -> None:
+        """One ``send`` for small groups (cheaper than ``sendmsg`` with a buffer list);
+        big payloads are not copied."""
+        if not self.closed and self.transport is not None:
+            if len(lines[0]) > 65536:
+                self.transport.writelines(lines)
+            else:
+                self.transport.write(b"".join(lines))
+
+    async def drain(self, timeout: float | None) -> None:
+        """Wait until the transport's buffer is below its high-water mark."""
+        if not self._paused or self.closed:
+            return
+        self._drain = self.loop.create_future()
+        handle = None
+        if timeout is not None:
+            handle = self.loop.call_later(timeout, self._expire, self._drain, "the server")
+        try:
+            await self._drain
+        finally:
+            self._drain = None
+            if handle is not None:
+                handle.cancel()
+
+    def _expire(self, future: asyncio.Future[None], what: str) -> None:
+        if not future.done():
+            self.fail(_timed_out(what))
+
+    async def read(self, n: int, timeout: float | None, what: str = "the server") -> list[Reply]:
+        """The next ``n`` replies; fewer only when the session ended (see ``error``)."""
+        replies = self.replies
+        if len(replies) < n and not self.closed:
+            waiter = self.waiter = self.loop.create_future()
+            self.wanted = n
+            if timeout is not None:
+                self._deadline = self.loop.time() + timeout
+                self._what = what
+                timer = self._timer
+                if timer is not None and timer.when() > self._deadline:
+                    timer.cancel()
+                    timer = None
+                if timer is None:
+                    self._timer = self.loop.call_at(self._deadline, self._watch)
+            try:
+                await waiter
+            finally:
+                self.waiter = None
+        if len(replies) <= n:
+            taken = list(replies)
+            replies.clear()
+            return taken
+        return [replies.popleft() for _ in range(n)]
+
+    def _watch(self) -> None:
+        """One timer per connection, re-armed lazily: cheaper than one per reply."""
+        self._timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        if self.loop.time() >= self._deadline:
+            self.fail(_timed_out(self._what))
+        else:
+            self._timer = self.loop.call_at(self._deadline, self._watch)
+
+    def failure(self) -> BaseException:
+        return self.error or smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+
+
+class Connection:
+    """One SMTP session, ready for mail transactions."""
+
+    def __init__(self, wire: _Wire, config: ClientConfig) -> None:
+        self.wire = wire
+        self.config = config
+        self.extensions: dict[str, str] = {}
+        self.esmtp = False
+        self.transactions = 0
+        self.last_used = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        return not self.wire.closed
+
+    @property
+    def pipelining(self) -> bool:
+        return self.config.pipelining and "pipelining" in self.extensions
+
+    # -- session setup ------------------------------------------------------------------
+
+    async def command(self, line: bytes, timeout: float | None = None) -> Reply:
+        """Send one command and return its reply; raise if the session ended."""
+        self.wire.write(line)
+        replies = await self.wire.read(1, timeout or self.config.command_timeout)
+        if not replies:
+            raise self.wire.failure()
+        return replies[0]
+
+    async def greet(self) -> None:
+        replies = await self.wire.read(1, self.config.greeting_timeout, "the server's greeting")
+        if not replies:
+            raise self.wire.failure()
+        code, raw = replies[0]
+        if code != 220:
+            raise smtplib.SMTPConnectError(code, raw)
+
+    async def hello(self) -> None:
+        name = self.config.local_hostname
+        code, raw = await self.command(f"EHLO {name}\r\n".encode("ascii"))
+        if code == 250:
+            self.esmtp = True
+            self.extensions = parse_ehlo(raw)
+            return
+        code, raw = await self.command(f"HELO {name}\r\n".encode("ascii"))
+        if not 200 <= code < 300:
+            raise smtplib.SMTPHeloError(code, raw)
+        self.esmtp = False
+        self.extensions = {}
+
+    async def starttls(self) -> None:
+        """Upgrade to TLS; raise (never continue in clear) if that is not possible."""
+        if "starttls" not in self.extensions:
+            raise smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server.")
+        code, raw = await self.command(b"STARTTLS\r\n")
+        if code != 220:
+            raise smtplib.SMTPResponseException(code, raw)
+        loop = asyncio.get_running_loop()
+        wire, config = self.wire, self.config
+        assert wire.transport is not None
+        assert config.ssl_context is not None
+        transport = await loop.start_tls(
+            wire.transport,
+            wire,
+            config.ssl_context,
+            server_hostname=config.host,
+            ssl_handshake_timeout=config.connect_timeout,
+        )
+        assert isinstance(transport, asyncio.Transport)
+        wire.transport = transport
+        wire.parser = ReplyParser()  # RFC 3207: discard anything received before TLS
+        wire.replies.clear()
+
+    async def login(self) -> None:
+        """AUTH PLAIN, else AUTH LOGIN (RFC 4954); raise SMTPAuthenticationError if refused."""
+        if "auth" not in self.extensions:
+            raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+        mechanisms = self.extensions["auth"].upper().split()
+        user, password = self.config.username, self.config.password
+        if "PLAIN" in mechanisms:
+            code, raw = await self.command(auth_plain(user, password))
+        elif "LOGIN" in mechanisms:
+            steps = auth_login_steps(user, password)
+            for step in steps:
+                code, raw = await self.command(step)
+                if code != 334:
+                    break
+        else:
+            raise smtplib.SMTPException("No suitable authentication method found.")
+        if code not in (235, 503):
+            raise smtplib.SMTPAuthenticationError(code, raw)
+
+    async def noop(self) -> bool:
+        """Whether the session still answers (health check of an idle connection)."""
+        if not self.alive:
+            return False
+        try:
+            code, _ = await self.command(b"NOOP\r\n")
+        except OSError:
+            self.abort()
+            return False
+        return 200 <= code < 300
+
+    async def quit(self) -> None:
+        """Say QUIT, wait briefly for the reply, close. Never raises for the network."""
+        if self.alive:
+            try:
+                await self.command(b"QUIT\r\n", min(self.config.command_timeout or 5.0, 5.0))
+            except OSError as exc:
+                logger.debug("%s: QUIT failed: %s", self.config.label, classify_exception(exc).text)
+        self.close()
+
+    def close(self) -> None:
+        transport = self.wire.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        self.wire.closed = True
+
+    def abort(self) -> None:
+        self.wire.fail(smtplib.SMTPServerDisconnected("connection closed by the client"))
+
+    # -- one mail transaction -------------------------------------------------------------
+
+    def _envelope(self, item: Item) -> tuple[DeliveryResult, list[bytes] | None]:
+        """A new result for ``item`` and its MAIL/RCPT/DATA lines (None: not to be sent)."""
+        if item.eight_bit and "8bitmime" not in self.extensions and item.render is not None:
+            item.data, item.message_id = item.render()
+            item.eight_bit = False
+        result = new_result(item.message_id, item.recipients)
+        stream = item.stream
+        if stream is None:
+            plan = plan_mail(item.data, self.extensions)
+        else:
+            plan = plan_for(stream.size, stream.isascii(), self.extensions)
+        if plan.problem is not None:
+            fail(result, Failure(plan.problem), plan.problem, smtplib.SMTPException(plan.problem))
+            return result, None
+        lines = [mail_command(item.sender, plan.options)]
+        lines += [rcpt_command(r) for r in item.recipients]
+        lines.append(b"DATA\r\n")
+        return result, lines
+
+    def can_pipeline(self, item: Item) -> bool:
+        """Whether ``item``'s envelope may follow the previous message's data in one write."""
+        return self.pipelining and item.stream is None and not self.wire.closed
+
+    async def transact(
+        self, item: Item, follow: Item | None = None, sent: Sent | None = None
+    ) -> tuple[Attempt, Sent | None]:
+        """MAIL, RCPT for each recipient, DATA, the data: every reply recorded.
+
+        With PIPELINING, ``follow``'s envelope is written right after this message's data
+        (RFC 2920 allows the next transaction to follow the end of data), and its replies
+        are read with the reply to the data: one round trip per message. The returned
+        :class:`Sent` carries them to the next call (``sent``); None when ``follow`` was
+        not sent, e.g. because this message ended the session.
+        """
+        self.transactions += 1
+        wire = self.wire
+        timeout = self.config.command_timeout
+        if sent is not None:
+            result, replies, expected = sent.result, sent.replies, sent.expected
+        else:
+            result, lines = self._envelope(item)
+            if lines is None:
+                return Attempt(result), None
+            if self.pipelining:
+                wire.writelines(lines)
+                replies = await wire.read(len(lines), timeout)
+                expected = len(lines)
+            else:
+                replies, expected = await self._lockstep(lines, timeout)
+        outcome = settle(result, item.sender, replies, expected=expected, cause=wire.error)
+        if outcome.lost:
+            self.abort()
+            return Attempt(result, lost=True, usable=False), None
+        if outcome.send_data:
+            stream = item.stream
+            ahead: list[bytes] | None = None
+            if stream is None:
+                stuffed, end = data_parts(item.data)
+                parts = [stuffed, end]
+                if follow is not None:
+                    next_result, ahead = self._envelope(follow)
+                    if ahead is not None:
+                        parts += ahead
+                wire.writelines(parts)
+            else:
+                await self._write_stream(stream)
+            await wire.drain(self.config.data_timeout)
+            wanted = 1 + (len(ahead) if ahead is not None else 0)
+            got = await wire.read(wanted, self.config.data_timeout)
+            outcome = settle_data(result, got[0] if got else None, cause=wire.error)
+            if outcome.lost:
+                self.abort()
+                return Attempt(result, lost=True, usable=False), None
+            self.last_used = time.monotonic()
+            following = None
+            if ahead is not None:
+                following = Sent(next_result, got[1:], len(ahead))
+            return Attempt(result), following
+        usable = True
+        if outcome.dot_only:
+            wire.write(b".\r\n")
+            usable = bool(await wire.read(1, timeout))
+        if outcome.reset and usable:
+            usable = await self._reset()
+        if not usable:
+            self.abort()
+        self.last_used = time.monotonic()
+        return Attempt(result, usable=usable), None
+
+    async def _write_stream(self, stream: StreamedMessage) -> None:
+        """Write a message chunk by chunk, waiting for the socket between chunks, so only
+        about one chunk of a large file is in memory at a time. Base64 text never starts a
+        line with a dot; only the wire-bytes segments are dot-stuffed."""
+        wire, timeout = self.wire, self.config.data_timeout
+        first, tail = True, b""
+        for chunk in stream.chunks():
+            if wire.closed:
+                return
+            if b"\n." in chunk:
+                chunk = chunk.replace(b"\r\n.", b"\r\n..")
+            if first and chunk[:1] == b".":
+                chunk = b"." + chunk
+            first = False
+            if chunk:
+                tail = chunk[-2:]
+            wire.write(chunk)
+            await wire.drain(timeout)
+        wire.write(b".\r\n" if tail == b"\r\n" else b"\r\n.\r\n")
+
+    async def _lockstep(self, lines: list[bytes], timeout: float | None) -> tuple[list[Reply], int]:
+        """One command at a time (no PIPELINING): stop where the transaction cannot go on."""
+        wire = self.wire
+        replies: list[Reply] = []
+        last_rcpt = len(lines) - 2
+        accepted = False
+        for index, line in enumerate(lines):
+            wire.write(line)
+            got = await wire.read(1, timeout)
+            if not got:
+                return replies, index + 1
+            replies += got
+            code = got[0][0]
+            if code == 421 or (index == 0 and not 200 <= code < 300):
+                return replies, index + 1
+            if 0 < index <= last_rcpt:
+                accepted = accepted or 200 <= code < 300
+                if index == last_rcpt and not accepted:
+                    return replies, index + 1
+        return replies, len(lines)
+
+    async def _reset(self) -> bool:
+        """RSET after a failed transaction; whether the session is still usable."""
+        try:
+            code, _ = await self.command(b"RSET\r\n")
+        except OSError:
+            return False
+        return 200 <= code < 300
+
+
+async def open_connection(config: ClientConfig) -> Connection:
+    """A new session: connected, greeted, TLS on if configured, logged in.
+
+    Raises the underlying error (an ``OSError``: smtplib and ssl errors are). STARTTLS
+    that is not offered or fails raises; the session is never used in clear.
+    """
+    loop = asyncio.get_running_loop()
+    tls = config.ssl_context if config.use_ssl else None
+    try:
+        _, wire = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: _Wire(loop),
+                config.host,
+                config.port,
+                ssl=tls,
+                server_hostname=config.host if tls is not None else None,
+                ssl_handshake_timeout=config.connect_timeout if tls is not None else None,
+            ),
+            config.connect_timeout,
+        )
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"timed out connecting to {config.host}:{config.port}") from None
+    conn = Connection(wire, config)
+    try:
+        await conn.greet()
+        await conn.hello()
+        if config.use_tls:
+            await conn.starttls()
+            await conn.hello()
+        if config.username and config.password:
+            await conn.login()
+    except BaseException:
+        conn.abort()
+        raise
+    return conn
+
+
+class Pool:
+    """Up to ``max_connections`` sessions to one server, on one event loop."""
+
+    def __init__(self, config: ClientConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.idle: list[Connection] = []
+        self.count = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.closed = False
+        self.extensions: dict[str, str] | None = None
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version of an idle session (e.g. ``"TLSv1.3"``), None without TLS."""
+        for conn in self.idle:
+            transport = conn.wire.transport
+            tls = transport.get_extra_info("ssl_object") if transport is not None else None
+            if tls is not None:
+                version: str | None = tls.version()
+                return version
+        return None
+
+    @property
+    def usable(self) -> bool:
+        """Whether the pool's loop can still run it."""
+        return not self.closed and not self.loop.is_closed()
+
+    async def acquire(self, *, fresh: bool = False) -> Connection:
+        """An idle healthy session, a new one, or the next one released.
+
+        ``fresh``: a new session (to retry a message whose session was lost: a reused one
+        might be about to reach the server's per-connection limit too).
+        """
+        config = self.config
+        while True:
+            if fresh and self.idle and self.count >= config.max_connections:
+                self.discard(self.idle.pop(0))  # make room for the new session
+            while self.idle and not fresh:
+                conn = self.idle.pop()
+                check = config.health_check_after
+                if conn.alive and (
+                    check is None or time.monotonic() - conn.last_used < check or await conn.noop()
+                ):
+                    return conn
+                self.discard(conn)
+            if self.count < config.max_connections:
+                self.count += 1
+                try:
+                    conn = await open_connection(config)
+                except BaseException:
+                    self.count -= 1
+                    self._wake()
+                    raise
+                self.extensions = conn.extensions
+                return conn
+            waiter = self.loop.create_future()
+            self.waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
+                self._wake()
+                raise
+
+    def release(self, conn: Connection) -> None:
+        """Give a session back for the next sender."""
+        if self.closed or not conn.alive:
+            self.discard(conn)
+            return
+        self.idle.append(conn)
+        self._wake()
+
+    def discard(self, conn: Connection) -> None:
+        """Drop a session that cannot be used any more."""
+        conn.abort()
+        self.count -= 1
+        self._wake()
+
+    async def retire(self, conn: Connection) -> None:
+        """QUIT a healthy session (its message allowance is used up)."""
+        self.count -= 1
+        self._wake()
+        await conn.quit()
+
+    def _wake(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def close(self) -> None:
+        """QUIT every idle session; sessions still in use are closed when released."""
+        self.closed = True
+        idle, self.idle = self.idle, []
+        self.count -= len(idle)
+        await asyncio.gather(*(conn.quit() for conn in idle))
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+Problem = tuple[str, Failure, BaseException | None]
+
+
+def unattempted(
+    item: Item, text: str, failure: Failure, exc: BaseException | None
+) -> DeliveryResult:
+    """The result for a message that never reached the server."""
+    return DeliveryResult(
+        message_id=item.message_id,
+        recipients=[
+            RecipientStatus(a, "unattempted", failure.code, failure.text) for a in item.recipients
+        ],
+        error=f"not attempted: {text}",
+        error_code=failure.code,
+        retryable=failure.retryable,
+        exception=exc,
+    )
+
+
+class _Batch:
+    """The shared state of one batch: the queue of message indexes and the results."""
+
+    def __init__(self, pool: Pool, items: list[Item]) -> None:
+        self.pool = pool
+        self.items = items
+        self.queue: deque[int] = deque(range(len(items)))
+        self.results: list[DeliveryResult | None] = [None] * len(items)
+        self.problem: Problem | None = None
+
+    async def worker(self) -> None:
+        pool, config, items, results = self.pool, self.pool.config, self.items, self.results
+        limit = config.rate_limit
+        per_connection = config.messages_per_connection
+        policy = ReconnectPolicy()
+        conn: Connection | None = None
+        had_connection = False
+        interrupted: tuple[int, Attempt] | None = None
+        ahead: tuple[int, Sent] | None = None  # the next message, its envelope already sent
+        try:
+            while True:
+                sent = None
+                if interrupted is not None:
+                    index = interrupted[0]
+                elif ahead is not None:
+                    index, sent = ahead
+                    ahead = None
+                elif self.queue:
+                    index = self.queue.popleft()
+                else:
+                    return
+                item = items[index]
+                if conn is None:
+                    conn, problem = await self._connect(policy, had_connection)
+                    if problem is not None:
+                        self.problem = problem
+                        if interrupted is not None:
+                            results[index] = interrupted[1].result
+                        else:
+                            self.queue.appendleft(index)
+                        return
+                    had_connection = True
+                    assert conn is not None
+                if limit is not None:
+                    delay = limit.reserve()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                follow: int | None = None
+                if (
+                    limit is None
+                    and self.queue
+                    and (per_connection is None or conn.transactions + 1 < per_connection)
+                    and conn.can_pipeline(items[self.queue[0]])
+                ):
+                    follow = self.queue.popleft()
+                attempt, following = await conn.transact(
+                    item, items[follow] if follow is not None else None, sent
+                )
+                if follow is not None:
+                    if following is None:
+                        self.queue.appendleft(follow)  # not sent: back to the queue
+                    else:
+                        ahead = (follow, following)
+                if attempt.lost and interrupted is None:
+                    pool.discard(conn)
+                    conn = None
+                    interrupted = (index, attempt)  # retried once, on a new connection
+                    continue
+                interrupted = None
+                results[index] = attempt.result
+                if attempt.result.sent:
+                    policy.delivered()
+                if not attempt.usable:
+                    pool.discard(conn)
+                    conn = None
+                elif per_connection is not None and conn.transactions >= per_connection:
+                    await pool.retire(conn)
+                    conn, had_connection = None, False
+        finally:
+            if conn is not None:
+                pool.release(conn)
+
+    async def _connect(
+        self, policy: ReconnectPolicy, reconnect: bool
+    ) -> tuple[Connection | None, Problem | None]:
+        config = self.pool.config
+        where = f"{config.host}:{config.port}"
+        if reconnect:
+            if not policy.may_reconnect():
+                text = "the connection was lost again before any message was delivered on it"
+                return None, (text, Failure(text, None, True), None)
+            logger.info("%s: connection lost; reconnecting to %s", config.label, where)
+        try:
+            conn = await self.pool.acquire(fresh=reconnect)
+        except OSError as exc:
+            failure = classify_exception(exc)
+            verb = "reconnect" if reconnect else "connect"
+            text = f"could not {verb} to {where}: {failure.text}"
+            if reconnect:
+                logger.warning("%s: %s", config.label, text)
+            return None, (text, failure, exc)
+        if reconnect:
+            policy.reconnected()
+        return conn, None
+
+
+async def send_batch(pool: Pool, items: list[Item]) -> list[DeliveryResult]:
+    """Send every item over the pool; one result per item, in order."""
+    batch = _Batch(pool, items)
+    workers = min(pool.config.max_connections, len(items))
+    if workers == 1:
+        await batch.worker()
+    else:
+        await asyncio.gather(*(batch.worker() for _ in range(workers)))
+    results = batch.results
+    if batch.queue or any(r is None for r in results):
+        problem = batch.problem
+        assert problem is not None
+        for index, result in enumerate(results):
+            if result is None:
+                results[index] = unattempted(items[index], *problem)
+    return [r for r in results if r is not None]
+
+
+# -- the private event loop of the sync API -------------------------------------------------
+
+
+class _LoopThread:
+    """One event loop in a daemon thread, started on first use (and anew after fork)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is not None:
+            return loop
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                threading.Thread(target=run, name="mailpost-smtp", daemon=True).start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def forget(self) -> None:
+        self._loop = None
+        self._lock = threading.Lock()
+
+
+_background = _LoopThread()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_background.forget)
+
+
+def background_loop() -> asyncio.AbstractEventLoop:
+    """The private event loop the sync API runs SMTP sessions on."""
+    return _background.get()
+
+
+def run_sync(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop | None = None) -> T:
+    """Run ``coro`` on ``loop`` (default: the background loop) and wait for its result."""
+    loop = loop or background_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        coro.close()
+        raise RuntimeError(
+            "a blocking SMTP call was made inside the event loop that owns the connection; "
+            "use the async twin (await backend.asend_messages(...)) there"
+        )
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        raise
