@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -181,7 +182,8 @@ def test_purge_and_stats(store: SQLiteStore) -> None:
 
 def test_two_stores_never_lease_the_same_record(tmp_path: Path) -> None:
     path = tmp_path / "spool.sqlite3"
-    SQLiteStore(path).enqueue([_new(i) for i in range(400)], now=T0)
+    with closing(SQLiteStore(path)) as seed:
+        seed.enqueue([_new(i) for i in range(400)], now=T0)
     taken: dict[str, list[int]] = {}
 
     start = threading.Barrier(4, timeout=10)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -67,13 +67,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def spool(tmp_path: Path, clock: FakeClock) -> Spool:
-    return Spool(
-        SQLiteStore(tmp_path / "spool.sqlite3"),
-        mailer="scripted",
-        clock=clock,
-        policy=RetryPolicy(jitter=0),
-    )
+def spool(tmp_path: Path, clock: FakeClock) -> Iterator[Spool]:
+    store = SQLiteStore(tmp_path / "spool.sqlite3")
+    yield Spool(store, mailer="scripted", clock=clock, policy=RetryPolicy(jitter=0))
+    store.close()
 
 
 def _msg(n: int, *to: str) -> EmailMessage:
@@ -128,13 +125,12 @@ def test_5xx_is_never_retried_and_accepted_recipients_never_resent(
     }
 
 
-def test_gives_up_after_max_age_into_dead_letters(tmp_path: Path, clock: FakeClock) -> None:
-    spool = Spool(
-        SQLiteStore(tmp_path / "s.db"),
-        mailer="x",
-        clock=clock,
-        policy=RetryPolicy(jitter=0, max_age=3600),
-    )
+def test_gives_up_after_max_age_into_dead_letters(
+    tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest
+) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    request.addfinalizer(store.close)
+    spool = Spool(store, mailer="x", clock=clock, policy=RetryPolicy(jitter=0, max_age=3600))
     backend = ScriptedBackend({"a@x.test": [421] * 100})
     [rid] = spool.enqueue([_msg(1)])
     worker = _worker(spool, clock, backend)
