@@ -231,6 +231,7 @@ def test_auth_failure_is_535_not_retryable_and_never_shows_the_password(
     [result] = error.results
     assert result.error_code == 535
     assert result.retryable is False
+    assert result.attempted is False  # nothing was said about the message itself
     assert result.error == (
         f"not attempted: could not connect to 127.0.0.1:{auth_smtp_server.port}: "
         "535 5.7.8 Authentication credentials invalid"

@@ -106,3 +106,25 @@ def test_backend_without_delivery_result() -> None:
     assert zero[0].status == "pending"
     bad, _ = classify(["a@x.test"], None, error=InvalidAddress("bad address"))
     assert bad[0].status == "failed"
+
+
+def test_a_message_that_never_reached_the_server_is_retried_even_on_a_5xx() -> None:
+    delivery = DeliveryResult(
+        recipients=[RecipientStatus("a@x.test", "unattempted", 535, "5.7.8 bad credentials")],
+        error="not attempted: could not connect: 535 5.7.8 bad credentials",
+        error_code=535,
+        attempted=False,
+    )
+    results, summary = classify(["a@x.test"], delivery)
+    assert [(r.status, r.code) for r in results] == [("pending", 535)]
+    assert summary == delivery.error
+
+
+def test_a_5xx_for_a_message_the_server_saw_is_permanent() -> None:
+    delivery = DeliveryResult(
+        recipients=[RecipientStatus("a@x.test", "unattempted", 554, "5.6.0 rejected")],
+        error="554 5.6.0 rejected",
+        error_code=554,
+    )
+    results, _ = classify(["a@x.test"], delivery)
+    assert [r.status for r in results] == ["failed"]

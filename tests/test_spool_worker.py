@@ -254,3 +254,37 @@ def test_locmem_delivery_through_configured_mailers(tmp_path: Path) -> None:
     assert Spool.from_mailer("spool").worker().run(until_idle=True) == 30
     assert sorted(m.subject for m in mailpost.outbox) == sorted(m.subject for m in messages)  # type: ignore[attr-defined]
     assert Spool.from_mailer("spool").stats()["states"]["sent"] == 30
+
+
+def test_a_mailer_that_cannot_log_in_keeps_mail_queued_instead_of_dead(
+    tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest
+) -> None:
+    """535 at AUTH is the mailer's problem (say, a rotated password), not the message's:
+    the spool waits and retries, and delivers once the credentials are fixed."""
+    from smtp_fixtures import USERS, mailer_entry
+    from smtpd_harness import SMTPServer
+
+    server: SMTPServer = request.getfixturevalue("auth_smtp_server")
+
+    bad = mailer_entry(server, use_tls=True, username="alice", password="rotated-away")
+    mailpost.configure(MAILERS={"smtp": bad})
+    store = SQLiteStore(tmp_path / "s.db")
+    request.addfinalizer(store.close)
+    spool = Spool(store, mailer="smtp", clock=clock, policy=RetryPolicy(jitter=0))
+    [rid] = spool.enqueue([_msg(1, "rcpt@example.com")])
+    spool.worker(sleep=clock.sleep).run(until_idle=True)
+    record = spool.get(rid)
+    assert record is not None
+    assert record.state == "queued"
+    assert [r.status for r in record.recipients] == ["pending"]
+    assert "535" in (record.last_error or "")
+    assert server.messages == []
+
+    good = mailer_entry(server, use_tls=True, username="alice", password=USERS["alice"])
+    mailpost.configure(MAILERS={"smtp": good})
+    clock.advance(3600)
+    spool.worker(sleep=clock.sleep).run(until_idle=True)
+    record = spool.get(rid)
+    assert record is not None
+    assert record.state == "sent"
+    assert len(server.messages) == 1

@@ -47,6 +47,9 @@ class DeliveryResult:
     ``sent`` is true when the transport took the message for at least one recipient (the
     count ``send_messages`` returns). ``ok`` is true only when it was taken for every one.
     ``error`` describes the failure in words that never include credentials.
+    ``attempted`` is false when the message never reached the server (it could not be
+    connected to, TLS or authentication failed, or the batch stopped before this message):
+    then nothing was said about the message itself, whatever ``error_code`` is.
     """
 
     mailer: str | None = None
@@ -57,6 +60,7 @@ class DeliveryResult:
     error: str | None = None
     error_code: int | None = None
     retryable: bool = False
+    attempted: bool = True
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @property

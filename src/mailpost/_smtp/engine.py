@@ -723,6 +723,7 @@ def unattempted(
         error=f"not attempted: {text}",
         error_code=failure.code,
         retryable=failure.retryable,
+        attempted=False,
         exception=exc,
     )
 

@@ -142,6 +142,11 @@ def classify(
         text = _describe(error) if error is not None else "the mailer reported 0 messages sent"
         verdict: RecipientState = "failed" if isinstance(error, BadHeaderError) else "pending"
         return [RecipientResult(a, verdict, None, text) for a in pending], text
+    if not delivery.attempted and not delivery.sent:
+        # The server never saw this message (connection, TLS or AUTH failed): a mailer
+        # problem, not the message's. Wait and retry, even on a 5xx such as 535.
+        text = delivery.error or "the message did not reach the server"
+        return [RecipientResult(a, "pending", delivery.error_code, text) for a in pending], text
     message_permanent = is_permanent_code(delivery.error_code) or isinstance(
         delivery.exception, BadHeaderError
     )
