@@ -150,9 +150,8 @@ def smtp_source(port: int, shape: dict[str, Any], sessions: int, count: int) -> 
 
 def django_sender(port: int) -> Callable[[dict[str, Any], int], float] | None:
     try:
-        from django.conf import settings
-
         import django
+        from django.conf import settings
     except ImportError:
         return None
     if not settings.configured:
