@@ -3,9 +3,11 @@
 Configure it in ``MAILERS`` with ``"BACKEND": "mailpost.backends.smtp.EmailBackend"``.
 Every message gets a :class:`~mailpost.DeliveryResult` with the server's reply to each
 RCPT TO and to DATA. A batch keeps going past a failed message; a lost connection (or a
-421 reply) gets one reconnect and the interrupted message is retried once if the server
-had not taken it. STARTTLS and implicit TLS verify the server's certificate and host
-name; a failed STARTTLS never falls back to cleartext.
+421 reply) gets one reconnect and the interrupted message is retried once, unless the
+server had already replied to it. If the connection drops after the message was sent but
+before the server's reply arrived, the retry may deliver it twice (with the same
+Message-ID): the one duplicate window SMTP leaves open. STARTTLS and implicit TLS verify
+the server's certificate and host name; a failed STARTTLS never falls back to cleartext.
 
 The protocol runs on mailpost's asyncio engine (:mod:`mailpost._smtp.engine`): natively
 on the caller's loop for ``asend_messages`` / ``aopen``, and on one private background
