@@ -45,6 +45,10 @@ HELPER = Path(__file__).with_name("spool_helpers.py")
 _DATABASES = itertools.count(1)
 
 
+# A real broker and worker: generous bounds for a loaded CI machine (waits end early).
+pytestmark = pytest.mark.timeout(300)
+
+
 def _require_celery() -> None:
     try:
         import celery  # noqa: F401
@@ -113,7 +117,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             except OSError:
                 return False
 
-        _wait(answers, 10, "redis-server to answer PING")
+        _wait(answers, 20, "redis-server to answer PING")
         yield port
     finally:
         proc.terminate()
@@ -149,7 +153,7 @@ class CeleryWorker:
             assert self.proc.poll() is None, f"celery worker exited:\n{self.log.read_text()}"
             return (self.state_dir / "ready").exists()
 
-        _wait(ready, 30, "the Celery worker to be ready")
+        _wait(ready, 60, "the Celery worker to be ready")
         return self
 
     def children(self) -> list[int]:
@@ -278,7 +282,7 @@ def test_celery_delivers_each_message_once_retrying_4xx_never_5xx(
         worker.start()
         _send(n, _mixed_rcpts)
         spool = Spool.from_mailer("spool")
-        records = _drain(spool, 40)
+        records = _drain(spool, 80)
         worker.stop()
         statuses = _check_exactly_once(server, records)
         bad = [i for i in range(n) if i % 10 == 0 or i % 25 == 0]
@@ -330,17 +334,17 @@ def test_sigkilled_celery_worker_loses_nothing_and_duplicates_at_most_in_flight(
         _send(n, lambda i: [f"u{i}@x.test"])
         # The pool processes die mid-task (one of them surely: it is waiting for message
         # 40's reply); reject_on_worker_lost puts their tasks back on the queue ...
-        _wait(lambda: server.log.data_tries[40] >= 1, 20, "message 40 to reach DATA")
+        _wait(lambda: server.log.data_tries[40] >= 1, 40, "message 40 to reach DATA")
         for child in worker.children():
             os.kill(child, signal.SIGKILL)
         seen = len(server.copies)
-        _wait(lambda: len(server.copies) >= seen + 20, 20, "the pool to go on after a child died")
+        _wait(lambda: len(server.copies) >= seen + 20, 40, "the pool to go on after a child died")
         # ... then the whole worker is SIGKILLed (late ack: its tasks stay on the broker).
         worker.kill()
         assert len(server.copies) < n, "the worker finished before it could be killed"
         worker.start()
         spool = Spool.from_mailer("spool")
-        records = _drain(spool, 40)
+        records = _drain(spool, 80)
         worker.stop()
     assert all(r.state == "sent" for r in records)
     per_id = Counter(c.message_id for c in server.copies)
@@ -373,7 +377,7 @@ def test_sweep_republishes_records_whose_tasks_were_lost(
         assert sweep("spool", app=app, grace=0) == 50
         assert sweep("spool", app=app, grace=0) == 50  # duplicates are harmless
         worker.start()
-        records = _drain(spool, 20)
+        records = _drain(spool, 40)
         worker.stop()
         assert _check_exactly_once(server, records) == {"delivered": 50}
 
