@@ -140,16 +140,19 @@ def test_message_without_recipients_is_skipped_without_connecting(
     assert msg.delivery.recipients == []
 
 
-def test_serialization_error_raises_before_anything_is_sent_even_if_fail_silently(
-    smtp_server: SMTPServer, smtp_mailer: Mailer
+def test_a_message_that_cannot_be_composed_is_skipped_and_logged_when_failing_silently(
+    smtp_server: SMTPServer, smtp_mailer: Mailer, caplog: pytest.LogCaptureFixture
 ) -> None:
     bad = make(2)
     bad.subject = "Hi\nBcc: victim@example.com"
+    caplog.set_level(logging.INFO, logger="mailpost")
     backend = smtp_mailer(smtp_server, fail_silently=True)
-    with pytest.raises(ValueError, match=r"(?i)subject"):
-        backend.send_messages([make(1), bad, make(3)])
-    assert smtp_server.sessions == 0
-    assert smtp_server.messages == []
+    assert backend.send_messages([make(1), bad, make(3)]) == 2
+    assert len(smtp_server.messages) == 2
+    assert not any(b"victim" in m.data for m in smtp_server.messages)
+    assert bad.delivery is not None
+    assert not bad.delivery.sent
+    assert "could not be composed" in caplog.text
 
 
 # -- refused recipients -------------------------------------------------------------------

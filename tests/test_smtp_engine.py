@@ -17,6 +17,7 @@ import pytest
 
 import mailpost
 from mailpost import DeliveryError, EmailMessage, InvalidMailer
+from mailpost._smtp.engine import Pool, send_batch
 from mailpost._smtp.ratelimit import RateLimit
 from mailpost.backends import smtp
 from mailpost.backends.smtp import SMTPBackend
@@ -500,7 +501,7 @@ def test_auth_failure_on_a_pool_never_shows_the_password(
 # -- 8BITMIME ---------------------------------------------------------------------------------
 
 
-def test_non_ascii_text_goes_8bit_once_the_server_is_known_to_offer_8bitmime(
+def test_non_ascii_text_goes_8bit_when_the_server_offers_8bitmime(
     smtp_server: SMTPServer, smtp_mailer: Mailer
 ) -> None:
     with smtp_mailer(smtp_server) as backend:
@@ -511,21 +512,96 @@ def test_non_ascii_text_goes_8bit_once_the_server_is_known_to_offer_8bitmime(
     assert "BODY=8BITMIME" in got.mail_options
 
 
-def test_8bit_rendering_falls_back_to_7bit_when_the_server_stopped_offering_it(
-    smtp_server: SMTPServer, smtp_mailer: Mailer, monkeypatch: pytest.MonkeyPatch
+def test_non_ascii_text_goes_7bit_to_a_server_without_8bitmime(
+    smtp_server: SMTPServer, smtp_mailer: Mailer
 ) -> None:
     smtp_server.faults.hide_extensions.add("8BITMIME")
-    monkeypatch.setitem(smtp._eight_bit_servers, (smtp_server.host, smtp_server.port), True)
     msg = make(1, body="Grüße aus Köln\n")
     assert smtp_mailer(smtp_server).send_messages([msg]) == 1
     [got] = smtp_server.messages
     assert got.data.isascii()
     assert not any(o.startswith("BODY=") for o in got.mail_options)
-    assert msg.delivery is not None
-    assert (
-        msg.delivery.message_id
-        == email.parser.BytesParser(policy=email.policy.default).parsebytes(got.data)["Message-ID"]
-    )
+
+
+def test_8bit_bytes_are_rendered_again_for_a_session_without_8bitmime(
+    smtp_server: SMTPServer, smtp_mailer: Mailer
+) -> None:
+    """A message composed 8-bit for one session and retried on one that lacks 8BITMIME."""
+    smtp_server.faults.hide_extensions.add("8BITMIME")
+    backend = smtp_mailer(smtp_server)
+    msg = make(1, body="Grüße aus Köln\n")
+    [item] = backend._prepare_all([msg])
+    assert item.ready(True)
+    assert item.eight_bit
+    assert not item.data.isascii()
+
+    async def send() -> list[mailpost.DeliveryResult]:
+        pool = Pool(backend._client_config(), asyncio.get_running_loop())
+        try:
+            return await send_batch(pool, [item])
+        finally:
+            await pool.close()
+
+    [result] = asyncio.run(send())
+    assert result.sent
+    assert result.ok
+    [got] = smtp_server.messages
+    assert got.data.isascii()
+    assert not any(o.startswith("BODY=") for o in got.mail_options)
+    parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(got.data)
+    assert result.message_id == parsed["Message-ID"]
+
+
+# -- composition as the batch goes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bad", ["header", "address"])
+def test_a_message_that_cannot_be_composed_is_not_sent_and_raised_after_the_batch(
+    smtp_server: SMTPServer, smtp_mailer: Mailer, mode: str, bad: str
+) -> None:
+    messages = [make(n) for n in range(40)]
+    if bad == "header":
+        messages[17].extra_headers["X-Tag"] = "a\r\nBcc: victim@example.com"
+    else:
+        messages[17].to = ["not an address"]
+    backend = smtp_mailer(smtp_server, max_connections=2)
+    with pytest.raises(ValueError) as info:
+        deliver(backend, messages, mode)
+    assert ("X-Tag" if bad == "header" else "not an address") in str(info.value)
+    delivered = sorted(subjects(smtp_server), key=lambda s: int(s.split()[1]))
+    assert delivered == [f"Message {n}" for n in range(40) if n != 17]
+    assert not any(b"victim" in m.data for m in smtp_server.messages)
+    for n, msg in enumerate(messages):
+        assert msg.delivery is not None
+        if n == 17:
+            assert not msg.delivery.sent
+            assert not msg.delivery.retryable
+            assert msg.delivery.error is not None
+            assert msg.delivery.error.startswith("message could not be composed")
+            assert msg.delivery.exception is info.value
+        else:
+            assert msg.delivery.ok
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_messages_are_composed_as_they_are_sent_not_all_before(
+    smtp_server: SMTPServer, smtp_mailer: Mailer, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large batch never holds every message's bytes at once: when message n is composed,
+    the server already has most of the ones before it."""
+    composed_when: list[int] = []
+    real = smtp._compose
+
+    def spy(item: Any, eight_bit: bool) -> None:
+        composed_when.append(len(smtp_server.messages))
+        real(item, eight_bit)
+
+    monkeypatch.setattr(smtp, "_compose", spy)
+    messages = [make(n) for n in range(60)]
+    assert deliver(smtp_mailer(smtp_server), messages, mode) == 60
+    assert len(composed_when) == 60
+    assert composed_when[-1] >= 50  # the last was composed after ~all others were delivered
 
 
 # -- options ----------------------------------------------------------------------------------

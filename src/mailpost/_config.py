@@ -176,8 +176,39 @@ def _plain(value: Any) -> Any:
 _MISSING = object()
 
 
+def _environ_getter() -> Callable[[str], str | None]:
+    """A reader of ``os.environ`` that skips its per-call key encoding and KeyError.
+
+    ``os.environ`` keeps its data in a dict under encoded keys; reading that dict with
+    keys encoded once is ~20x cheaper, and still live (assignments to ``os.environ``
+    update it). Falls back to ``os.environ.get`` where the layout differs.
+    """
+    environ = os.environ
+    data = getattr(environ, "_data", None)
+    encodekey = getattr(environ, "encodekey", None)
+    decodevalue = getattr(environ, "decodevalue", None)
+    if not isinstance(data, dict) or encodekey is None or decodevalue is None:
+        return environ.get
+    keys: dict[str, Any] = {}
+
+    def get(key: str) -> str | None:
+        if os.environ is not environ:  # replaced wholesale (a test's patch): read the new one
+            return os.environ.get(key)
+        encoded = keys.get(key)
+        if encoded is None:
+            encoded = keys[key] = encodekey(key)
+        raw = data.get(encoded)
+        return None if raw is None else str(decodevalue(raw))
+
+    return get
+
+
+_environ_get = _environ_getter()
+_env_keys = {name: f"MAILPOST_{name}" for name in KNOWN}
+
+
 def _from_env(name: str) -> Any:
-    raw = os.environ.get(f"MAILPOST_{name}")
+    raw = _environ_get(_env_keys.get(name) or f"MAILPOST_{name}")
     if raw is None:
         return _MISSING
     if name in _BOOLS:

@@ -25,7 +25,7 @@ import ipaddress
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailpost.exceptions import BadHeaderError, InvalidAddress
 
@@ -123,9 +123,11 @@ def _short(value: str, limit: int = 60) -> str:
 # -- addresses ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Address:
-    """One mailbox: a display name (possibly empty) and an addr-spec in ASCII form."""
+class Address(NamedTuple):
+    """One mailbox: a display name (possibly empty) and an addr-spec in ASCII form.
+
+    Immutable (parsed addresses are cached and shared) and cheap to make.
+    """
 
     display_name: str
     local: str
@@ -151,6 +153,10 @@ _FAST_ADDRESS = re.compile(
     rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>{_LABEL_RE}(?:\.{_LABEL_RE})*)"
     r"(?(name)>)\Z"
 )
+#: The bare ``a.b@example.com`` shape alone: ~2x faster than trying a display name first.
+_FAST_ADDR_SPEC = re.compile(
+    rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>{_LABEL_RE}(?:\.{_LABEL_RE})*)\Z"
+)
 
 
 def parse_address(value: AddressInput, field: str) -> Address:
@@ -173,6 +179,13 @@ def plain_text(value: object) -> object:
 
 @functools.lru_cache(maxsize=4096)
 def _parse_cached(value: str, field: str) -> Address:
+    if "<" not in value:
+        match = _FAST_ADDR_SPEC.match(value)
+        if match is not None:
+            local, domain = match.group("local", "domain")
+            if len(local) <= 64 and len(local) + len(domain) < 254:
+                return Address("", local, domain)
+        return _parse(value, field)
     match = _FAST_ADDRESS.match(value)
     if match is not None:
         name, local, domain = match.group("name", "local", "domain")

@@ -88,11 +88,16 @@ class EmailAlternative(NamedTuple):
 Attachment = EmailAttachment | email.message.Message
 
 
+_checked_domain: list[str | None] = [None]
+
+
 def make_msgid(idstring: str | None = None, domain: str | None = None) -> str:
     """A new, unique ``<...@domain>`` Message-ID; ``domain`` defaults to this host's FQDN."""
     if domain is None:
         domain = DNS_NAME.get_fqdn()
-    check_value("make_msgid domain", domain)
+    if domain is not _checked_domain[0]:
+        check_value("make_msgid domain", domain)
+        _checked_domain[0] = domain
     suffix = ""
     if idstring is not None:
         check_value("make_msgid idstring", idstring)
@@ -359,7 +364,31 @@ class EmailMessage:
     def _compose(self, *, eight_bit: bool, streamed: bool) -> bytes | list[bytes | FileContent]:
         """The wire format, whole, or (``streamed``) as segments with files left to read."""
         charset = self._charset()
-        extra = _extra_headers(self.extra_headers) if self.extra_headers else {}
+        out = self._header_lines() if self.extra_headers else self._plain_header_lines()
+        out.append("MIME-Version: 1.0\r\n")
+        root = self._structure(charset, eight_bit)
+        buffer = _Segments() if streamed else io.BytesIO()
+        buffer.write("".join(out).encode("ascii"))
+        root.write(buffer)
+        if isinstance(buffer, _Segments):
+            return buffer.finish()
+        return buffer.getvalue()
+
+    def _plain_header_lines(self) -> list[str]:
+        """The header lines when ``headers=`` is empty: the common case, made directly."""
+        out = [_headers.render("Subject", _as_text(self.subject))]
+        out.append(_address_line("From", (self.from_email,)))
+        for name, value in (("To", self.to), ("Cc", self.cc), ("Reply-To", self.reply_to)):
+            if value:
+                out.append(_address_line(name, value))
+        out.append(
+            f"Date: {_date(bool(settings.EMAIL_USE_LOCALTIME))}\r\nMessage-ID: {make_msgid()}\r\n"
+        )
+        return out
+
+    def _header_lines(self) -> list[str]:
+        """The header lines, ``headers=`` replacing generated ones of the same name."""
+        extra = _extra_headers(self.extra_headers)
         out: list[str] = []
         for name, value in (
             ("Subject", None),
@@ -387,14 +416,7 @@ class EmailMessage:
             out.append(f"Message-ID: {make_msgid()}\r\n")
         for name, value in extra.values():
             out.append(_headers.render(name, _as_text(value)))
-        out.append("MIME-Version: 1.0\r\n")
-        root = self._structure(charset, eight_bit)
-        buffer = _Segments() if streamed else io.BytesIO()
-        buffer.write("".join(out).encode("ascii"))
-        root.write(buffer)
-        if isinstance(buffer, _Segments):
-            return buffer.finish()
-        return buffer.getvalue()
+        return out
 
     def _structure(self, charset: str, eight_bit: bool = False) -> _Part:
         alternatives = list(getattr(self, "alternatives", ()))
@@ -635,6 +657,21 @@ _FOLD = re.compile(rb"\r?\n[ \t]+")
 
 def message_id_of(data: bytes) -> str | None:
     """The Message-ID header of serialized message bytes (without parsing the message)."""
+    head_end = data.find(b"\r\n\r\n")
+    start = data.find(b"\r\nMessage-ID: <", 0, head_end)
+    if start > 0 and b"\n\n" not in data[:start]:
+        # mailpost's writer: one unfolded line; exact unless an earlier header differs
+        # only by case (then the general search below decides).
+        start += 2
+        end = data.find(b"\r\n", start)
+        value = data[start + 12 : end]
+        if (
+            value.endswith(b">")
+            and data[end + 2 : end + 3] not in (b" ", b"\t")
+            and b"\nmessage-id:" not in data[:start].lower()
+            and data[:11].lower() != b"message-id:"
+        ):
+            return value.decode("ascii", "replace")
     end = data.find(b"\n\n")
     crlf_end = data.find(b"\r\n\r\n")
     if crlf_end >= 0 and (end < 0 or crlf_end < end):
@@ -653,9 +690,16 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+_valid_mimetypes: set[str] = set()
+
+
 def _check_mimetype(mimetype: Any, field: str) -> None:
+    if type(mimetype) is str and mimetype in _valid_mimetypes:
+        return
     if not isinstance(mimetype, str) or not _MIMETYPE.match(mimetype):
         raise ValueError(f"{field}: {mimetype!r} is not a valid MIME type (type/subtype)")
+    if len(_valid_mimetypes) < 1024:
+        _valid_mimetypes.add(mimetype)
 
 
 # -- the MIME writer --------------------------------------------------------------------
@@ -754,18 +798,23 @@ def _normalize_newlines(text: str) -> str:
 def _lines_fit(data: bytes, sep: bytes = b"\n") -> bool:
     if len(data) <= 998:
         return True
-    return max(len(line) for line in data.split(sep)) <= 998
+    return max(map(len, data.split(sep))) <= 998
 
 
 _HIGH_BYTES = bytes(range(128, 256))
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8", "UTF-8"})
 
 
-def _encode_text(data: bytes, *, exact: bool, eight_bit: bool = False) -> tuple[str, bytes]:
+def _encode_text(
+    data: bytes, *, exact: bool, eight_bit: bool = False, utf8_chars: int | None = None
+) -> tuple[str, bytes]:
     """Pick a transfer encoding for text bytes; return it and the body to write.
 
     Normalized text (``exact=False``) has ``\\n`` line breaks that become CRLF. Exact
     text keeps its bytes: it stays 7bit only if its breaks are already CRLF. A base64
     body is returned unencoded (``_Part(b64=True)`` encodes it while writing).
+    ``utf8_chars``: the length of the text ``data`` is the UTF-8 encoding of, which bounds
+    its count of non-ASCII bytes without counting them.
     """
     if exact:
         crlf_only = data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
@@ -779,7 +828,17 @@ def _encode_text(data: bytes, *, exact: bool, eight_bit: bool = False) -> tuple[
     else:
         if eight_bit and b"\x00" not in data and _lines_fit(data):
             return "8bit", data.replace(b"\n", _CRLF)
-        high = len(data) - len(data.translate(None, _HIGH_BYTES))
+        high = -1
+        if utf8_chars is not None:
+            # A k-byte UTF-8 character is k high bytes and k - 1 bytes more than characters,
+            # so the high bytes are between 4/3 and 2 times that excess.
+            excess = len(data) - utf8_chars
+            if excess * 12 <= len(data):
+                high = 2 * excess
+            elif excess * 8 > len(data):
+                high = len(data)
+        if high < 0:
+            high = len(data) - len(data.translate(None, _HIGH_BYTES))
     if b"\x00" not in data and high * 6 <= len(data):
         qp = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
         return "quoted-printable", qp.replace(b"\n", _CRLF)
@@ -896,7 +955,10 @@ def _text_part(
     if not exact:
         text = _normalize_newlines(text)
     data = text.encode(charset)
-    cte, body = _encode_text(data, exact=exact, eight_bit=eight_bit)
+    utf8 = charset in _UTF8_NAMES or charset.lower() in _UTF8_NAMES
+    cte, body = _encode_text(
+        data, exact=exact, eight_bit=eight_bit, utf8_chars=len(text) if utf8 else None
+    )
     headers = _content_headers(
         mimetype, cte, charset=charset, filename=filename, disposition=disposition
     )

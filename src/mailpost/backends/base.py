@@ -139,11 +139,15 @@ class BaseEmailBackend:
         message.sent_using = self.alias
         return result
 
-    def finish(self, results: Iterable[DeliveryResult]) -> int:
+    def finish(
+        self, results: Iterable[DeliveryResult], compose_error: Exception | None = None
+    ) -> int:
         """Count what was sent; report anything that was not, all at once.
 
-        Every failure is logged. Unless ``fail_silently``, one :class:`DeliveryError`
-        carrying every result is raised when any message was not fully delivered.
+        Every failure is logged. Unless ``fail_silently``: ``compose_error`` (the first
+        message that could not be composed) is raised if given, else one
+        :class:`DeliveryError` carrying every result when any message was not fully
+        delivered.
         """
         results = list(results)
         failed = [r for r in results if not r.ok]
@@ -160,6 +164,8 @@ class BaseEmailBackend:
             )
         if self.fail_silently:
             return sent
+        if compose_error is not None:
+            raise compose_error
         first = next((r.exception for r in failed if r.exception is not None), None)
         summary = (
             f"{self.label}: {len(failed)} of {len(results)} message(s) not fully delivered"
@@ -174,18 +180,18 @@ class BaseEmailBackend:
         *,
         linesep: str = "\n",
     ) -> int:
-        """Compose every message, then ``write`` each one, record a result on each, and report.
+        """Compose and ``write`` each message, record a result on each, and report.
 
-        All messages are composed before any is written, so a message that cannot be composed
-        (bad header, bad address) raises its ``ValueError`` with nothing of the batch delivered,
-        as on SMTP. With ``fail_silently`` such a message is skipped (and recorded as failed)
-        instead. A message that cannot be written does not stop the others: it is recorded as
-        failed and reported by :meth:`BaseEmailBackend.finish` (a :class:`~mailpost.DeliveryError`).
+        A message that cannot be composed (bad header, bad address) is not written and does
+        not stop the batch: it is recorded as failed, and once the batch is done its
+        ``ValueError`` is raised (with ``fail_silently`` it is only recorded and logged),
+        as on SMTP. A message that cannot be written is recorded as failed and reported by
+        :meth:`BaseEmailBackend.finish` (a :class:`~mailpost.DeliveryError`).
         """
         from mailpost.message import envelope, message_id_of, serialize
 
         results: list[DeliveryResult] = []
-        composed: list[tuple[EmailMessage, bytes, str, list[str]]] = []
+        compose_error: Exception | None = None
         for message in messages:
             try:
                 data = serialize(message, linesep=linesep)
@@ -195,11 +201,8 @@ class BaseEmailBackend:
                     error=f"message could not be composed: {exc}", exception=exc
                 )
                 results.append(self.record(message, failed))
-                if not self.fail_silently:
-                    raise
+                compose_error = compose_error or exc
                 continue
-            composed.append((message, data, sender, recipients))
-        for message, data, sender, recipients in composed:
             message_id = message_id_of(data)
             try:
                 write(message, data, sender, recipients)
@@ -216,4 +219,4 @@ class BaseEmailBackend:
                 recipients, mailer=self.alias, message_id=message_id
             )
             results.append(self.record(message, accepted))
-        return self.finish(results)
+        return self.finish(results, compose_error)

@@ -40,6 +40,7 @@ from mailpost._smtp.engine import (
     Item,
     Pool,
     background_loop,
+    composition_failed,
     run_sync,
     send_batch,
     unattempted,
@@ -445,46 +446,42 @@ class SMTPBackend(BaseEmailBackend):
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Send each message in its own transaction; return how many the server took.
 
-        Every message is serialized before anything is sent, so a bad header raises
-        (never silenced) with nothing delivered. Opens a session if none is open and then
-        closes it; a session opened with :meth:`open` is left open. A large batch is
-        spread over up to ``max_connections`` sessions, with pipelining when offered.
+        Messages are composed as they are sent (while the server works on the previous
+        one), so a large batch never holds all its wire bytes at once. A message that
+        cannot be composed (an invalid address, a header with a line break, an unreadable
+        file) is not sent and the rest of the batch is; its error is then raised (unless
+        ``fail_silently``), every message's ``delivery`` recorded. Opens a session if none is open
+        and then closes it; a session opened with :meth:`open` is left open. A large batch
+        is spread over up to ``max_connections`` sessions, with pipelining when offered.
         """
         if not email_messages:
             return 0
         prepared = self._prepare_all(email_messages)
         batch = [item for item in prepared if item.recipients]
-        if not batch:
-            return self.finish(self._in_order(prepared, []))
-        pool = self.connection
-        if pool is not None:
-            results = run_sync(self._send_on(pool, batch), pool.loop)
-        else:
-            results = run_sync(self._send_once(batch))
-        return self.finish(self._in_order(prepared, results))
+        results: list[DeliveryResult] = []
+        if batch:
+            pool = self.connection
+            if pool is not None:
+                results = run_sync(send_batch(pool, batch), pool.loop)
+            else:
+                results = run_sync(self._send_once(batch))
+        return self._report(prepared, results)
 
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        """Async :meth:`send_messages`, native: same results, records and errors."""
+        """Async :meth:`send_messages`, native: same results, records and errors. Messages
+        are composed on the event loop one at a time, as they are sent."""
         if not email_messages:
             return 0
-        if len(email_messages) > _SERIALIZE_INLINE:  # keep the event loop responsive
-            prepared = await asyncio.to_thread(self._prepare_all, email_messages)
-        else:
-            prepared = self._prepare_all(email_messages)
+        prepared = self._prepare_all(email_messages)
         batch = [item for item in prepared if item.recipients]
-        if not batch:
-            return self.finish(self._in_order(prepared, []))
-        pool = self.connection
-        if pool is not None:
-            results = await _on_loop(self._send_on(pool, batch), pool.loop)
-        else:
-            results = await self._send_once(batch)
-        return self.finish(self._in_order(prepared, results))
-
-    async def _send_on(self, pool: Pool, batch: list[Item]) -> list[DeliveryResult]:
-        results = await send_batch(pool, batch)
-        self._learn(pool)
-        return results
+        results: list[DeliveryResult] = []
+        if batch:
+            pool = self.connection
+            if pool is not None:
+                results = await _on_loop(send_batch(pool, batch), pool.loop)
+            else:
+                results = await self._send_once(batch)
+        return self._report(prepared, results)
 
     async def _send_once(self, batch: list[Item]) -> list[DeliveryResult]:
         """A batch on sessions opened for it and closed (QUIT) after it."""
@@ -496,70 +493,70 @@ class SMTPBackend(BaseEmailBackend):
             return [unattempted(item, text, failure, exc) for item in batch]
         pool = Pool(config, asyncio.get_running_loop())
         try:
-            return await self._send_on(pool, batch)
+            return await send_batch(pool, batch)
         finally:
             await pool.close()
 
-    def _learn(self, pool: Pool) -> None:
-        if pool.extensions is not None:
-            _eight_bit_servers[(self.host, self.port)] = "8bitmime" in pool.extensions
-
-    def _eight_bit(self) -> bool:
-        """Whether to render 8-bit text: the server offered 8BITMIME last time we looked."""
-        pool = self.connection
-        if pool is not None and pool.extensions is not None:
-            return "8bitmime" in pool.extensions
-        return _eight_bit_servers.get((self.host, self.port), False)
-
     def _prepare_all(self, messages: Sequence[EmailMessage]) -> list[Item]:
-        eight_bit = self._eight_bit()
-        return [self._prepare(message, eight_bit) for message in messages]
+        """An :class:`Item` per message: its envelope now, its bytes when it is sent.
 
-    def _prepare(self, message: EmailMessage, eight_bit: bool = False) -> Item:
-        stream = serialize_stream(message)
-        if stream is not None:  # files are read while the message is written
-            sender, recipients = envelope(message)
-            return Item(
-                message, sender, recipients, stream.head, message_id_of(stream.head), stream=stream
-            )
-        data = serialize(message, eight_bit=eight_bit)
-        sender, recipients = envelope(message)
-        render = None
-        if eight_bit and not data.isascii():
+        A message whose envelope is invalid gets an item with no recipients and its
+        ``error`` set: it is not sent, and the error is raised after the batch.
+        """
+        items = []
+        for message in messages:
+            try:
+                sender, recipients = envelope(message)
+            except Exception as exc:
+                item = Item(message, "", [], b"", None)
+                item.error = exc
+            else:
+                item = Item(message, sender, recipients, b"", None, prepare=_compose)
+            items.append(item)
+        return items
 
-            def render() -> tuple[bytes, str | None]:
-                seven = serialize(message)
-                return seven, message_id_of(seven)
+    def _report(self, prepared: Sequence[Item], results: Sequence[DeliveryResult]) -> int:
+        """Record every message's result in batch order; count what was sent.
 
-        return Item(
-            message,
-            sender,
-            recipients,
-            data,
-            message_id_of(data),
-            eight_bit=render is not None,
-            render=render,
-        )
-
-    def _in_order(
-        self, prepared: Sequence[Item], results: Sequence[DeliveryResult]
-    ) -> list[DeliveryResult]:
-        """Every message's result in batch order, recorded on the message; one with no
-        recipients is recorded as having nothing to deliver (counted as 0, as in Django,
-        and not a failure)."""
+        A message with no recipients is recorded as having nothing to deliver (counted as
+        0, as in Django, and not a failure). If a message could not be composed, its error
+        is raised (unless ``fail_silently``) once every result is recorded and logged.
+        """
         sent = iter(results)
         ordered = []
         for item in prepared:
-            result = next(sent) if item.recipients else DeliveryResult(message_id=item.message_id)
+            if item.recipients:
+                result = next(sent)
+            elif item.error is not None:
+                result = composition_failed(item)
+            else:
+                result = DeliveryResult(message_id=item.message_id)
             ordered.append(self.record(item.message, result))
-        return ordered
+        error = next((item.error for item in prepared if item.error is not None), None)
+        return self.finish(ordered, error)
 
 
-#: Batches larger than this are serialized in a worker thread by ``asend_messages``.
-_SERIALIZE_INLINE = 50
+def _compose(item: Item, eight_bit: bool) -> None:
+    """Make ``item``'s wire bytes (8-bit text when the connection offers 8BITMIME)."""
+    message = item.message
+    stream = serialize_stream(message)
+    if stream is not None:  # files are read while the message is written
+        item.stream = stream
+        item.data = stream.head
+        item.message_id = message_id_of(stream.head)
+        return
+    data = serialize(message, eight_bit=eight_bit)
+    item.data = data
+    item.message_id = message_id_of(data)
+    if eight_bit and not data.isascii():
 
-#: (host, port) -> whether the server offered 8BITMIME when last connected.
-_eight_bit_servers: dict[tuple[str, int], bool] = {}
+        def render() -> tuple[bytes, str | None]:
+            seven = serialize(message)
+            return seven, message_id_of(seven)
+
+        item.eight_bit = True
+        item.render = render
+
 
 _closing: set[asyncio.Task[None]] = set()
 

@@ -219,9 +219,7 @@ class SpoolBackend(BaseEmailBackend):
                 results.update(self._store_now(captured))
             else:
                 results.update(self._defer(captured, database))
-        if compose_error is not None:
-            raise compose_error
-        return self.finish(results[id(m)] for m in email_messages)
+        return self.finish((results[id(m)] for m in email_messages), compose_error)
 
     def _store_now(
         self, captured: list[tuple[EmailMessage, NewMessage]]

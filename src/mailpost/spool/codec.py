@@ -103,7 +103,10 @@ def encode_recipients(recipients: list[SpoolRecipient]) -> str:
 
 
 def new_recipients_json(addresses: list[str]) -> str:
-    return json.dumps([[a, "pending", None, ""] for a in addresses])
+    if any('"' in a or "\\" in a for a in addresses):  # quoted local parts
+        return json.dumps([[a, "pending", None, ""] for a in addresses])
+    # validated addr-specs are printable ASCII: nothing else needs escaping in JSON
+    return "[" + ",".join(f'["{a}","pending",null,""]' for a in addresses) + "]"
 
 
 def decode_recipients(text: str) -> list[SpoolRecipient]:
