@@ -21,7 +21,7 @@ def is_retryable_code(code: int | None) -> bool:
     return code is None or 400 <= code < 500
 
 
-@dataclass
+@dataclass(slots=True)
 class RecipientStatus:
     """One envelope recipient's outcome: the server's RCPT reply when there was one."""
 
@@ -40,7 +40,7 @@ class RecipientStatus:
         return self.status != "accepted" and is_retryable_code(self.code)
 
 
-@dataclass
+@dataclass(slots=True)
 class DeliveryResult:
     """The outcome of one message on one mailer.
 
@@ -66,8 +66,11 @@ class DeliveryResult:
     @property
     def ok(self) -> bool:
         """Nothing went wrong: sent to every recipient (or there was no one to send to)."""
-        if self.error is not None or not all(r.accepted for r in self.recipients):
+        if self.error is not None:
             return False
+        for r in self.recipients:
+            if r.status != "accepted":
+                return False
         return self.sent or not self.recipients
 
     @property

@@ -92,8 +92,13 @@ ADDRESS_HEADERS = frozenset(
 )
 
 
+_valid_names: set[str] = set()
+
+
 def check_name(name: str) -> str:
     """Return ``name`` if it is a valid header field name (RFC 5322 ftext), else raise."""
+    if type(name) is str and name in _valid_names:
+        return name
     if not isinstance(name, str):
         raise BadHeaderError(f"header name must be a string, not {type(name).__name__}")
     if not _FTEXT.match(name):
@@ -101,6 +106,8 @@ def check_name(name: str) -> str:
             f"invalid header name {name!r}: only printable ASCII without ':' or spaces",
             field=name,
         )
+    if type(name) is str and len(_valid_names) < 1024:
+        _valid_names.add(name)
     return name
 
 
@@ -559,12 +566,11 @@ def fold(name: str, tokens: Sequence[str], linesep: str = "\r\n") -> str:
 def render(name: str, value: str, linesep: str = "\r\n") -> str:
     """Validate and fold one header, choosing the treatment its name calls for."""
     check_name(name)
-    check_value(name, value)
     lower = name.lower()
     if (
         len(name) + len(value) + 2 <= SOFT_LINE
         and value.isascii()
-        and value.isprintable()
+        and value.isprintable()  # so no line break, NUL or other separator either
         and value[:1] != " "
         and value[-1:] != " "
         and "=?" not in value
@@ -572,6 +578,7 @@ def render(name: str, value: str, linesep: str = "\r\n") -> str:
         and lower not in ADDRESS_HEADERS
     ):
         return f"{name}: {value}{linesep}"  # short plain text: nothing to encode or fold
+    check_value(name, value)
     if lower in IDENTIFIER_HEADERS:
         tokens = _identifier_tokens(name, value)
     elif lower in ADDRESS_HEADERS:

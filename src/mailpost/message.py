@@ -389,7 +389,12 @@ class EmailMessage:
     def _header_lines(self) -> list[str]:
         """The header lines, ``headers=`` replacing generated ones of the same name."""
         extra = _extra_headers(self.extra_headers)
-        out: list[str] = []
+        if _GENERATED.isdisjoint(extra):  # only headers of its own: after the generated ones
+            out = self._plain_header_lines()
+            for name, value in extra.values():
+                out.append(_headers.render(name, _as_text(value)))
+            return out
+        out = []
         for name, value in (
             ("Subject", None),
             ("From", (self.from_email,)),
@@ -619,16 +624,40 @@ _FORBIDDEN_EXTRA = {
 
 def _extra_headers(headers: dict[str, Any]) -> dict[str, tuple[str, Any]]:
     """``headers=`` by lower-case name, validated; Bcc and MIME structure are refused."""
-    extra = {str(k).lower(): (check_name(str(k)), v) for k, v in headers.items()}
-    for lower, hint in _FORBIDDEN_EXTRA.items():
-        if lower in extra:
-            name = extra[lower][0]
-            raise BadHeaderError(f"{name}: cannot be set through headers={hint}", field=name)
+    extra = {}
+    for key, value in headers.items():
+        name = key if type(key) is str and key in _valid_names else _valid_name(str(key))
+        extra[name.lower()] = (name, value)
+    if not _FORBIDDEN_EXTRA.keys().isdisjoint(extra):
+        for lower, hint in _FORBIDDEN_EXTRA.items():
+            if lower in extra:
+                name = extra[lower][0]
+                raise BadHeaderError(f"{name}: cannot be set through headers={hint}", field=name)
     return extra
+
+
+_valid_names: set[str] = set()
+
+
+def _valid_name(name: str) -> str:
+    check_name(name)
+    if len(_valid_names) < 1024:
+        _valid_names.add(name)
+    return name
+
+
+#: Header names mailpost generates; ``headers=`` may replace them.
+_GENERATED = frozenset({"subject", "from", "to", "cc", "reply-to", "date", "message-id"})
 
 
 def _address_line(name: str, items: Sequence[AddressInput]) -> str:
     """The folded header line for an address list ("" when every entry is empty)."""
+    if len(items) == 1 and type(items[0]) is str and items[0]:
+        address = parse_address(items[0], name)  # cached: the envelope reads it again
+        if not address.display_name:
+            line = f"{name}: {address.local}@{address.domain}\r\n"
+            if len(line) <= _headers.SOFT_LINE + 2:
+                return line
     if all(type(a) is str for a in items):
         return _headers.address_header(name, tuple(items))
     parsed = [parse_address(a, name) for a in items if a]

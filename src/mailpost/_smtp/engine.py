@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from mailpost._delivery import DeliveryResult, RecipientStatus
-from mailpost._smtp.envelope import data_parts, plan_for, plan_mail
+from mailpost._smtp.envelope import LINE_DOT, data_parts, plan_for, plan_mail
 from mailpost._smtp.policy import ReconnectPolicy
 from mailpost._smtp.protocol import (
     Outcome,
@@ -162,17 +162,19 @@ class Item:
         return self.error is None
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
-    """One transaction's outcome. ``lost``: the connection died before the server took
-    the message. ``usable``: the connection can carry the next message."""
+    """One transaction's outcome. ``lost``: the session ended before the server's final
+    reply (if the data had gone out, the server may have stored the message: the retry
+    is the documented ack-lost duplicate, same Message-ID). ``usable``: the connection
+    can carry the next message."""
 
     result: DeliveryResult
     lost: bool = False
     usable: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class Sent:
     """A transaction whose envelope went out ahead (pipelined): its replies so far, and
     what they mean once :func:`settle` has read them (``outcome``)."""
@@ -634,9 +636,9 @@ class Connection:
         for chunk in stream.chunks():
             if wire.closed:
                 return
-            if b"\n." in chunk:
+            if LINE_DOT.search(chunk):
                 chunk = chunk.replace(b"\r\n.", b"\r\n..")
-            if first and chunk[:1] == b".":
+            if chunk[:1] == b"." and (first or tail.endswith(b"\n")):  # a line starts here
                 chunk = b"." + chunk
             first = False
             if chunk:

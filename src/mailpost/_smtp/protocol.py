@@ -124,7 +124,7 @@ def auth_login_steps(username: str, password: str) -> list[bytes]:
 # -- one transaction's outcome ---------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """Where a transaction stands after its envelope replies.
 

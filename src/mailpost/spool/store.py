@@ -210,6 +210,9 @@ class SQLiteStore(SpoolStore):
         if str(mode).lower() != "wal":
             raise OSError(f"spool {self.path!r}: cannot switch SQLite to WAL mode (got {mode!r})")
         self._conn.execute("PRAGMA synchronous = FULL")
+        # Checkpoint the WAL into the database every ~16 MB rather than ~4 MB: a quarter of
+        # the database fsyncs for a bulk enqueue (measured ~10% of its cost).
+        self._conn.execute("PRAGMA wal_autocheckpoint = 4000")
         with self._write():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
