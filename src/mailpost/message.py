@@ -741,7 +741,17 @@ class _Part:
     so a large attachment costs its encoded size once, not several intermediate copies.
     """
 
-    __slots__ = ("b64", "body", "children", "content_id", "headers", "mimetype", "raw", "source")
+    __slots__ = (
+        "b64",
+        "body",
+        "children",
+        "content_id",
+        "headers",
+        "mimetype",
+        "qp",
+        "raw",
+        "source",
+    )
 
     def __init__(
         self,
@@ -750,6 +760,7 @@ class _Part:
         body: bytes = b"",
         *,
         b64: bool = False,
+        qp: bool = False,
         children: list[_Part] | None = None,
         raw: bytes | None = None,
         content_id: bool = False,
@@ -760,6 +771,7 @@ class _Part:
         self.headers = headers
         self.body = body
         self.b64 = b64
+        self.qp = qp
         self.children = children
         self.raw = raw
         self.content_id = content_id
@@ -804,7 +816,8 @@ class _Part:
         if self.raw is not None:
             return marker in self.raw
         if self.children is None:
-            return not self.b64 and marker in self.body
+            # base64 has no "-" and quoted-printable always escapes "=": nothing to search
+            return not (self.b64 or self.qp) and marker in self.body
         return any(child._contains(marker) for child in self.children)
 
 
@@ -813,9 +826,17 @@ def _boundary() -> bytes:
 
 
 def _multipart(subtype: str, children: list[_Part]) -> _Part:
-    _check_mimetype(f"multipart/{subtype}", "multipart subtype")
-    ctype = fold("Content-Type", [f"multipart/{subtype};", ' boundary="\x00BOUNDARY\x00"'])
-    return _Part(f"multipart/{subtype}", [ctype], children=children)
+    cached = _multipart_headers.get(subtype)
+    if cached is None:
+        _check_mimetype(f"multipart/{subtype}", "multipart subtype")
+        ctype = fold("Content-Type", [f"multipart/{subtype};", ' boundary="\x00BOUNDARY\x00"'])
+        cached = (f"multipart/{subtype}", [ctype])
+        if len(_multipart_headers) < 64:
+            _multipart_headers[subtype] = cached
+    return _Part(cached[0], cached[1], children=children)
+
+
+_multipart_headers: dict[str, tuple[str, list[str]]] = {}
 
 
 def _normalize_newlines(text: str) -> str:
@@ -991,7 +1012,9 @@ def _text_part(
     headers = _content_headers(
         mimetype, cte, charset=charset, filename=filename, disposition=disposition
     )
-    return _Part(mimetype.lower(), headers, body, b64=cte == "base64")
+    return _Part(
+        mimetype.lower(), headers, body, b64=cte == "base64", qp=cte == "quoted-printable"
+    )
 
 
 def _content_part(
