@@ -1012,9 +1012,7 @@ def _text_part(
     headers = _content_headers(
         mimetype, cte, charset=charset, filename=filename, disposition=disposition
     )
-    return _Part(
-        mimetype.lower(), headers, body, b64=cte == "base64", qp=cte == "quoted-printable"
-    )
+    return _Part(mimetype.lower(), headers, body, b64=cte == "base64", qp=cte == "quoted-printable")
 
 
 def _content_part(
