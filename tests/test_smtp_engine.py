@@ -6,8 +6,10 @@ native async one, against a real aiosmtpd server on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.parser
 import email.policy
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -582,6 +584,63 @@ def test_a_message_that_cannot_be_composed_is_not_sent_and_raised_after_the_batc
             assert msg.delivery.exception is info.value
         else:
             assert msg.delivery.ok
+
+
+_LANGUAGE: contextvars.ContextVar[str] = contextvars.ContextVar("language", default="en")
+
+
+class LazySubject:
+    """Like a Django ``gettext_lazy`` string: its text depends on the active context."""
+
+    def __str__(self) -> str:
+        return {"en": "Welcome", "fr": "Bienvenue"}[_LANGUAGE.get()]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_messages_are_composed_in_the_senders_context(
+    smtp_server: SMTPServer, smtp_mailer: Mailer, mode: str
+) -> None:
+    """Composed later, from the sessions' callbacks (which run in the context the sessions
+    were opened in, here before the language changed), yet in the sender's context."""
+    smtp_server.faults.pipelining = True  # so most messages are composed from callbacks
+    messages = [make(n, subject=LazySubject()) for n in range(30)]
+    backend = smtp_mailer(smtp_server, max_connections=2)
+    if mode == "sync":
+        with backend:
+            backend.send_messages([make(99)])  # sessions open, in the "en" context
+            token = _LANGUAGE.set("fr")
+            try:
+                assert backend.send_messages(messages) == 30
+            finally:
+                _LANGUAGE.reset(token)
+    else:
+
+        async def send() -> int:
+            async with backend:
+                await backend.asend_messages([make(99)])
+                _LANGUAGE.set("fr")  # this task's context only
+                return await backend.asend_messages(messages)
+
+        assert asyncio.run(send()) == 30
+    assert subjects(smtp_server)[1:] == ["Bienvenue"] * 30
+
+
+def test_a_message_class_with_its_own_rendering_is_composed_in_the_callers_thread(
+    smtp_server: SMTPServer, smtp_mailer: Mailer
+) -> None:
+    seen: list[str] = []
+
+    class Custom(EmailMessage):
+        def _render(self, *, eight_bit: bool = False) -> bytes:
+            seen.append(threading.current_thread().name)
+            return super()._render(eight_bit=eight_bit)
+
+    messages = [
+        Custom(f"Message {n}", "Body\n", "a@example.com", ["b@example.com"]) for n in range(5)
+    ]
+    assert smtp_mailer(smtp_server).send_messages(messages) == 5
+    assert seen == [threading.current_thread().name] * 5
+    assert len(smtp_server.messages) == 5
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -18,6 +18,7 @@ loop for the blocking API. A batch uses ESMTP PIPELINING when offered and up to
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import logging
 import os
@@ -26,7 +27,7 @@ import ssl
 import threading
 from collections.abc import Coroutine, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from mailpost import _config
 from mailpost._config import settings
@@ -48,11 +49,8 @@ from mailpost._smtp.engine import (
 from mailpost._smtp.ratelimit import RateLimit, shared_limit
 from mailpost._smtp.replies import classify_exception
 from mailpost.backends.base import BaseEmailBackend
-from mailpost.message import envelope, message_id_of, serialize, serialize_stream
+from mailpost.message import EmailMessage, envelope, message_id_of, serialize, serialize_stream
 from mailpost.utils import DNS_NAME
-
-if TYPE_CHECKING:
-    from mailpost.message import EmailMessage
 
 __all__ = ["EmailBackend", "SMTPBackend"]
 
@@ -500,9 +498,19 @@ class SMTPBackend(BaseEmailBackend):
     def _prepare_all(self, messages: Sequence[EmailMessage]) -> list[Item]:
         """An :class:`Item` per message: its envelope now, its bytes when it is sent.
 
-        A message whose envelope is invalid gets an item with no recipients and its
-        ``error`` set: it is not sent, and the error is raised after the batch.
+        mailpost's own writer runs when the message is about to go out, in a copy of the
+        caller's context (so Django's active language, a ``contextvars`` value, applies to
+        lazy strings), possibly on another thread. A message class with its own
+        ``message()`` or ``_render()`` runs caller code: it is composed here, now, in the
+        caller's thread. A message whose envelope is invalid gets an item with no
+        recipients and its ``error`` set: it is not sent, and the error is raised after
+        the batch.
         """
+        context = contextvars.copy_context()
+
+        def compose_in_context(item: Item, eight_bit: bool) -> None:
+            context.run(_compose, item, eight_bit)
+
         items = []
         for message in messages:
             try:
@@ -510,8 +518,14 @@ class SMTPBackend(BaseEmailBackend):
             except Exception as exc:
                 item = Item(message, "", [], b"", None)
                 item.error = exc
+                items.append(item)
+                continue
+            cls = type(message)
+            if cls.message is EmailMessage.message and cls._render is EmailMessage._render:
+                item = Item(message, sender, recipients, b"", None, prepare=compose_in_context)
             else:
                 item = Item(message, sender, recipients, b"", None, prepare=_compose)
+                item.ready(False)
             items.append(item)
         return items
 
