@@ -532,7 +532,7 @@ def test_8bit_bytes_are_rendered_again_for_a_session_without_8bitmime(
     smtp_server.faults.hide_extensions.add("8BITMIME")
     backend = smtp_mailer(smtp_server)
     msg = make(1, body="Grüße aus Köln\n")
-    [item] = backend._prepare_all([msg])
+    [item] = backend._prepare_all([msg], same_thread=True)
     assert item.ready(True)
     assert item.eight_bit
     assert not item.data.isascii()
@@ -623,6 +623,30 @@ def test_messages_are_composed_in_the_senders_context(
 
         assert asyncio.run(send()) == 30
     assert subjects(smtp_server)[1:] == ["Bienvenue"] * 30
+
+
+_THREAD_LANGUAGE = threading.local()
+
+
+class ThreadLazySubject:
+    """Like a Django lazy string under asgiref >= 3.10: the active language is visible to
+    the thread that activated it only."""
+
+    def __str__(self) -> str:
+        return {"en": "Welcome", "fr": "Bienvenue"}[getattr(_THREAD_LANGUAGE, "code", "en")]
+
+
+def test_lazy_values_are_composed_on_the_callers_thread_by_the_sync_api(
+    smtp_server: SMTPServer, smtp_mailer: Mailer
+) -> None:
+    smtp_server.faults.pipelining = True
+    messages = [make(n, subject=ThreadLazySubject()) for n in range(20)] + [make(20)]
+    _THREAD_LANGUAGE.code = "fr"
+    try:
+        assert smtp_mailer(smtp_server).send_messages(messages) == 21
+    finally:
+        del _THREAD_LANGUAGE.code
+    assert subjects(smtp_server) == ["Bienvenue"] * 20 + ["Message 20"]
 
 
 def test_a_message_class_with_its_own_rendering_is_composed_in_the_callers_thread(

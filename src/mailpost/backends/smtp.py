@@ -49,7 +49,15 @@ from mailpost._smtp.engine import (
 from mailpost._smtp.ratelimit import RateLimit, shared_limit
 from mailpost._smtp.replies import classify_exception
 from mailpost.backends.base import BaseEmailBackend
-from mailpost.message import EmailMessage, envelope, message_id_of, serialize, serialize_stream
+from mailpost.message import (
+    EmailAttachment,
+    EmailMessage,
+    FileContent,
+    envelope,
+    message_id_of,
+    serialize,
+    serialize_stream,
+)
 from mailpost.utils import DNS_NAME
 
 __all__ = ["EmailBackend", "SMTPBackend"]
@@ -454,7 +462,7 @@ class SMTPBackend(BaseEmailBackend):
         """
         if not email_messages:
             return 0
-        prepared = self._prepare_all(email_messages)
+        prepared = self._prepare_all(email_messages, same_thread=False)
         batch = [item for item in prepared if item.recipients]
         results: list[DeliveryResult] = []
         if batch:
@@ -470,11 +478,12 @@ class SMTPBackend(BaseEmailBackend):
         are composed on the event loop one at a time, as they are sent."""
         if not email_messages:
             return 0
-        prepared = self._prepare_all(email_messages)
+        pool = self.connection
+        same_thread = pool is None or pool.loop is asyncio.get_running_loop()
+        prepared = self._prepare_all(email_messages, same_thread=same_thread)
         batch = [item for item in prepared if item.recipients]
         results: list[DeliveryResult] = []
         if batch:
-            pool = self.connection
             if pool is not None:
                 results = await _on_loop(send_batch(pool, batch), pool.loop)
             else:
@@ -495,16 +504,18 @@ class SMTPBackend(BaseEmailBackend):
         finally:
             await pool.close()
 
-    def _prepare_all(self, messages: Sequence[EmailMessage]) -> list[Item]:
+    def _prepare_all(self, messages: Sequence[EmailMessage], *, same_thread: bool) -> list[Item]:
         """An :class:`Item` per message: its envelope now, its bytes when it is sent.
 
         mailpost's own writer runs when the message is about to go out, in a copy of the
-        caller's context (so Django's active language, a ``contextvars`` value, applies to
-        lazy strings), possibly on another thread. A message class with its own
-        ``message()`` or ``_render()`` runs caller code: it is composed here, now, in the
-        caller's thread. A message whose envelope is invalid gets an item with no
-        recipients and its ``error`` set: it is not sent, and the error is raised after
-        the batch.
+        caller's context (Flask's app context, Django's active language), on the thread
+        that runs the sessions. When that is not the caller's thread (``same_thread``
+        false: the sync API), only messages made of plain ``str``/``bytes`` are composed
+        there; one with lazy values (``gettext_lazy``), whose text may depend on the
+        caller's thread, and one whose class has its own ``message()`` or ``_render()``
+        (caller code) are composed here and now. A message whose envelope is invalid gets
+        an item with no recipients and its ``error`` set: it is not sent, and the error is
+        raised after the batch.
         """
         context = contextvars.copy_context()
 
@@ -521,7 +532,11 @@ class SMTPBackend(BaseEmailBackend):
                 items.append(item)
                 continue
             cls = type(message)
-            if cls.message is EmailMessage.message and cls._render is EmailMessage._render:
+            if (
+                cls.message is EmailMessage.message
+                and cls._render is EmailMessage._render
+                and (same_thread or _plain(message))
+            ):
                 item = Item(message, sender, recipients, b"", None, prepare=compose_in_context)
             else:
                 item = Item(message, sender, recipients, b"", None, prepare=_compose)
@@ -548,6 +563,40 @@ class SMTPBackend(BaseEmailBackend):
             ordered.append(self.record(item.message, result))
         error = next((item.error for item in prepared if item.error is not None), None)
         return self.finish(ordered, error)
+
+
+_PLAIN = (str, bytes)
+
+
+def _plain(message: EmailMessage) -> bool:
+    """Whether every value the writer reads from ``message`` is a plain str or bytes, so
+    composing it on another thread gives the same bytes."""
+    if type(message.subject) is not str or type(message.body) is not str:
+        return False
+    if message.encoding is not None and type(message.encoding) is not str:
+        return False
+    for value in message.extra_headers.values():
+        if type(value) is not str:
+            return False
+    for group in ((message.from_email,), message.to, message.cc, message.reply_to):
+        for address in group:
+            if type(address) is not str and not (
+                type(address) is tuple and all(type(part) is str for part in address)
+            ):
+                return False
+    for alternative in getattr(message, "alternatives", ()):
+        if type(alternative[0]) not in _PLAIN:
+            return False
+    for attachment in message.attachments:
+        if not isinstance(attachment, EmailAttachment):
+            return False
+        if type(attachment.content) not in _PLAIN and not isinstance(
+            attachment.content, FileContent
+        ):
+            return False
+        if attachment.filename is not None and type(attachment.filename) is not str:
+            return False
+    return True
 
 
 def _compose(item: Item, eight_bit: bool) -> None:
