@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -202,6 +205,74 @@ def test_rate_limit_spaces_messages(spool: Spool, clock: FakeClock) -> None:
     worker.run(until_idle=True)
     finished = sorted(spool.show(i).history[0].finished_at for i in range(1, 6))
     assert [round(t - T0, 3) for t in finished] == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_rate_limit_is_shared_by_workers_on_the_same_spool_file(
+    tmp_path: Path, spool: Spool, clock: FakeClock
+) -> None:
+    """Two workers, each with its own store object on the spool file (as two processes
+    have), taking turns: together they keep to the one rate."""
+    backend = ScriptedBackend()
+    spool.enqueue([_msg(i) for i in range(8)])
+    other_store = SQLiteStore(tmp_path / "spool.sqlite3")
+    try:
+        other = Spool(other_store, mailer="scripted", clock=clock, policy=RetryPolicy(jitter=0))
+        workers = [
+            _worker(s, clock, backend, rate_limits={"scripted": 2.0}, batch_size=1)
+            for s in (spool, other)
+        ]
+        done = 0
+        for turn in range(8):
+            done += workers[turn % 2].run(until_idle=True, max_messages=1)
+        assert done == 8
+    finally:
+        other_store.close()
+    finished = sorted(spool.show(i).history[0].finished_at for i in range(1, 9))
+    assert [round(t - T0, 3) for t in finished] == [0.5 * k for k in range(8)]
+    workers_seen = {spool.show(i).history[0].worker for i in range(1, 9)}
+    assert len(workers_seen) == 2
+
+
+def test_deliver_one_record_keeps_to_the_rate_limit_too(spool: Spool, clock: FakeClock) -> None:
+    """The task-queue path (one record per call, as a Celery task does) takes a slot too."""
+    backend = ScriptedBackend()
+    ids = spool.enqueue([_msg(i) for i in range(3)])
+    worker = _worker(spool, clock, backend, rate_limits={"scripted": 4.0})
+    for record_id in ids:
+        settled = worker.deliver(record_id)
+        assert settled is not None
+        assert settled.state == "sent"
+    assert worker.deliver(ids[0]) is None  # already sent: no slot taken, nothing sent
+    finished = [spool.show(i).history[0].finished_at for i in ids]
+    assert [round(t - T0, 3) for t in finished] == [0.0, 0.25, 0.5]
+    assert len(backend.calls) == 3
+
+
+def test_rate_slots_are_shared_between_processes(tmp_path: Path) -> None:
+    """Two processes reserving slots on one spool file at the same moment get one evenly
+    spaced schedule between them: no slot given twice."""
+    path = tmp_path / "spool.sqlite3"
+    SQLiteStore(path).close()
+    code = (
+        "import sys; from mailpost.spool import SQLiteStore\n"
+        "s = SQLiteStore(sys.argv[1])\n"
+        "print(' '.join(repr(s.reserve_slot('smtp', now=1000.0, interval=0.25))"
+        " for _ in range(20)))\n"
+        "s.close()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    slots = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        slots += [float(x) for x in out.split()]
+    assert sorted(slots) == [1000.0 + 0.25 * k for k in range(40)]
 
 
 def test_crashed_worker_lease_expires_and_is_picked_up(spool: Spool, clock: FakeClock) -> None:

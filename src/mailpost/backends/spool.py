@@ -12,7 +12,8 @@ OPTIONS:
 - ``path``: the SQLite file, default ``"mailpost-spool.sqlite3"`` in the current directory.
 - ``priority``: default priority (int, higher first; default 0).
 - ``retry``: retry policy overrides, e.g. ``{"first_delay": 60, "max_age": 86400}``.
-- ``rate_limit``: messages per second through ``mailer``, per worker (default: none).
+- ``rate_limit``: messages per second through ``mailer``, evenly spaced, shared by every
+  worker of this spool file (threads and processes; default: none).
 - ``lease_seconds`` (default 300), ``batch_size`` (default 20): worker tuning.
 - ``in_process_worker``: start a background delivery thread in this process on first send.
 - ``dispatch``: ``"celery"`` publishes one ``mailpost.deliver`` task per stored message

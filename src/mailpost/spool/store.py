@@ -124,6 +124,19 @@ class SpoolStore(ABC):
         """Records leasable at ``now`` (queued and due, or leased with an expired lease),
         without data, the longest-waiting first."""
 
+    def reserve_slot(self, mailer: str, *, now: float, interval: float) -> float:
+        """When the next message through ``mailer`` may go, at most one per ``interval``
+        seconds for every worker of this store; that moment is then taken.
+
+        This default keeps the schedule in this store object (one process); a store
+        shared between processes overrides it to share the schedule too.
+        """
+        with _slots_lock:
+            slots = vars(self).setdefault("_rate_slots", {})
+            slot = max(now, slots.get(mailer, now))
+            slots[mailer] = slot + interval
+            return float(slot)
+
     def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release resources."""
 
@@ -166,7 +179,13 @@ CREATE TABLE IF NOT EXISTS attempts (
     recipients TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attempts_message ON attempts (message, id);
+CREATE TABLE IF NOT EXISTS rate_slots (
+    mailer TEXT PRIMARY KEY,
+    next_at REAL NOT NULL
+);
 """
+
+_slots_lock = threading.Lock()
 
 _COLUMNS = (
     "id, message_id, mailer, sender, recipients, priority, state, created_at, send_at, "
@@ -237,6 +256,28 @@ class SQLiteStore(SpoolStore):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def reserve_slot(self, mailer: str, *, now: float, interval: float) -> float:
+        """The shared schedule lives in the spool file, so every worker process of this
+        spool keeps to one rate. The commit is not fsync'd: a schedule lost in a power
+        cut only lets the next message go at once."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with self._write():
+                    row = conn.execute(
+                        "SELECT next_at FROM rate_slots WHERE mailer = ?", (mailer,)
+                    ).fetchone()
+                    slot = now if row is None else max(now, float(row[0]))
+                    conn.execute(
+                        "INSERT INTO rate_slots (mailer, next_at) VALUES (?, ?) "
+                        "ON CONFLICT (mailer) DO UPDATE SET next_at = excluded.next_at",
+                        (mailer, slot + interval),
+                    )
+            finally:
+                conn.execute("PRAGMA synchronous = FULL")
+            return slot
 
     # -- enqueue ------------------------------------------------------------------------
 

@@ -44,19 +44,39 @@ def new_worker_id() -> str:
 
 
 class RateLimiter:
-    """At most ``rate`` messages per second, evenly spaced (no bursts)."""
+    """At most ``rate`` messages per second, evenly spaced (no bursts).
 
-    def __init__(self, rate: float, *, clock: Clock, sleep: Sleep) -> None:
+    With ``store`` and ``mailer``, the schedule is the store's
+    (:meth:`SpoolStore.reserve_slot`): every worker on that spool, in any process, keeps
+    to the one rate together. Without, it is this limiter's own.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Clock,
+        sleep: Sleep,
+        store: SpoolStore | None = None,
+        mailer: str = "",
+    ) -> None:
         if not rate > 0:
             raise ValueError(f"rate limit must be > 0 messages per second, got {rate!r}")
         self.interval = 1.0 / rate
         self._clock = clock
         self._sleep = sleep
+        self._store = store
+        self._mailer = mailer
         self._next: float | None = None
 
     def wait(self) -> None:
         """Block until the next message may go."""
         now = self._clock()
+        if self._store is not None:
+            slot = self._store.reserve_slot(self._mailer, now=now, interval=self.interval)
+            if slot > now:
+                self._sleep(slot - now)
+            return
         if self._next is not None and self._next > now:
             self._sleep(self._next - now)
             now = self._clock()
@@ -66,7 +86,8 @@ class RateLimiter:
 class Worker:
     """Delivers spooled messages. Several workers (threads or processes) may share a store.
 
-    ``rate_limits`` maps a target mailer alias to messages per second (per worker).
+    ``rate_limits`` maps a target mailer alias to messages per second, shared by every
+    worker on the same store (in any process, for the SQLite store).
     ``mailers`` restricts this worker to records for those target aliases.
     """
 
@@ -100,7 +121,7 @@ class Worker:
         self.mailers = None if mailers is None else list(mailers)
         self.mailer_factory = mailer_factory
         self._limiters = {
-            alias: RateLimiter(rate, clock=clock, sleep=sleep)
+            alias: RateLimiter(rate, clock=clock, sleep=sleep, store=store, mailer=alias)
             for alias, rate in (rate_limits or {}).items()
         }
         self._stop = threading.Event()
@@ -182,8 +203,16 @@ class Worker:
         """Lease record ``record_id`` if it is due and attempt it once (a task queue's job).
 
         Returns the record as settled, or None when it was not due, is held by another
-        worker, is finished, or does not exist.
+        worker, is finished, or does not exist. With a rate limit for its mailer, waits
+        for its slot first (before leasing, so a long wait never outlives a lease).
         """
+        if self._limiters:
+            current = self.store.get(record_id)
+            if current is None or current.state not in ("queued", "leased"):
+                return None
+            limiter = self._limiters.get(current.mailer)
+            if limiter is not None and current.next_attempt_at <= self.clock():
+                limiter.wait()
         records = self.store.lease(
             self.worker_id,
             now=self.clock(),
