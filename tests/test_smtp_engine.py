@@ -19,7 +19,7 @@ import pytest
 
 import mailpost
 from mailpost import DeliveryError, EmailMessage, InvalidMailer
-from mailpost._smtp.engine import Pool, send_batch
+from mailpost._smtp.engine import Item, Pool, send_batch
 from mailpost._smtp.ratelimit import RateLimit
 from mailpost.backends import smtp
 from mailpost.backends.smtp import SMTPBackend
@@ -665,6 +665,31 @@ def test_a_message_class_with_its_own_rendering_is_composed_in_the_callers_threa
     assert smtp_mailer(smtp_server).send_messages(messages) == 5
     assert seen == [threading.current_thread().name] * 5
     assert len(smtp_server.messages) == 5
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_batch_holds_the_bytes_of_the_messages_in_flight_only(
+    smtp_server: SMTPServer, smtp_mailer: Mailer, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp_server.faults.pipelining = True
+    seen: list[Item] = []
+    most = 0
+    real_ready = Item.ready
+
+    def ready(item: Item, eight_bit: bool) -> bool:
+        nonlocal most
+        ok = real_ready(item, eight_bit)
+        if item not in seen:
+            seen.append(item)
+        most = max(most, sum(1 for i in seen if i.data))  # wire bytes held right now
+        return ok
+
+    monkeypatch.setattr(Item, "ready", ready)
+    messages = [make(n, body="x" * 20_000 + "\n") for n in range(200)]
+    assert deliver(smtp_mailer(smtp_server, max_connections=2), messages, mode) == 200
+    assert len(seen) == 200
+    assert 2 <= most <= 8  # a few per connection: in flight, ahead, composed in the gap
+    assert not any(i.data for i in seen)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -150,6 +150,13 @@ class Item:
         self.eight_bit = eight_bit
         self.render = render
 
+    def done(self) -> None:
+        """The message has its result: let its bytes go (a batch holds only the bytes of
+        the messages in flight, not of every message it sent)."""
+        self.data = b""
+        self.stream = None
+        self.render = None
+
     def ready(self, eight_bit: bool) -> bool:
         """Compose the message now if that is still to do; False if it cannot be."""
         prepare = self.prepare
@@ -921,6 +928,7 @@ class _Batch:
                     continue
                 interrupted = None
                 results[index] = attempt.result
+                items[index].done()
                 if attempt.result.sent:
                     policy.delivered()
                 if not attempt.usable:
@@ -1069,6 +1077,7 @@ class _Pump:
             return
         assert self.follow is not None
         self.batch.results[self.index] = attempt.result
+        self.batch.items[self.index].done()
         if attempt.result.sent:
             self.policy.delivered()
         self.step(self.follow, following)
