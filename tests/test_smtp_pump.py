@@ -923,6 +923,24 @@ def test_a_full_socket_buffer_mid_batch_neither_loses_nor_reorders_anything(
     assert_pumped_around(pumped, min(BULKY), max(BULKY))
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_message_over_64_kb_is_written_under_flow_control_too(
+    server: SMTPServer, smtp_mailer: Mailer, small_socket_buffer: list[bool], mode: str
+) -> None:
+    """A big payload is written on its own (never copied into a joined buffer) and still
+    pauses the protocol when the socket is full: not through ``transport.writelines``,
+    which on CPython 3.13.0-3.13.1 never pauses (gh-127655)."""
+    big = {"body": ("y" * 76 + "\n") * 3000}  # ~230 kB
+    messages = batch(6, {2: big, 3: big})
+    results = send(smtp_mailer(server), messages, mode)
+
+    check_batch(server, results)
+    assert_all_ok_except(messages, results, ())
+    by_id = {header(got.data, "Message-ID"): got.data for got in server.messages}
+    assert all(by_id[mid(n)].count(b"y" * 76) == 3000 for n in (2, 3))
+    assert small_socket_buffer  # the protocol was paused at least once
+
+
 def test_results_stay_attributed_when_reply_groups_vary_in_size(
     server: SMTPServer, smtp_mailer: Mailer, pumped: list[int]
 ) -> None:

@@ -319,11 +319,15 @@ class _Wire(asyncio.BufferedProtocol):
             self.transport.write(data)
 
     def writelines(self, lines: list[bytes]) -> None:
-        """One ``send`` for small groups (cheaper than ``sendmsg`` with a buffer list);
-        big payloads are not copied."""
+        """One ``send`` for small groups; a big payload is written on its own, not copied
+        into a joined buffer. (Not ``transport.writelines``: on CPython 3.13.0-3.13.1 it
+        never pauses the protocol, gh-127655, so a big message would skip flow control.)"""
         if not self.closed and self.transport is not None:
             if len(lines[0]) > 65536:
-                self.transport.writelines(lines)
+                transport = self.transport
+                transport.write(lines[0])
+                if len(lines) > 1:
+                    transport.write(b"".join(lines[1:]))
             else:
                 self.transport.write(b"".join(lines))
 
