@@ -180,7 +180,7 @@ class CeleryWorker:
 
 @pytest.fixture
 def celery_env(
-    redis_server: int, tmp_path: Path, request: pytest.FixtureRequest
+    redis_server: int, tmp_path: Path, spool_location: str, request: pytest.FixtureRequest
 ) -> Iterator[Callable[[FaultServer], tuple[Any, CeleryWorker]]]:
     """Configure mailpost for ``server`` on a fresh Redis database; returns (app, worker)."""
     broker = f"redis://{HOST}:{redis_server}/{next(_DATABASES) % 16}"
@@ -192,7 +192,7 @@ def celery_env(
         apps.append(app)
         with app.connection_for_write() as conn:
             conn.default_channel.client.flushdb()
-        path = str(tmp_path / "spool.sqlite3")
+        path = spool_location
         mailpost.configure(MAILERS=celery_mailers(path, server.port, app))
         state = tmp_path / "worker"
         state.mkdir(exist_ok=True)
@@ -273,6 +273,7 @@ def _mixed_rcpts(i: int) -> list[str]:
     return [f"u{i}@x.test"]
 
 
+@pytest.mark.parametrize("spool_location", ["sqlite", "postgres"], indirect=True)
 def test_celery_delivers_each_message_once_retrying_4xx_never_5xx(
     celery_env: Callable[[FaultServer], tuple[Any, CeleryWorker]],
 ) -> None:
@@ -324,6 +325,7 @@ class SlowForty(Profile):
         return 3.0 if number == 40 and tries == 1 else 0.005
 
 
+@pytest.mark.parametrize("spool_location", ["sqlite", "postgres"], indirect=True)
 def test_sigkilled_celery_worker_loses_nothing_and_duplicates_at_most_in_flight(
     celery_env: Callable[[FaultServer], tuple[Any, CeleryWorker]],
 ) -> None:

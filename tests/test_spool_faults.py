@@ -330,8 +330,10 @@ def test_slow_replies_and_timeouts(tmp_path: Path) -> None:
         assert server.log.data_tries == per_number
 
 
-def test_worker_killed_with_sigkill_ten_times_loses_nothing(tmp_path: Path) -> None:
-    """Workers in subprocesses are SIGKILLed at random moments while N messages drain."""
+@pytest.mark.parametrize("spool_location", ["sqlite", "postgres"], indirect=True)
+def test_worker_killed_with_sigkill_ten_times_loses_nothing(spool_location: str) -> None:
+    """Workers in subprocesses are SIGKILLed at random moments while N messages drain; on
+    PostgreSQL they reach the spool by URL only, as workers on other machines would."""
 
     class Steady(Profile):
         pause = 0.004  # widens the window in which a kill lands mid-transaction
@@ -341,7 +343,7 @@ def test_worker_killed_with_sigkill_ten_times_loses_nothing(tmp_path: Path) -> N
 
     rng = random.Random(42)
     lease = 0.5
-    path = str(tmp_path / "spool.sqlite3")
+    path = spool_location
     steady = Steady()
     with FaultServer(steady) as server:
         mailpost.configure(MAILERS={"smtp": smtp_entry(server), "spool": spool_entry(path, "smtp")})

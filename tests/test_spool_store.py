@@ -1,4 +1,5 @@
-"""The SQLite store: enqueue, lease, settle, retry, purge; leases across connections."""
+"""The spool stores (SQLite, and PostgreSQL on a real server): enqueue, lease, settle,
+retry, purge; leases across connections."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import sqlite3
 import threading
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailpost.spool.record import NewMessage, Outcome, RecipientResult
-from mailpost.spool.store import SQLiteStore
+from mailpost.spool.store import SpoolStore, SQLiteStore
 
 T0 = 1_000_000.0
 
@@ -26,9 +28,17 @@ def _new(n: int = 0, *, rcpts: tuple[str, ...] = ("a@x.test",), **kw: object) ->
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    s = SQLiteStore(tmp_path / "spool.sqlite3")
+BOTH = pytest.mark.parametrize("spool_location", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> SpoolStore:
+    if request.param == "sqlite":
+        s: SpoolStore = SQLiteStore(tmp_path / "spool.sqlite3")
+    else:
+        from mailpost.spool.pgstore import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("postgres_server").database())
     yield s  # type: ignore[misc]
     s.close()
 
@@ -38,9 +48,8 @@ def _outcome(results: list[RecipientResult], *, at: float, retry_at: float = 0.0
     return Outcome(results, started_at=at, finished_at=at, retry_at=retry_at, **kw)  # type: ignore[arg-type]
 
 
-def test_enqueue_is_visible_to_another_connection_in_wal_full_mode(
-    store: SQLiteStore, tmp_path: Path
-) -> None:
+def test_enqueue_is_visible_to_another_connection_in_wal_full_mode(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "spool.sqlite3")
     ids = store.enqueue([_new(1), _new(2)], now=T0)
     assert ids == [1, 2]
     other = sqlite3.connect(tmp_path / "spool.sqlite3")
@@ -48,12 +57,13 @@ def test_enqueue_is_visible_to_another_connection_in_wal_full_mode(
         rows = other.execute("SELECT id, message_id, state FROM messages ORDER BY id").fetchall()
         assert rows == [(1, "<m1@x.test>", "queued"), (2, "<m2@x.test>", "queued")]
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     finally:
         other.close()
-    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        store.close()
 
 
-def test_lease_returns_data_and_marks_owner(store: SQLiteStore) -> None:
+def test_lease_returns_data_and_marks_owner(store: SpoolStore) -> None:
     store.enqueue([_new(1)], now=T0)
     [record] = store.lease("w1", now=T0, lease_seconds=60, limit=5)
     assert record.data is not None
@@ -62,20 +72,20 @@ def test_lease_returns_data_and_marks_owner(store: SQLiteStore) -> None:
     assert store.lease("w2", now=T0, lease_seconds=60, limit=5) == []
 
 
-def test_priority_then_age_order(store: SQLiteStore) -> None:
+def test_priority_then_age_order(store: SpoolStore) -> None:
     store.enqueue([_new(1), _new(2, priority=5), _new(3), _new(4, priority=5)], now=T0)
     leased = store.lease("w", now=T0, lease_seconds=60, limit=10)
     assert [r.id for r in leased] == [2, 4, 1, 3]
 
 
-def test_send_at_delays_the_first_attempt(store: SQLiteStore) -> None:
+def test_send_at_delays_the_first_attempt(store: SpoolStore) -> None:
     store.enqueue([_new(1, send_at=T0 + 3600)], now=T0)
     assert store.lease("w", now=T0 + 3599, lease_seconds=60) == []
     assert store.next_due(now=T0) == T0 + 3600
     assert [r.id for r in store.lease("w", now=T0 + 3600, lease_seconds=60)] == [1]
 
 
-def test_expired_lease_is_taken_over_and_noted_in_history(store: SQLiteStore) -> None:
+def test_expired_lease_is_taken_over_and_noted_in_history(store: SpoolStore) -> None:
     store.enqueue([_new(1)], now=T0)
     [first] = store.lease("crashed", now=T0, lease_seconds=30)
     assert store.lease("w2", now=T0 + 29, lease_seconds=30) == []
@@ -97,7 +107,7 @@ def test_expired_lease_is_taken_over_and_noted_in_history(store: SQLiteStore) ->
     assert done.state == "sent"
 
 
-def test_retry_then_partial_then_permanent(store: SQLiteStore) -> None:
+def test_retry_then_partial_then_permanent(store: SpoolStore) -> None:
     store.enqueue([_new(1, rcpts=("a@x.test", "b@x.test", "c@x.test"))], now=T0)
     [r] = store.lease("w", now=T0, lease_seconds=60)
     settled = store.complete(
@@ -128,7 +138,7 @@ def test_retry_then_partial_then_permanent(store: SQLiteStore) -> None:
     assert [a.outcome for a in store.history(1)] == ["partial, will retry", "delivered"]
 
 
-def test_give_up_dead_letters_pending_recipients(store: SQLiteStore) -> None:
+def test_give_up_dead_letters_pending_recipients(store: SpoolStore) -> None:
     store.enqueue([_new(1)], now=T0)
     [r] = store.lease("w", now=T0, lease_seconds=60)
     settled = store.complete(
@@ -142,7 +152,7 @@ def test_give_up_dead_letters_pending_recipients(store: SQLiteStore) -> None:
     assert "gave up after 1 attempt" in (settled.last_error or "")
 
 
-def test_retry_requeues_only_failed_recipients_of_dead_messages(store: SQLiteStore) -> None:
+def test_retry_requeues_only_failed_recipients_of_dead_messages(store: SpoolStore) -> None:
     store.enqueue([_new(1, rcpts=("a@x.test", "b@x.test")), _new(2)], now=T0)
     [r1, _] = store.lease("w", now=T0, lease_seconds=60, limit=2)
     store.complete(
@@ -165,7 +175,7 @@ def test_retry_requeues_only_failed_recipients_of_dead_messages(store: SQLiteSto
     assert record.queued_at == T0 + 10
 
 
-def test_purge_and_stats(store: SQLiteStore) -> None:
+def test_purge_and_stats(store: SpoolStore) -> None:
     store.enqueue([_new(1), _new(2), _new(3)], now=T0)
     [r] = store.lease("w", now=T0, lease_seconds=60, ids=[2])
     store.complete(r, _outcome([RecipientResult("a@x.test", "delivered")], at=T0), worker="w")
@@ -180,16 +190,26 @@ def test_purge_and_stats(store: SQLiteStore) -> None:
         store.purge(states=["gone"])
 
 
-def test_two_stores_never_lease_the_same_record(tmp_path: Path) -> None:
-    path = tmp_path / "spool.sqlite3"
-    with closing(SQLiteStore(path)) as seed:
+def _own_store(location: str) -> SpoolStore:
+    """A store object of its own (its own connection), as another process would have."""
+    if location.startswith("postgresql://"):
+        from mailpost.spool.pgstore import PostgresStore
+
+        return PostgresStore(location)
+    return SQLiteStore(location)
+
+
+@BOTH
+def test_two_stores_never_lease_the_same_record(spool_location: str) -> None:
+    path = spool_location
+    with closing(_own_store(path)) as seed:
         seed.enqueue([_new(i) for i in range(400)], now=T0)
     taken: dict[str, list[int]] = {}
 
     start = threading.Barrier(4, timeout=10)
 
     def grab(name: str) -> None:
-        store = SQLiteStore(path)
+        store = _own_store(path)
         start.wait()
         mine: list[int] = []
         for _ in range(200):
@@ -208,3 +228,31 @@ def test_two_stores_never_lease_the_same_record(tmp_path: Path) -> None:
     everything = [i for ids in taken.values() for i in ids]
     assert len(taken) == 4
     assert sorted(everything) == list(range(1, 401))  # each record exactly once
+
+
+def test_a_postgres_spools_password_is_never_shown(postgres_server: Any) -> None:
+    import mailpost
+    from mailpost.spool.pgstore import PostgresStore
+
+    url = postgres_server.database().replace("postgres@", "postgres:s3cret@")
+    store = PostgresStore(url)  # the test server trusts loopback: any password does
+    try:
+        assert "s3cret" not in repr(store)
+        assert ":***@" in repr(store)
+    finally:
+        store.close()
+    unreachable = f"postgresql://mail:s3cret@127.0.0.1:{postgres_server.port + 1}/nope"
+    mailpost.configure(
+        MAILERS={
+            "spool": {
+                "BACKEND": "mailpost.backends.spool.EmailBackend",
+                "OPTIONS": {"path": unreachable, "mailer": "smtp"},
+            }
+        }
+    )
+    backend = mailpost.mailers["spool"]
+    assert "s3cret" not in repr(backend)
+    with pytest.raises(mailpost.InvalidMailer) as info:
+        backend.store  # noqa: B018 - opening the store is the point
+    assert "s3cret" not in str(info.value)
+    assert "cannot open spool" in str(info.value)

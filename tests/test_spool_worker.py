@@ -248,14 +248,15 @@ def test_deliver_one_record_keeps_to_the_rate_limit_too(spool: Spool, clock: Fak
     assert len(backend.calls) == 3
 
 
-def test_rate_slots_are_shared_between_processes(tmp_path: Path) -> None:
-    """Two processes reserving slots on one spool file at the same moment get one evenly
+@pytest.mark.parametrize("spool_location", ["sqlite", "postgres"], indirect=True)
+def test_rate_slots_are_shared_between_processes(spool_location: str) -> None:
+    """Two processes reserving slots on one spool at the same moment get one evenly
     spaced schedule between them: no slot given twice."""
-    path = tmp_path / "spool.sqlite3"
-    SQLiteStore(path).close()
+    path = spool_location
+    Spool.open(path).store.close()
     code = (
-        "import sys; from mailpost.spool import SQLiteStore\n"
-        "s = SQLiteStore(sys.argv[1])\n"
+        "import sys; from mailpost.spool.store import open_store\n"
+        "s = open_store(sys.argv[1])\n"
         "print(' '.join(repr(s.reserve_slot('smtp', now=1000.0, interval=0.25))"
         " for _ in range(20)))\n"
         "s.close()\n"

@@ -9,7 +9,8 @@ Nothing from settings or OPTIONS is stored: no host, no user, no password.
 OPTIONS:
 
 - ``mailer`` (required): alias of the mailer that delivers, e.g. ``"smtp"``.
-- ``path``: the SQLite file, default ``"mailpost-spool.sqlite3"`` in the current directory.
+- ``path``: the SQLite file, default ``"mailpost-spool.sqlite3"`` in the current directory;
+  or a ``postgresql://`` URL, for workers on several machines (``mailpost[postgres]``).
 - ``priority``: default priority (int, higher first; default 0).
 - ``retry``: retry policy overrides, e.g. ``{"first_delay": 60, "max_age": 86400}``.
 - ``rate_limit``: messages per second through ``mailer``, evenly spaced, shared by every
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from mailpost.message import EmailMessage
     from mailpost.spool.api import Spool
     from mailpost.spool.record import NewMessage
-    from mailpost.spool.store import SQLiteStore
+    from mailpost.spool.store import SpoolStore
 
 __all__ = ["DEFAULT_PATH", "EmailBackend", "SpoolBackend"]
 
@@ -149,27 +150,34 @@ class SpoolBackend(BaseEmailBackend):
         self.celery_app = celery_app
         self.celery_queue = celery_queue
         self.on_commit = on_commit
-        self._store: tuple[int, SQLiteStore] | None = None
+        self._store: tuple[int, SpoolStore] | None = None
 
     def __repr__(self) -> str:
-        return f"<SpoolBackend {self.label} path={self.path!r} mailer={self.mailer!r}>"
+        return f"<SpoolBackend {self.label} path={self.location!r} mailer={self.mailer!r}>"
 
     @property
-    def store(self) -> SQLiteStore:
+    def location(self) -> str:
+        """:attr:`path` for messages and logs (a URL's password masked)."""
+        from mailpost.spool.store import display_location
+
+        return display_location(self.path)
+
+    @property
+    def store(self) -> SpoolStore:
         """This process's store for :attr:`path`, opened on first use."""
-        from mailpost.spool.store import shared_sqlite_store
+        from mailpost.spool.store import open_store
 
         cached = self._store
         if cached is not None and cached[0] == os.getpid():
             return cached[1]
         try:
-            store = shared_sqlite_store(self.path)
+            store = open_store(self.path)
             self._store = (os.getpid(), store)
             return store
         except (OSError, ValueError) as exc:
-            raise self.invalid(f"cannot open spool {self.path!r}: {exc}") from exc
-        except Exception as exc:  # sqlite3.Error
-            raise self.invalid(f"cannot open spool {self.path!r}: {exc}") from exc
+            raise self.invalid(f"cannot open spool {self.location!r}: {exc}") from exc
+        except Exception as exc:  # sqlite3.Error, psycopg.Error
+            raise self.invalid(f"cannot open spool {self.location!r}: {exc}") from exc
 
     def spool(self, *, clock: Clock | None = None) -> Spool:
         """The :class:`~mailpost.spool.Spool` API on this mailer's store and settings."""
@@ -238,7 +246,7 @@ class SpoolBackend(BaseEmailBackend):
                     DeliveryResult(
                         message_id=item.message_id,
                         recipients=[RecipientStatus(a, "unattempted") for a in item.recipients],
-                        error=f"could not write to spool {self.path!r}: {exc}",
+                        error=f"could not write to spool {self.location!r}: {exc}",
                         retryable=True,
                         exception=exc,
                     ),
@@ -261,7 +269,8 @@ class SpoolBackend(BaseEmailBackend):
         if self.in_process_worker:
             from mailpost.spool.api import ensure_in_process_worker
 
-            ensure_in_process_worker((os.path.abspath(self.path), self.mailer), self.spool())
+            key = self.path if "://" in self.path else os.path.abspath(self.path)
+            ensure_in_process_worker((key, self.mailer), self.spool())
         if self.dispatch == "celery":
             from mailpost.integrations.celery import publish
 

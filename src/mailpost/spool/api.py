@@ -20,7 +20,7 @@ from mailpost.spool.clock import Clock, Sleep, system_clock, system_sleep
 from mailpost.spool.codec import capture, timestamp
 from mailpost.spool.policy import RetryPolicy
 from mailpost.spool.record import Attempt, SpoolRecord
-from mailpost.spool.store import SpoolStore, shared_sqlite_store
+from mailpost.spool.store import SpoolStore, open_store
 from mailpost.spool.worker import MailerFactory, Worker, default_mailer_factory
 
 if TYPE_CHECKING:
@@ -70,8 +70,9 @@ class Spool:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], **kwargs: Any) -> Spool:
-        """The SQLite spool at ``path`` (created if missing)."""
-        return cls(shared_sqlite_store(path), **kwargs)
+        """The spool at ``path``: a SQLite file (created if missing) or a
+        ``postgresql://`` URL (tables created if missing)."""
+        return cls(open_store(path), **kwargs)
 
     @classmethod
     def from_mailer(cls, alias: str = "spool", *, clock: Clock = system_clock) -> Spool:

@@ -36,7 +36,9 @@ def add_spool_commands(subparsers: argparse._SubParsersAction[Any]) -> argparse.
         default=None,
         help="the spool mailer (a MAILERS alias using mailpost.backends.spool; default: spool)",
     )
-    where.add_argument("--path", metavar="FILE", help="open this spool file directly")
+    where.add_argument(
+        "--path", metavar="FILE|URL", help="open this spool directly (a file, or postgresql://)"
+    )
 
     spool = subparsers.add_parser(
         "spool", help="inspect and operate the durable spool", description=__doc__

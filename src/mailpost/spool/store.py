@@ -35,7 +35,7 @@ from mailpost.spool.record import (
     SpoolRecord,
 )
 
-__all__ = ["SQLiteStore", "SpoolStore", "shared_sqlite_store"]
+__all__ = ["SQLiteStore", "SpoolStore", "display_location", "open_store", "shared_sqlite_store"]
 
 
 class SpoolStore(ABC):
@@ -584,7 +584,7 @@ class SQLiteStore(SpoolStore):
             row = self._conn.execute(
                 "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM messages "
                 "WHERE state = 'queued' UNION ALL SELECT MIN(lease_expires_at) FROM messages "
-                "WHERE state = 'leased')"
+                "WHERE state = 'leased') AS due_times"
             ).fetchone()
         return None if row[0] is None else float(row[0])
 
@@ -718,3 +718,21 @@ def shared_sqlite_store(path: str | os.PathLike[str]) -> SQLiteStore:
             store = SQLiteStore(key[0])
             _shared[key] = store
         return store
+
+
+def open_store(location: str | os.PathLike[str]) -> SpoolStore:
+    """This process's store for a spool location: a ``postgresql://`` URL (PostgreSQL, for
+    workers on several machines) or a file path (SQLite, one machine)."""
+    text = os.fspath(location)
+    from mailpost.spool.pgstore import is_postgres_url, shared_postgres_store
+
+    if is_postgres_url(text):
+        return shared_postgres_store(text)
+    return shared_sqlite_store(text)
+
+
+def display_location(location: str | os.PathLike[str]) -> str:
+    """A spool location fit for messages and logs: a URL's password is masked."""
+    from mailpost.spool.pgstore import _safe
+
+    return _safe(os.fspath(location))

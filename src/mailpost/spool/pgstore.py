@@ -1,0 +1,276 @@
+"""The PostgreSQL spool store: one spool for workers on several machines.
+
+The SQLite store's logic, run against PostgreSQL. Every write transaction first takes
+one transaction-scoped advisory lock, which plays the part of SQLite's write lock: leases
+stay exclusive across every process on every machine, and ids of one enqueue are
+consecutive. A commit is durable when it returns (PostgreSQL's ``synchronous_commit``,
+on by default). Reads take no lock.
+
+Select it with a ``postgresql://`` (or ``postgres://``) URL as the spool's ``path``;
+needs ``pip install "mailpost[postgres]"`` (psycopg 3).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from mailpost.spool.store import SQLiteStore
+
+__all__ = ["PostgresStore", "is_postgres_url", "shared_postgres_store"]
+
+#: The advisory lock every writer holds for its transaction (any constant: "mail").
+_WRITE_LOCK = 0x6D61696C
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id BIGSERIAL PRIMARY KEY,
+    message_id TEXT,
+    mailer TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    data BYTEA NOT NULL,
+    size INTEGER NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    queued_at DOUBLE PRECISION NOT NULL,
+    send_at DOUBLE PRECISION,
+    next_attempt_at DOUBLE PRECISION NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_token TEXT,
+    lease_expires_at DOUBLE PRECISION,
+    last_error TEXT,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_due ON messages (priority DESC, next_attempt_at, id)
+    WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS messages_leases ON messages (lease_expires_at)
+    WHERE state = 'leased';
+CREATE TABLE IF NOT EXISTS attempts (
+    id BIGSERIAL PRIMARY KEY,
+    message BIGINT NOT NULL,
+    attempt INTEGER NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    finished_at DOUBLE PRECISION NOT NULL,
+    worker TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    recipients TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_message ON attempts (message, id);
+CREATE TABLE IF NOT EXISTS rate_slots (
+    mailer TEXT PRIMARY KEY,
+    next_at DOUBLE PRECISION NOT NULL
+);
+"""
+
+_LAST_ID = "SELECT last_insert_rowid()"
+_PG_LAST_ID = "SELECT currval(pg_get_serial_sequence('messages', 'id'))"
+
+
+def is_postgres_url(location: str) -> bool:
+    """Whether a spool ``path`` names a PostgreSQL database rather than a SQLite file."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def _sql(statement: str) -> str:
+    """The store's SQLite statement in PostgreSQL's terms (``%s`` parameters)."""
+    if statement == _LAST_ID:
+        return _PG_LAST_ID
+    return statement.replace("%", "%%").replace("?", "%s")
+
+
+class _Cursor:
+    """The parts of a sqlite3 cursor the store uses, over a psycopg cursor."""
+
+    def __init__(self, cursor: Any, connection: _Connection) -> None:
+        self._cursor = cursor
+        self._connection = connection
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    @property
+    def lastrowid(self) -> int:
+        row = self._connection.execute(_LAST_ID).fetchone()
+        return int(row[0])
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor.fetchall())
+
+
+class _Connection:
+    """The parts of a sqlite3 connection the store uses, over a psycopg connection."""
+
+    def __init__(self, connection: Any) -> None:
+        self.raw = connection
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> _Cursor:
+        cursor = self.raw.cursor()
+        cursor.execute(_sql(statement), list(params) if params else None)
+        return _Cursor(cursor, self)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> _Cursor:
+        cursor = self.raw.cursor()
+        cursor.executemany(_sql(statement), [list(r) for r in rows])
+        return _Cursor(cursor, self)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class PostgresStore(SQLiteStore):
+    """A spool in a PostgreSQL database, shared by workers on any number of machines.
+
+    One connection per store object, shared by threads behind a lock (open one store per
+    process: :func:`shared_postgres_store`). ``url`` is a libpq connection URL; the
+    tables are created on first use. Credentials in the URL are never shown.
+    """
+
+    def __init__(
+        self, url: str, *, connect_timeout: float = 10.0, busy_timeout: float = 30.0
+    ) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise ImportError(
+                'a postgresql:// spool needs psycopg: pip install "mailpost[postgres]"'
+            ) from None
+        self.path = url
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        raw = psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=max(1, int(connect_timeout)),
+            # notice a server (or a network) that went away instead of waiting for hours
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+        )
+        self._conn = _Connection(raw)  # type: ignore[assignment]
+        millis = int(busy_timeout * 1000)
+        # A writer waits at most busy_timeout for the write lock (SQLite's busy_timeout);
+        # a session that dies inside a transaction (its machine crashed) is ended by the
+        # server after it, so it cannot hold the lock for longer.
+        self._conn.execute(f"SET lock_timeout = {millis}")
+        self._conn.execute(f"SET idle_in_transaction_session_timeout = {millis}")
+        _stores.add(self)
+        with self._write() as conn:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {_safe(self.path)!r}>"
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """One write transaction, holding the spool's advisory lock from the start."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                conn.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def reserve_slot(self, mailer: str, *, now: float, interval: float) -> float:
+        """The shared schedule, in one statement; not waited on for durability."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN")
+            try:
+                conn.execute("SET LOCAL synchronous_commit = off")
+                row = conn.execute(
+                    "INSERT INTO rate_slots (mailer, next_at) VALUES (?, ?) "
+                    "ON CONFLICT (mailer) DO UPDATE SET next_at = "
+                    "GREATEST(rate_slots.next_at, ?) + ? RETURNING next_at",
+                    (mailer, now + interval, now, interval),
+                ).fetchone()
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return float(row[0]) - interval
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password."""
+    return re.sub(r"(//[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+_shared: dict[tuple[str, int], PostgresStore] = {}
+_shared_lock = threading.Lock()
+_stores: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+
+
+def _detach_in_child() -> None:
+    """After ``fork``: the child must not use, nor end, the parent's sessions.
+
+    The child's copy of each socket is pointed at /dev/null, then the connection closed:
+    the goodbye goes nowhere, the parent's session stays intact, and when the parent dies
+    its socket really closes (no child keeps it open), so the server ends its transaction
+    and releases the write lock at once.
+    """
+    for store in list(_stores):
+        raw = store._conn.raw  # type: ignore[attr-defined]
+        try:
+            fd = raw.fileno()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.dup2(devnull, fd)
+            finally:
+                os.close(devnull)
+            raw.close()
+        except Exception:  # already closed: nothing to detach
+            continue
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_detach_in_child)
+
+
+@atexit.register
+def _close_shared() -> None:
+    """Close this process's shared connections at exit (a clean goodbye to the server)."""
+    with _shared_lock:
+        for key, store in list(_shared.items()):
+            if key[1] == os.getpid():
+                try:
+                    store.close()
+                except Exception:  # the process is ending either way
+                    pass
+        _shared.clear()
+
+
+def shared_postgres_store(url: str) -> PostgresStore:
+    """This process's store for ``url``, opened once and reused (a new one after fork)."""
+    key = (url, os.getpid())
+    with _shared_lock:
+        store = _shared.get(key)
+        if store is None:
+            for stale in [k for k in _shared if k[1] != key[1]]:
+                del _shared[stale]
+            store = PostgresStore(url)
+            _shared[key] = store
+        return store
