@@ -39,8 +39,8 @@ def _messages(n: int) -> list[EmailMessage]:
     ]
 
 
-def _measure(directory: str, n: int, batch: int) -> float:
-    path = os.path.join(directory, f"bench-{batch}.sqlite3")
+def _measure(directory: str, n: int, batch: int, url: str | None = None) -> float:
+    path = url or os.path.join(directory, f"bench-{batch}.sqlite3")
     backend = SpoolBackend(alias="spool", mailer="smtp", path=path)
     backend.send_messages(_messages(1))  # open the store, create the schema
     messages = _messages(n)
@@ -57,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batched", type=int, default=30_000, help="messages in batches")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--dir", help="where to put the spool files (default: a temp dir)")
+    parser.add_argument("--url", help="measure a PostgreSQL spool instead (postgresql://...)")
     args = parser.parse_args(argv)
     mailpost.configure()
     with tempfile.TemporaryDirectory(dir=args.dir) as directory:
-        single = _measure(directory, args.single, 1)
-        batched = _measure(directory, args.batched, args.batch_size)
+        single = _measure(directory, args.single, 1, args.url)
+        batched = _measure(directory, args.batched, args.batch_size, args.url)
     print(f"durable enqueue, 1 message per call:  {single:9.0f} msg/s  "
           f"(target {TARGET_SINGLE:.0f}, ratio {single / TARGET_SINGLE:.2f})")  # fmt: skip
     print(f"durable enqueue, {args.batch_size} per call:       {batched:9.0f} msg/s  "
