@@ -629,7 +629,7 @@ _THREAD_LANGUAGE = threading.local()
 
 
 class ThreadLazySubject:
-    """Like a Django lazy string under asgiref >= 3.10: the active language is visible to
+    """Like a Django lazy string under recent asgiref: the active language is visible to
     the thread that activated it only."""
 
     def __str__(self) -> str:
