@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from mailpost.spool.store import _SCHEMA as _SQLITE_SCHEMA
 from mailpost.spool.store import SQLiteStore
 
 __all__ = ["PostgresStore", "is_postgres_url", "shared_postgres_store"]
@@ -28,49 +29,22 @@ __all__ = ["PostgresStore", "is_postgres_url", "shared_postgres_store"]
 #: The advisory lock every writer holds for its transaction (any constant: "mail").
 _WRITE_LOCK = 0x6D61696C
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    id BIGSERIAL PRIMARY KEY,
-    message_id TEXT,
-    mailer TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    recipients TEXT NOT NULL,
-    data BYTEA NOT NULL,
-    size INTEGER NOT NULL,
-    priority INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL,
-    created_at DOUBLE PRECISION NOT NULL,
-    queued_at DOUBLE PRECISION NOT NULL,
-    send_at DOUBLE PRECISION,
-    next_attempt_at DOUBLE PRECISION NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_token TEXT,
-    lease_expires_at DOUBLE PRECISION,
-    last_error TEXT,
-    updated_at DOUBLE PRECISION NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_due ON messages (priority DESC, next_attempt_at, id)
-    WHERE state = 'queued';
-CREATE INDEX IF NOT EXISTS messages_leases ON messages (lease_expires_at)
-    WHERE state = 'leased';
-CREATE TABLE IF NOT EXISTS attempts (
-    id BIGSERIAL PRIMARY KEY,
-    message BIGINT NOT NULL,
-    attempt INTEGER NOT NULL,
-    started_at DOUBLE PRECISION NOT NULL,
-    finished_at DOUBLE PRECISION NOT NULL,
-    worker TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    error TEXT,
-    recipients TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS attempts_message ON attempts (message, id);
-CREATE TABLE IF NOT EXISTS rate_slots (
-    mailer TEXT PRIMARY KEY,
-    next_at DOUBLE PRECISION NOT NULL
-);
-"""
+
+def _postgres_schema() -> str:
+    """The SQLite store's schema in PostgreSQL's types (one schema, two spellings)."""
+    schema = _SQLITE_SCHEMA
+    for sqlite_type, postgres_type in (
+        ("id INTEGER PRIMARY KEY AUTOINCREMENT", "id BIGSERIAL PRIMARY KEY"),
+        ("id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY"),
+        ("message INTEGER", "message BIGINT"),
+        (" REAL", " DOUBLE PRECISION"),
+        (" BLOB", " BYTEA"),
+    ):
+        schema = schema.replace(sqlite_type, postgres_type)
+    return schema
+
+
+_SCHEMA = _postgres_schema()
 
 _LAST_ID = "SELECT last_insert_rowid()"
 _PG_LAST_ID = "SELECT currval(pg_get_serial_sequence('messages', 'id'))"
