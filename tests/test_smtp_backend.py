@@ -641,13 +641,13 @@ def test_a_message_without_recipients_is_skipped_but_kept_in_the_batch_report(
     smtp_server: SMTPServer, smtp_mailer: Mailer
 ) -> None:
     smtp_server.faults.refuse["bad@example.com"] = "550 5.1.1 no such user"
-    empty = make(1, to=[])
-    refused = make(2, to=["bad@example.com"])
+    empty = make(1, to=[], headers={"Message-ID": "<empty@example.com>"})
+    refused = make(2, to=["bad@example.com"], headers={"Message-ID": "<refused@example.com>"})
     error = send_expecting_error(smtp_mailer(smtp_server), [empty, refused])
-    assert [r.message_id for r in error.results] == [
-        empty.delivery.message_id if empty.delivery else None,
-        refused.delivery.message_id if refused.delivery else None,
-    ]
+    # a message with no one to send to is never composed, so it has no Message-ID
+    assert [r.message_id for r in error.results] == [None, "<refused@example.com>"]
+    assert error.results[0] is empty.delivery
+    assert error.results[1] is refused.delivery
     assert error.results[0].ok
     assert error.results[0].sent is False
     assert error.failed == [error.results[1]]
