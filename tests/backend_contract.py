@@ -31,9 +31,10 @@ from typing import Any
 
 import pytest
 
-from mailpost import DeliveryResult, EmailMessage
+from helpers import make_message
+from mailpost import DeliveryResult
 
-__all__ = ["BackendContract", "Delivered"]
+__all__ = ["BackendContract", "Delivered", "make_message"]
 
 
 @dataclass
@@ -54,18 +55,6 @@ def parse(data: bytes) -> StdlibMessage:
     parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(data)
     assert isinstance(parsed, StdlibMessage)
     return parsed
-
-
-def make_message(n: int = 1, **kwargs: Any) -> EmailMessage:
-    """A plain message numbered ``n``: subject "Message n", body "Body n", to rcpt-n."""
-    fields: dict[str, Any] = {
-        "subject": f"Message {n}",
-        "body": f"Body {n}\n",
-        "from_email": "sender@example.com",
-        "to": [f"rcpt-{n}@example.com"],
-    }
-    fields.update(kwargs)
-    return EmailMessage(**fields)
 
 
 def track_opens(backend: Any) -> list[Any]:

@@ -13,27 +13,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
+from helpers import make_message as make
 from mailpost import DeliveryError, DeliveryResult, EmailMessage
 from mailpost.backends.smtp import SMTPBackend
 from smtp_fixtures import SMTP_BACKEND
 from smtpd_harness import DROP, SilentServer, SMTPServer
 
 Mailer = Callable[..., SMTPBackend]
-
-
-def make(n: int = 1, **kwargs: Any) -> EmailMessage:
-    fields: dict[str, Any] = {
-        "subject": f"Message {n}",
-        "body": f"Body {n}\n",
-        "from_email": "sender@example.com",
-        "to": [f"rcpt-{n}@example.com"],
-    }
-    fields.update(kwargs)
-    return EmailMessage(**fields)
 
 
 def parse(data: bytes) -> email.message.EmailMessage:

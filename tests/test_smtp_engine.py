@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import mailpost
+from helpers import make_message as make
 from mailpost import DeliveryError, EmailMessage, InvalidMailer
 from mailpost._smtp.engine import Item, Pool, send_batch
 from mailpost._smtp.ratelimit import RateLimit
@@ -27,17 +28,6 @@ from smtpd_harness import DROP, SMTPServer
 
 Mailer = Callable[..., SMTPBackend]
 MODES = ["sync", "async"]
-
-
-def make(n: int, **kwargs: Any) -> EmailMessage:
-    fields: dict[str, Any] = {
-        "subject": f"Message {n}",
-        "body": f"Body {n}\n",
-        "from_email": "sender@example.com",
-        "to": [f"rcpt-{n}@example.com"],
-    }
-    fields.update(kwargs)
-    return EmailMessage(**fields)
 
 
 def subject_of(data: bytes) -> str:
@@ -215,9 +205,7 @@ def test_a_batch_is_spread_over_max_connections_sessions(
     assert sorted(subjects(server)) == sorted(f"Message {n}" for n in range(40))
     assert 1 < server.sessions <= 4
     assert server.verbs().count("QUIT") == server.sessions
-    received_ids = {
-        email.message_from_bytes(m.data)["Message-ID"] for m in server.messages
-    }
+    received_ids = {email.message_from_bytes(m.data)["Message-ID"] for m in server.messages}
     reported_ids = [m.delivery.message_id if m.delivery else None for m in messages]
     assert len(set(reported_ids)) == 40
     assert set(reported_ids) == received_ids

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from helpers import make_message as make
 from mailpost import DeliveryError, EmailMessage
 from mailpost.backends.smtp import SMTPBackend
 from smtp_fixtures import SMTP_BACKEND, USERS
@@ -17,17 +18,6 @@ from smtpd_harness import SMTPServer, TLSMaterial
 
 Mailer = Callable[..., SMTPBackend]
 PASSWORD = USERS["alice"]
-
-
-def make(n: int = 1, **kwargs: Any) -> EmailMessage:
-    fields: dict[str, Any] = {
-        "subject": f"Message {n}",
-        "body": f"Body {n}\n",
-        "from_email": "sender@example.com",
-        "to": [f"rcpt-{n}@example.com"],
-    }
-    fields.update(kwargs)
-    return EmailMessage(**fields)
 
 
 def send_expecting_error(backend: SMTPBackend, messages: list[EmailMessage]) -> DeliveryError:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import pytest
 
 import mailpost
+from helpers import make_message as make
 from mailpost import DeliveryError, DeliveryResult, EmailMessage
 from mailpost._smtp import engine
 from smtp_fixtures import SMTP_BACKEND, mailer_entry
@@ -177,17 +178,6 @@ def run_by_hand(
 
 
 # -- scenarios: one run on each loop, then compared -------------------------------------------
-
-
-def make(n: int, **kwargs: Any) -> EmailMessage:
-    fields: dict[str, Any] = {
-        "subject": f"Message {n}",
-        "body": f"Body {n}\n",
-        "from_email": "sender@example.com",
-        "to": [f"rcpt-{n}@example.com"],
-    }
-    fields.update(kwargs)
-    return EmailMessage(**fields)
 
 
 def header_of(data: bytes, name: str) -> str:
