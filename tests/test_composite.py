@@ -670,3 +670,52 @@ class TestRoundRobinContract(CompositeContract):
             return sorted(outbox_delivered(), key=lambda d: str(parse(d.data)["Subject"]))
 
         return in_message_order
+
+
+# -- a foreign (Django-style) inner backend ---------------------------------------------------
+
+
+class ForeignBackend:
+    """A backend in Django's style: no base class, no delivery records, only a count."""
+
+    sent: list[str] = []
+
+    def __init__(self, fail_silently: bool = False, down: bool = False) -> None:
+        self.down = down
+
+    def open(self) -> None:
+        if self.down:
+            raise ConnectionRefusedError("down")
+
+    def close(self) -> None:
+        pass
+
+    def send_messages(self, messages: list[EmailMessage]) -> int:
+        if self.down:
+            raise ConnectionRefusedError("down")
+        ForeignBackend.sent.extend(str(m.subject) for m in messages)
+        return len(messages)
+
+
+def test_foreign_inner_backends_are_judged_by_count_and_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ForeignBackend, "sent", [])
+    foreign = f"{__name__}.ForeignBackend"
+    mailpost.configure(
+        MAILERS={
+            "down": {"BACKEND": foreign, "OPTIONS": {"down": True}},
+            "up": {"BACKEND": foreign},
+            "fo": {"BACKEND": FAILOVER, "OPTIONS": {"mailers": ["down", "up"]}},
+        }
+    )
+    messages = [message(1), message(2)]
+    assert mailpost.mailers["fo"].send_messages(messages) == 2
+    assert ForeignBackend.sent == ["msg 1", "msg 2"]
+    for msg in messages:
+        assert msg.delivery is not None
+        assert msg.delivery.ok
+        assert msg.delivery.mailer == "up"
+    with mailpost.mailers["fo"] as backend:  # open() of "down" fails: straight to "up"
+        assert backend.send_messages([message(3)]) == 1
+    assert ForeignBackend.sent[-1] == "msg 3"

@@ -41,9 +41,7 @@ logger = logging.getLogger("mailpost")
 _COMPOSED = "message could not be composed"
 
 
-def parse_mailers(
-    backend: BaseEmailBackend, mailers: Any, *, option: str = "mailers"
-) -> list[str]:
+def parse_mailers(backend: BaseEmailBackend, mailers: Any, *, option: str = "mailers") -> list[str]:
     """Check ``OPTIONS['mailers']``: a non-empty list of distinct alias strings."""
     if mailers is None:
         raise backend.invalid(
@@ -134,7 +132,8 @@ class CompositeBackend(BaseEmailBackend):
         self, fail_silently: bool = False, *, alias: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(fail_silently, alias=alias, **kwargs)
-        self.inner: dict[str, BaseEmailBackend] = {}
+        #: alias -> backend; a foreign (Django-style) backend need not subclass the base.
+        self.inner: dict[str, Any] = {}
         self._session = False
         self._opened: list[str] = []
         self._lock = threading.Lock()
@@ -440,7 +439,9 @@ def _verdict(result: DeliveryResult, status: RecipientStatus | None) -> str:
     return "retry"
 
 
-def _refusal(address: str, result: DeliveryResult, status: RecipientStatus | None) -> RecipientStatus:
+def _refusal(
+    address: str, result: DeliveryResult, status: RecipientStatus | None
+) -> RecipientStatus:
     """A permanent failure, as a refusal carrying its 5xx code (what the spool reads)."""
     code = status.code if status is not None and status.code is not None else result.error_code
     reply = status.reply if status is not None and status.reply else (result.error or "")

@@ -112,9 +112,7 @@ class RoundRobinBackend(CompositeBackend):
             )
         for value in values:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise self.invalid(
-                    f"OPTIONS {option!r}: weight {value!r} is not an integer >= 0"
-                )
+                raise self.invalid(f"OPTIONS {option!r}: weight {value!r} is not an integer >= 0")
         if not any(values):
             raise self.invalid(f"OPTIONS {option!r}: at least one weight must be positive")
         return values
