@@ -719,3 +719,53 @@ def test_foreign_inner_backends_are_judged_by_count_and_exception(
     with mailpost.mailers["fo"] as backend:  # open() of "down" fails: straight to "up"
         assert backend.send_messages([message(3)]) == 1
     assert ForeignBackend.sent[-1] == "msg 3"
+
+
+def test_spool_keeps_a_message_deferred_by_primary_when_backup_rejects_our_login(
+    tmp_path: Path, make_smtp_server: MakeServer, auth_smtp_server: SMTPServer
+) -> None:
+    from smtp_fixtures import mailer_entry
+
+    primary = make_smtp_server(faults=Faults(refuse={"r1@example.com": "450 4.2.1 Busy"}))
+    login = mailer_entry(auth_smtp_server, use_tls=True, username="alice", password="wrong")
+    mailpost.configure(
+        MAILERS={
+            "primary": smtp(primary.port),
+            "backup": login,  # answers 535: a problem of this mailer, not of the message
+            "fo": {"BACKEND": FAILOVER, "OPTIONS": {"mailers": ["primary", "backup"]}},
+            "spool": spool_entry(str(tmp_path / "s.sqlite3"), "fo", retry={"jitter": 0}),
+        }
+    )
+    msg = message(1)
+    mailpost.mailers["spool"].send_messages([msg])
+    spool = Spool.from_mailer("spool")
+    spool.worker().run(until_idle=True)
+    record = spool.get(msg.spool_id)  # type: ignore[attr-defined]
+    assert record is not None
+    assert record.state == "queued"
+    assert record.pending == ["r1@example.com"]
+
+
+def test_a_backup_that_rejects_our_login_leaves_the_message_retryable(
+    make_smtp_server: MakeServer, auth_smtp_server: SMTPServer
+) -> None:
+    from smtp_fixtures import mailer_entry
+
+    primary = make_smtp_server(faults=Faults(refuse={"r1@example.com": "450 4.2.1 Busy"}))
+    login = mailer_entry(auth_smtp_server, use_tls=True, username="alice", password="wrong")
+    mailpost.configure(
+        MAILERS={
+            "primary": smtp(primary.port),
+            "backup": login,
+            "fo": {"BACKEND": FAILOVER, "OPTIONS": {"mailers": ["primary", "backup"]}},
+        }
+    )
+    msg = message(1)
+    with pytest.raises(DeliveryError, match="535"):
+        mailpost.mailers["fo"].send_messages([msg])
+    assert msg.delivery is not None
+    assert msg.delivery.retryable
+    assert msg.delivery.error_code is None
+    [status] = msg.delivery.recipients
+    assert status.status == "unattempted"
+    assert status.retryable

@@ -451,6 +451,14 @@ def _refusal(
 def _pending_status(
     address: str, result: DeliveryResult, status: RecipientStatus | None
 ) -> RecipientStatus:
+    """A recipient still to deliver to, as the last mailer left it.
+
+    When that mailer was never reached, its reply (even a 5xx such as AUTH's 535) is about
+    the mailer, not the message: the code is dropped, so nobody reads it as permanent.
+    """
+    if not result.attempted:
+        reply = status.reply if status is not None and status.reply else (result.error or "")
+        return RecipientStatus(address, "unattempted", None, reply)
     if status is not None and status.status != "accepted":
         return RecipientStatus(address, status.status, status.code, status.reply)
     code = status.code if status is not None else result.error_code
@@ -481,10 +489,10 @@ def _merged(track: _Track) -> DeliveryResult:
         merged.error = failures[0][1].error
     else:
         merged.error = "; ".join(f"{n!r}: {r.error or 'refused'}" for n, r in failures) or None
-    pending = [s for s in statuses if s.status != "accepted" and s.retryable]
+    pending = [track.last[a.lower()] for a in track.pending if a.lower() in track.last]
     if pending:
         merged.retryable = True
-        merged.error_code = pending[-1].code
+        merged.error_code = pending[-1].code  # 4xx, or None: never a permanent code
         last = track.results[-1][1] if track.results else None
         merged.exception = last.exception if last is not None else None
     else:
