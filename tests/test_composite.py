@@ -769,3 +769,31 @@ def test_a_backup_that_rejects_our_login_leaves_the_message_retryable(
     [status] = msg.delivery.recipients
     assert status.status == "unattempted"
     assert status.retryable
+
+
+def test_round_robin_falls_over_to_the_following_mailers_wrapping_around() -> None:
+    mailpost.configure(
+        MAILERS={
+            "a": LOCMEM,
+            "b": LOCMEM,
+            "c": LOCMEM,
+            "rr": {"BACKEND": ROUND_ROBIN, "OPTIONS": {"mailers": ["a", "b", "c"]}},
+        }
+    )
+    assert mailpost.mailers["rr"].routes(3) == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
+
+
+def test_composites_nest_and_report_the_innermost_mailer(closed_port: int) -> None:
+    mailpost.configure(
+        MAILERS={
+            "down": smtp(closed_port),
+            "a": LOCMEM,
+            "b": LOCMEM,
+            "spread": {"BACKEND": ROUND_ROBIN, "OPTIONS": {"mailers": ["a", "b"]}},
+            "default": {"BACKEND": FAILOVER, "OPTIONS": {"mailers": ["down", "spread"]}},
+        }
+    )
+    messages = [message(1), message(2)]
+    assert mailpost.mailers.default.send_messages(messages) == 2
+    assert [m.delivery.mailer for m in messages if m.delivery] == ["a", "b"]
+    assert [m.sent_using for m in messages] == ["default", "default"]

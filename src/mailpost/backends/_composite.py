@@ -399,8 +399,13 @@ class _Run:
         results = []
         for track in self.tracks:
             result = track.result or _merged(track)
-            if track.results:
-                result.mailer = track.taken_by or track.results[-1][0]
+            if track.results:  # the innermost mailer, when an inner one is a composite too
+                name, said = (
+                    (track.taken_by, track.taken)
+                    if track.taken_by is not None and track.taken is not None
+                    else track.results[-1]
+                )
+                result.mailer = said.mailer or name
             else:  # could not be composed: no inner mailer saw it
                 result.mailer = self.backend.alias
             track.message.delivery = result
