@@ -8,6 +8,8 @@
     file:///var/mail/outgoing                   (file_path=/var/mail/outgoing)
     locmem://
     dummy://
+    failover://primary,backup                   (mailers=["primary", "backup"])
+    round-robin://a,b?weights=3,1               (mailers=["a", "b"], weights=[3, 1])
 
 User name and password are percent-decoded (write ``@`` as ``%40``); IPv6 hosts go in
 brackets (``smtp://[::1]:1025``). Query values are typed: booleans accept
@@ -45,7 +47,15 @@ SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
     "file": ("mailpost.backends.filebased.EmailBackend", {"fail_silently": "bool"}),
     "locmem": ("mailpost.backends.locmem.EmailBackend", {}),
     "dummy": ("mailpost.backends.dummy.EmailBackend", {}),
+    "failover": ("mailpost.backends.failover.EmailBackend", {"fail_silently": "bool"}),
+    "round-robin": (
+        "mailpost.backends.round_robin.EmailBackend",
+        {"fail_silently": "bool", "weights": "ints"},
+    ),
 }
+
+#: Schemes whose "host" is a comma-separated list of MAILERS aliases (composite mailers).
+_ALIAS_LIST_SCHEMES = ("failover", "round-robin")
 
 
 def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
@@ -97,6 +107,14 @@ def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
         if not parts.path:
             raise invalid("file:// URL needs a directory path, e.g. file:///var/mail/outgoing")
         options["file_path"] = unquote(parts.path)
+    elif scheme in _ALIAS_LIST_SCHEMES:
+        names = [unquote(n).strip() for n in parts.netloc.split(",")] if parts.netloc else []
+        if not names or not all(names) or parts.path not in ("", "/"):
+            raise invalid(
+                f"{scheme}:// URL needs a comma-separated list of mailer aliases and no "
+                f"path, e.g. {scheme}://primary,backup"
+            )
+        options["mailers"] = names
     elif parts.netloc or parts.path not in ("", "/"):
         raise invalid(f"{scheme}:// URLs take no host or path; write just {scheme}://")
 
@@ -136,6 +154,13 @@ def _typed(name: str, kind: str, raw: str, invalid: Callable[[str], InvalidMaile
         if not value > 0:
             raise invalid(f"option {name!r} must be a positive number of seconds, got {raw!r}")
         return value
+    if kind == "ints":
+        try:
+            return [int(v) for v in raw.split(",")]
+        except ValueError:
+            raise invalid(
+                f"option {name!r} must be comma-separated integers, got {raw!r}"
+            ) from None
     if not raw:
         raise invalid(f"option {name!r} needs a value")
     return raw
