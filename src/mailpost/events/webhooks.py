@@ -595,8 +595,12 @@ def _ses(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> list
     else:
         raise _reject(p, "unsupported SignatureVersion", 401)
     try:
-        cert = x509.load_pem_x509_certificate(cfg.certificate_loader(envelope["SigningCertURL"]))
-    except ValueError:
+        pem = cfg.certificate_loader(envelope["SigningCertURL"])
+    except Exception:  # the loader is the caller's (a cache, a fetch): any failure rejects
+        raise _reject(p, "signing certificate could not be loaded", 401) from None
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except (ValueError, TypeError):
         raise _reject(p, "signing certificate cannot be read", 401) from None
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
