@@ -224,7 +224,7 @@ def _verify_svix(provider: str, h: dict[str, str], body: bytes, cfg: WebhookConf
     prefix = "svix-" if "svix-signature" in h else "webhook-"
     msg_id, stamp, sigs = (h.get(prefix + n) for n in ("id", "timestamp", "signature"))
     if not msg_id or not stamp or not sigs:
-        raise _reject(provider, f"missing {prefix}id/{prefix}timestamp/{prefix}signature", 401)
+        raise _reject(provider, "missing svix-id/-timestamp/-signature (or webhook-*) headers", 401)
     key = _svix_key(provider, cfg.secret)
     _fresh(provider, stamp, cfg, now)
     signed = msg_id.encode() + b"." + stamp.encode() + b"." + body
