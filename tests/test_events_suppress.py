@@ -156,3 +156,25 @@ def test_cli_suppress_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["suppress", "import", str(listing), "--store", path]) == 0
     assert main(["suppress", "list", "--json", "--store", path]) == 0
     assert '"reason": "phone"' in capsys.readouterr().out
+
+
+def test_spool_show_lists_the_events_of_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _configure(tmp_path, spool={
+        "BACKEND": "mailpost.backends.spool.EmailBackend",
+        "OPTIONS": {"mailer": "default", "path": str(tmp_path / "spool.sqlite3")},
+    })
+    msg = EmailMessage("hi", "b", "shop@example.com", ["ann@example.org"])
+    mailpost.mailers["spool"].send_messages([msg])
+    spool_id = msg.spool_id  # type: ignore[attr-defined]
+    record = Spool.from_mailer("spool").get(spool_id)
+    assert record is not None and record.message_id
+    bounce = DeliveryEvent(kind="bounced", bounce="hard", recipient="ann@example.org",
+                           provider="resend", message_id=record.message_id, reason="550 5.1.1 unknown")
+    with SuppressionStore(path) as s:
+        s.record([bounce])
+    spool_file = str(tmp_path / "spool.sqlite3")
+    assert main(["spool", "show", str(spool_id), "--path", spool_file, "--events", path]) == 0
+    out = capsys.readouterr().out
+    assert "events:" in out and "bounced (hard)" in out and "550 5.1.1 unknown" in out
+    assert main(["spool", "show", str(spool_id), "--path", spool_file]) == 0
+    assert "events:" not in capsys.readouterr().out  # not configured: not shown

@@ -201,7 +201,9 @@ class SuppressionStore:
                     "INSERT INTO events (kind, bounce, recipient, provider, message_id,"
                     " provider_message_id, at, reason, smtp_code, status)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (e.kind, e.bounce, addr, e.provider, e.message_id, e.provider_message_id,
+                    (e.kind, e.bounce, addr, e.provider,
+                     e.message_id.strip().strip("<>") if e.message_id else None,
+                     e.provider_message_id,
                      at, e.reason, e.smtp_code, e.status),
                 )
                 when = time.time() if now is None else now
