@@ -91,7 +91,12 @@ Message-ID: <orig.9@shop.example.com>
 def test_rfc3464_one_event_per_recipient_with_status_and_diagnostic() -> None:
     gone, full = parse_dsn(RFC3464)
     assert (gone.kind, gone.bounce, gone.recipient, gone.status, gone.smtp_code) == (
-        "bounced", "hard", "gone@example.net", "5.1.1", 550)
+        "bounced",
+        "hard",
+        "gone@example.net",
+        "5.1.1",
+        550,
+    )
     assert "User unknown" in gone.reason
     assert gone.message_id == "orig.42@shop.example.com"
     assert (full.kind, full.status, full.smtp_code) == ("deferred", "4.2.2", 452)
@@ -100,13 +105,26 @@ def test_rfc3464_one_event_per_recipient_with_status_and_diagnostic() -> None:
 
 def test_qmail_and_exim_bounces() -> None:
     (q,) = parse_dsn(QMAIL)
-    assert (q.kind, q.bounce, q.recipient, q.status) == ("bounced", "hard", "nobody@example.net", "5.1.1")
+    assert (q.kind, q.bounce, q.recipient, q.status) == (
+        "bounced",
+        "hard",
+        "nobody@example.net",
+        "5.1.1",
+    )
     assert q.message_id == "orig.7@shop.example.com"
     (e,) = parse_dsn(EXIM.decode())
-    assert (e.kind, e.bounce, e.recipient, e.smtp_code) == ("bounced", "hard", "lost@example.net", 550)
+    assert (e.kind, e.bounce, e.recipient, e.smtp_code) == (
+        "bounced",
+        "hard",
+        "lost@example.net",
+        550,
+    )
 
 
-@pytest.mark.parametrize("junk", [b"", b"Subject: hi\n\nhello", b"\xff\xfe\x00", b"Content-Type: multipart/report\n\n--x"])
+@pytest.mark.parametrize(
+    "junk",
+    [b"", b"Subject: hi\n\nhello", b"\xff\xfe\x00", b"Content-Type: multipart/report\n\n--x"],
+)
 def test_non_bounces_give_no_events(junk: bytes) -> None:
     assert parse_dsn(junk) == []
 
@@ -117,7 +135,10 @@ def test_mbox_and_maildir(tmp_path: Path) -> None:
     box.add(QMAIL)
     box.close()
     assert [e.recipient for e in parse_mailbox(tmp_path / "bounces.mbox")] == [
-        "gone@example.net", "full@example.net", "nobody@example.net"]
+        "gone@example.net",
+        "full@example.net",
+        "nobody@example.net",
+    ]
     md = mailbox.Maildir(tmp_path / "Maildir")
     md.add(EXIM)
     md.close()

@@ -129,16 +129,23 @@ def test_asgi_async_handler_is_awaited(store_path: str) -> None:
         assert "bounced@example.net" in store
 
 
-def test_flask_blueprint_signed_bounce_suppresses(store_path: str, seen: list[DeliveryEvent]) -> None:
+def test_flask_blueprint_signed_bounce_suppresses(
+    store_path: str, seen: list[DeliveryEvent]
+) -> None:
     import flask
 
     app = flask.Flask(__name__)
-    app.register_blueprint(webhook_blueprint("resend", CONFIGS["resend"], store=store_path),
-                           url_prefix="/hooks/resend")
+    app.register_blueprint(
+        webhook_blueprint("resend", CONFIGS["resend"], store=store_path), url_prefix="/hooks/resend"
+    )
     client = app.test_client()
     headers, body = signed("resend")
-    assert client.post("/hooks/resend/", data=body.replace(b"Permanent", b"Transient"),
-                       headers=headers).status_code == 401
+    assert (
+        client.post(
+            "/hooks/resend/", data=body.replace(b"Permanent", b"Transient"), headers=headers
+        ).status_code
+        == 401
+    )
     _assert_nothing_changed(store_path)
     assert client.post("/hooks/resend/", data=body, headers=headers).status_code == 200
     assert len(seen) == 1
@@ -176,7 +183,9 @@ from mailpost import EmailMessage
 
 headers = json.loads(sys.argv[1]); body = sys.argv[2].encode()
 got = []
-delivery_event.connect(lambda sender, event, **kw: got.append((sender, event.recipient)), weak=False)
+def on_signal(sender, event, **kw):
+    got.append((sender, event.recipient))
+delivery_event.connect(on_signal, weak=False)
 extra = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
 client = Client()
 out = {"forged": client.post("/hooks/resend/", data=body, content_type="application/json",
@@ -187,7 +196,8 @@ def send():
     mailpost.mailers.default.send_messages([m])
     return [r.status for r in m.delivery.recipients]
 out["before"] = send()
-out["signed"] = client.post("/hooks/resend/", data=body, content_type="application/json", **extra).status_code
+signed = client.post("/hooks/resend/", data=body, content_type="application/json", **extra)
+out["signed"] = signed.status_code
 out["signal"] = got
 out["after"] = send()
 print(json.dumps(out))
@@ -196,15 +206,25 @@ print(json.dumps(out))
 
 def test_django_view_signed_bounce_suppresses(tmp_path: Path) -> None:
     store = str(tmp_path / "s.sqlite3")
-    (tmp_path / "events_settings.py").write_text(DJANGO_SETTINGS.format(secret=SVIX_SECRET, store=store))
+    (tmp_path / "events_settings.py").write_text(
+        DJANGO_SETTINGS.format(secret=SVIX_SECRET, store=store)
+    )
     (tmp_path / "events_urls.py").write_text(DJANGO_URLS)
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(DJANGO_SCRIPT))
     headers, body = signed("resend")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "events_settings",
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    done = subprocess.run([sys.executable, str(script), json.dumps(headers), body.decode()],
-                          capture_output=True, env=env, timeout=60, check=False)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "events_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), json.dumps(headers), body.decode()],
+        capture_output=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr.decode()
     out = json.loads(done.stdout)
     assert out["forged"] == 401

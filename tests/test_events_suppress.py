@@ -22,17 +22,29 @@ def store(tmp_path: Path) -> Iterator[SuppressionStore]:
         yield s
 
 
-def _event(kind: str, bounce: str | None = None, at: float = 1_000.0, who: str = "Ann@Example.org") -> DeliveryEvent:
-    return DeliveryEvent(kind=kind, recipient=who, provider="test", bounce=bounce,  # type: ignore[arg-type]
-                         timestamp=dt.datetime.fromtimestamp(at, dt.timezone.utc), reason="550 no",
-                         message_id="m1@example.com")
+def _event(
+    kind: str, bounce: str | None = None, at: float = 1_000.0, who: str = "Ann@Example.org"
+) -> DeliveryEvent:
+    return DeliveryEvent(
+        kind=kind,
+        recipient=who,
+        provider="test",
+        bounce=bounce,  # type: ignore[arg-type]
+        timestamp=dt.datetime.fromtimestamp(at, dt.timezone.utc),
+        reason="550 no",
+        message_id="m1@example.com",
+    )
 
 
 def test_hard_bounce_and_complaint_suppress_for_good(store: SuppressionStore) -> None:
     assert store.record([_event("bounced", "hard")], now=1_000) == ["ann@example.org"]
-    assert store.record([_event("complained", who="bob@example.org")], now=1_000) == ["bob@example.org"]
+    assert store.record([_event("complained", who="bob@example.org")], now=1_000) == [
+        "bob@example.org"
+    ]
     entry = store.get("ANN@example.org", now=10**10)
-    assert entry is not None and entry.expires_at is None and "bounced (hard)" in entry.reason
+    assert entry is not None
+    assert entry.expires_at is None
+    assert "bounced (hard)" in entry.reason
     assert "bob@example.org" in store
 
 
@@ -47,7 +59,11 @@ def test_soft_bounces_suppress_after_the_limit_and_expire(store: SuppressionStor
 def test_deliveries_and_opens_never_suppress(store: SuppressionStore) -> None:
     assert store.record([_event("delivered"), _event("opened"), _event("deferred")]) == []
     assert store.list() == []
-    assert [e["kind"] for e in store.events(message_id="<m1@example.com>")] == ["delivered", "opened", "deferred"]
+    assert [e["kind"] for e in store.events(message_id="<m1@example.com>")] == [
+        "delivered",
+        "opened",
+        "deferred",
+    ]
 
 
 def test_add_remove_import_export(store: SuppressionStore) -> None:
@@ -65,12 +81,16 @@ def test_add_remove_import_export(store: SuppressionStore) -> None:
 
 def _configure(tmp_path: Path, **extra: object) -> str:
     path = str(tmp_path / "s.sqlite3")
-    mailpost.configure(MAILERS={
-        "mem": {"BACKEND": "mailpost.backends.locmem.EmailBackend"},
-        "default": {"BACKEND": "mailpost.backends.suppress.EmailBackend",
-                    "OPTIONS": {"mailer": "mem", "store": path}},
-        **extra,
-    })
+    mailpost.configure(
+        MAILERS={
+            "mem": {"BACKEND": "mailpost.backends.locmem.EmailBackend"},
+            "default": {
+                "BACKEND": "mailpost.backends.suppress.EmailBackend",
+                "OPTIONS": {"mailer": "mem", "store": path},
+            },
+            **extra,
+        }
+    )
     mailpost.outbox = []
     return path
 
@@ -83,9 +103,14 @@ def test_fully_suppressed_message_is_not_sent_and_does_not_raise(tmp_path: Path)
     assert mailpost.mailers.default.send_messages([msg]) == 0
     assert mailpost.outbox == []
     (status,) = msg.delivery.recipients
-    assert (status.address, status.status, status.retryable) == ("ANN@example.org", "suppressed", False)
+    assert (status.address, status.status, status.retryable) == (
+        "ANN@example.org",
+        "suppressed",
+        False,
+    )
     assert "hard bounce" in status.reply
-    assert msg.delivery.ok and not msg.delivery.sent
+    assert msg.delivery.ok
+    assert not msg.delivery.sent
     assert msg.sent_using == "default"
 
 
@@ -93,8 +118,14 @@ def test_cc_and_bcc_are_checked_too(tmp_path: Path) -> None:
     path = _configure(tmp_path)
     with SuppressionStore(path) as s:
         s.add("bcc@example.org")
-    msg = EmailMessage("hi", "b", "shop@example.com", ["to@example.org"], bcc=["bcc@example.org"],
-                       cc=["cc@example.org"])
+    msg = EmailMessage(
+        "hi",
+        "b",
+        "shop@example.com",
+        ["to@example.org"],
+        bcc=["bcc@example.org"],
+        cc=["cc@example.org"],
+    )
     assert mailpost.send_mail("s", "b", "shop@example.com", ["bcc@example.org"]) == 0
     assert mailpost.mailers.default.send_messages([msg]) == 1
     assert mailpost.outbox[-1].bcc == []
@@ -103,31 +134,48 @@ def test_cc_and_bcc_are_checked_too(tmp_path: Path) -> None:
 
 
 def test_suppress_mailer_needs_an_inner_mailer(tmp_path: Path) -> None:
-    mailpost.configure(MAILERS={"default": {"BACKEND": "mailpost.backends.suppress.EmailBackend",
-                                            "OPTIONS": {"store": str(tmp_path / "s")}}})
+    mailpost.configure(
+        MAILERS={
+            "default": {
+                "BACKEND": "mailpost.backends.suppress.EmailBackend",
+                "OPTIONS": {"store": str(tmp_path / "s")},
+            }
+        }
+    )
     with pytest.raises(InvalidMailer, match=r"MAILERS\['default'\].*mailer"):
         mailpost.mailers.default  # noqa: B018
 
 
 def test_inner_failures_still_raise(tmp_path: Path) -> None:
     path = str(tmp_path / "s.sqlite3")
-    mailpost.configure(MAILERS={
-        "smtp": {"BACKEND": "mailpost.backends.smtp.EmailBackend",
-                 "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 2}},
-        "default": {"BACKEND": "mailpost.backends.suppress.EmailBackend",
-                    "OPTIONS": {"mailer": "smtp", "store": path}},
-    })
+    mailpost.configure(
+        MAILERS={
+            "smtp": {
+                "BACKEND": "mailpost.backends.smtp.EmailBackend",
+                "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 2},
+            },
+            "default": {
+                "BACKEND": "mailpost.backends.suppress.EmailBackend",
+                "OPTIONS": {"mailer": "smtp", "store": path},
+            },
+        }
+    )
     msg = EmailMessage("hi", "b", "shop@example.com", ["to@example.org"])
     with pytest.raises(DeliveryError):
         mailpost.mailers.default.send_messages([msg])
     assert not msg.delivery.ok
 
 
-def test_spool_worker_through_suppress_marks_suppressed_recipients_failed_not_retried(tmp_path: Path) -> None:
-    path = _configure(tmp_path, spool={
-        "BACKEND": "mailpost.backends.spool.EmailBackend",
-        "OPTIONS": {"mailer": "default", "path": str(tmp_path / "spool.sqlite3")},
-    })
+def test_spool_worker_through_suppress_marks_suppressed_recipients_failed_not_retried(
+    tmp_path: Path,
+) -> None:
+    path = _configure(
+        tmp_path,
+        spool={
+            "BACKEND": "mailpost.backends.spool.EmailBackend",
+            "OPTIONS": {"mailer": "default", "path": str(tmp_path / "spool.sqlite3")},
+        },
+    )
     with SuppressionStore(path) as s:
         s.add("gone@example.org", "complained")
     msg = EmailMessage("hi", "b", "shop@example.com", ["gone@example.org", "ok@example.org"])
@@ -158,23 +206,37 @@ def test_cli_suppress_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert '"reason": "phone"' in capsys.readouterr().out
 
 
-def test_spool_show_lists_the_events_of_the_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _configure(tmp_path, spool={
-        "BACKEND": "mailpost.backends.spool.EmailBackend",
-        "OPTIONS": {"mailer": "default", "path": str(tmp_path / "spool.sqlite3")},
-    })
+def test_spool_show_lists_the_events_of_the_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _configure(
+        tmp_path,
+        spool={
+            "BACKEND": "mailpost.backends.spool.EmailBackend",
+            "OPTIONS": {"mailer": "default", "path": str(tmp_path / "spool.sqlite3")},
+        },
+    )
     msg = EmailMessage("hi", "b", "shop@example.com", ["ann@example.org"])
     mailpost.mailers["spool"].send_messages([msg])
     spool_id = msg.spool_id  # type: ignore[attr-defined]
     record = Spool.from_mailer("spool").get(spool_id)
-    assert record is not None and record.message_id
-    bounce = DeliveryEvent(kind="bounced", bounce="hard", recipient="ann@example.org",
-                           provider="resend", message_id=record.message_id, reason="550 5.1.1 unknown")
+    assert record is not None
+    assert record.message_id
+    bounce = DeliveryEvent(
+        kind="bounced",
+        bounce="hard",
+        recipient="ann@example.org",
+        provider="resend",
+        message_id=record.message_id,
+        reason="550 5.1.1 unknown",
+    )
     with SuppressionStore(path) as s:
         s.record([bounce])
     spool_file = str(tmp_path / "spool.sqlite3")
     assert main(["spool", "show", str(spool_id), "--path", spool_file, "--events", path]) == 0
     out = capsys.readouterr().out
-    assert "events:" in out and "bounced (hard)" in out and "550 5.1.1 unknown" in out
+    assert "events:" in out
+    assert "bounced (hard)" in out
+    assert "550 5.1.1 unknown" in out
     assert main(["spool", "show", str(spool_id), "--path", spool_file]) == 0
     assert "events:" not in capsys.readouterr().out  # not configured: not shown

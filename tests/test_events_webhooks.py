@@ -130,11 +130,22 @@ def test_tampered_body_is_rejected(provider: str) -> None:
 WRONG = {
     "resend": WebhookConfig(secret="whsec_" + "d3Jvbmc="),
     "sequenzy": WebhookConfig(secret="whsec_" + "d3Jvbmc="),
-    "sendgrid": WebhookConfig(public_key=__import__("base64").b64encode(
-        ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.DER,
-            __import__("cryptography.hazmat.primitives.serialization", fromlist=["PublicFormat"]).PublicFormat.SubjectPublicKeyInfo,
-        )).decode()),
+    "sendgrid": WebhookConfig(
+        public_key=__import__("base64")
+        .b64encode(
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(
+                __import__(
+                    "cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]
+                ).Encoding.DER,
+                __import__(
+                    "cryptography.hazmat.primitives.serialization", fromlist=["PublicFormat"]
+                ).PublicFormat.SubjectPublicKeyInfo,
+            )
+        )
+        .decode()
+    ),
     "postmark": WebhookConfig(username="hook", password="other"),
     "mailgun": WebhookConfig(secret="another-key"),
     "brevo": WebhookConfig(token="other-token"),
@@ -155,12 +166,15 @@ def test_ses_signed_with_another_key_is_rejected() -> None:
         parse("ses", {}, sns_body(SES_BOUNCE, key=other), CONFIGS["ses"])
 
 
-@pytest.mark.parametrize("url", [
-    "http://sns.eu-west-1.amazonaws.com/x.pem",
-    "https://sns.eu-west-1.amazonaws.com.evil.example/x.pem",
-    "https://evil.example/sns.eu-west-1.amazonaws.com/x.pem",
-    "https://sns.eu-west-1.amazonaws.com/x.txt",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://sns.eu-west-1.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com.evil.example/x.pem",
+        "https://evil.example/sns.eu-west-1.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com/x.txt",
+    ],
+)
 def test_ses_certificate_url_must_be_an_sns_host(url: str) -> None:
     loaded = []
     config = WebhookConfig(certificate_loader=lambda u: loaded.append(u) or b"")

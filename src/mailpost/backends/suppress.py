@@ -59,7 +59,9 @@ class SuppressBackend(BaseEmailBackend):
 
     def _split(
         self, messages: Sequence[EmailMessage]
-    ) -> tuple[list[tuple[EmailMessage, EmailMessage | None, list[RecipientStatus]]], Exception | None]:
+    ) -> tuple[
+        list[tuple[EmailMessage, EmailMessage | None, list[RecipientStatus]]], Exception | None
+    ]:
         """Per message: (original, what to send or None, suppressed recipient statuses)."""
         from mailpost._headers import parse_address
 
@@ -70,22 +72,31 @@ class SuppressBackend(BaseEmailBackend):
             if type(message).recipients is not _Base.recipients:
                 plan.append(self._split_custom(message))
                 continue
-            fields = {"to": list(message.to), "cc": list(message.cc), "bcc": list(message.bcc)}
-            addrs: dict[str, str] = {}
+            fields: dict[str, list[Any]] = {
+                "to": list(message.to),
+                "cc": list(message.cc),
+                "bcc": list(message.bcc),
+            }
+            addrs: dict[Any, str] = {}  # as written (str or (name, address)) -> addr-spec
             for name, items in fields.items():
                 for a in items:
                     if a:
                         try:
                             addrs[a] = parse_address(a, name).addr_spec
                         except ValueError:
-                            addrs[a] = a  # the inner mailer reports the bad address
+                            addrs[a] = str(a)  # the inner mailer reports the bad address
             hits = self.store.suppressed(set(addrs.values()))
             if not hits:
                 plan.append((message, message, []))
                 continue
-            statuses = [RecipientStatus(spec, "suppressed", None, f"suppressed: {hits[spec].reason}")
-                        for spec in dict.fromkeys(addrs.values()) if spec in hits]
-            kept = {n: [a for a in items if addrs.get(a) not in hits] for n, items in fields.items()}
+            statuses = [
+                RecipientStatus(spec, "suppressed", None, f"suppressed: {hits[spec].reason}")
+                for spec in dict.fromkeys(addrs.values())
+                if spec in hits
+            ]
+            kept = {
+                n: [a for a in items if addrs.get(a, "") not in hits] for n, items in fields.items()
+            }
             if not any(kept.values()):
                 plan.append((message, None, statuses))
                 continue
@@ -102,8 +113,11 @@ class SuppressBackend(BaseEmailBackend):
         hits = self.store.suppressed(recipients)
         if not hits:
             return message, message, []
-        statuses = [RecipientStatus(a, "suppressed", None, f"suppressed: {hits[a].reason}")
-                    for a in dict.fromkeys(recipients) if a in hits]
+        statuses = [
+            RecipientStatus(a, "suppressed", None, f"suppressed: {hits[a].reason}")
+            for a in dict.fromkeys(recipients)
+            if a in hits
+        ]
         kept = [a for a in recipients if a not in hits]
         if not kept:
             return message, None, statuses
@@ -116,7 +130,9 @@ class SuppressBackend(BaseEmailBackend):
         clone._spool_recipients = kept
         return message, clone, statuses
 
-    def _merge(self, plan: list[tuple[EmailMessage, EmailMessage | None, list[RecipientStatus]]]) -> list[DeliveryResult]:
+    def _merge(
+        self, plan: list[tuple[EmailMessage, EmailMessage | None, list[RecipientStatus]]]
+    ) -> list[DeliveryResult]:
         results = []
         for original, sent, statuses in plan:
             if sent is None:

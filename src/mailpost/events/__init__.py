@@ -15,7 +15,14 @@ See docs/events.md.
 
 from __future__ import annotations
 
-from mailpost.events.dispatch import Endpoint, adispatch, dispatch, handle_request, off_event, on_event
+from mailpost.events.dispatch import (
+    Endpoint,
+    adispatch,
+    dispatch,
+    handle_request,
+    off_event,
+    on_event,
+)
 from mailpost.events.dsn import parse_dsn, parse_mailbox
 from mailpost.events.model import KINDS, DeliveryEvent, WebhookRejected
 from mailpost.events.store import Suppression, SuppressionStore, open_suppressions

@@ -33,8 +33,13 @@ def webhook_app(
     endpoint = Endpoint.build(provider, config, store)
 
     async def reply(send: Send, status: int, body: bytes) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,7 +63,9 @@ def webhook_app(
             chunks.append(chunk)
             more = bool(message.get("more_body"))
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
-        status, events = await asyncio.to_thread(handle_request, endpoint, headers, b"".join(chunks))
+        status, events = await asyncio.to_thread(
+            handle_request, endpoint, headers, b"".join(chunks)
+        )
         if status == 200:
             await adispatch(events)
         await reply(send, status, status_body(status))

@@ -48,12 +48,23 @@ def _list(args: argparse.Namespace, streams: Streams) -> int:
     with _store(args) as store:
         for s in store.list():
             if args.json:
-                streams.stdout.write(json.dumps({"address": s.address, "reason": s.reason,
-                                                 "source": s.source, "created_at": s.created_at,
-                                                 "expires_at": s.expires_at}) + "\n")
+                streams.stdout.write(
+                    json.dumps(
+                        {
+                            "address": s.address,
+                            "reason": s.reason,
+                            "source": s.source,
+                            "created_at": s.created_at,
+                            "expires_at": s.expires_at,
+                        }
+                    )
+                    + "\n"
+                )
             else:
-                streams.stdout.write(f"{s.address}\t{s.source}\t{_when(s.created_at)}\t"
-                                     f"expires {_when(s.expires_at)}\t{s.reason}\n")
+                streams.stdout.write(
+                    f"{s.address}\t{s.source}\t{_when(s.created_at)}\t"
+                    f"expires {_when(s.expires_at)}\t{s.reason}\n"
+                )
     return EXIT_OK
 
 
@@ -116,9 +127,20 @@ def _bounces(args: argparse.Namespace, streams: Streams) -> int:
         except OSError as exc:
             raise CliError(f"cannot read {source}: {exc}") from None
     for e in events:
-        streams.stdout.write(json.dumps({
-            "kind": e.kind, "bounce": e.bounce, "recipient": e.recipient, "status": e.status,
-            "smtp_code": e.smtp_code, "message_id": e.message_id, "reason": e.reason}) + "\n")
+        streams.stdout.write(
+            json.dumps(
+                {
+                    "kind": e.kind,
+                    "bounce": e.bounce,
+                    "recipient": e.recipient,
+                    "status": e.status,
+                    "smtp_code": e.smtp_code,
+                    "message_id": e.message_id,
+                    "reason": e.reason,
+                }
+            )
+            + "\n"
+        )
     if args.suppress:
         with SuppressionStore(args.suppress) as store:
             added = store.record(events)
@@ -129,9 +151,15 @@ def _bounces(args: argparse.Namespace, streams: Streams) -> int:
 def register(subparsers: Any) -> None:
     """Add ``suppress`` and ``bounces`` to the ``mailpost`` command."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", metavar="FILE", help=f"suppression store (default {DEFAULT_PATH})")
-    sp = subparsers.add_parser("suppress", help="the do-not-send list", epilog=_SUPPRESS_EPILOG,
-                               formatter_class=HelpFormatter)
+    common.add_argument(
+        "--store", metavar="FILE", help=f"suppression store (default {DEFAULT_PATH})"
+    )
+    sp = subparsers.add_parser(
+        "suppress",
+        help="the do-not-send list",
+        epilog=_SUPPRESS_EPILOG,
+        formatter_class=HelpFormatter,
+    )
     commands = sp.add_subparsers(dest="suppress_command", metavar="COMMAND")
     commands.required = True
     p = commands.add_parser("list", parents=[common], help="show suppressed addresses")
@@ -144,16 +172,26 @@ def register(subparsers: Any) -> None:
     p = commands.add_parser("remove", parents=[common], help="stop suppressing addresses")
     p.add_argument("addresses", nargs="+")
     p.set_defaults(handler=_remove)
-    p = commands.add_parser("import", parents=[common], help="add addresses from a file (- = stdin)")
+    p = commands.add_parser(
+        "import", parents=[common], help="add addresses from a file (- = stdin)"
+    )
     p.add_argument("file")
     p.add_argument("--reason", default="imported")
     p.set_defaults(handler=_import)
     p = commands.add_parser("export", parents=[common], help="write the list as CSV")
     p.set_defaults(handler=_export)
 
-    bp = subparsers.add_parser("bounces", help="read SMTP bounce messages (DSNs) into events",
-                               epilog=_BOUNCES_EPILOG, formatter_class=HelpFormatter)
-    bp.add_argument("sources", nargs="+", metavar="FILE|MAILDIR|-",
-                    help="a message, an mbox file, a Maildir, or - for stdin")
+    bp = subparsers.add_parser(
+        "bounces",
+        help="read SMTP bounce messages (DSNs) into events",
+        epilog=_BOUNCES_EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    bp.add_argument(
+        "sources",
+        nargs="+",
+        metavar="FILE|MAILDIR|-",
+        help="a message, an mbox file, a Maildir, or - for stdin",
+    )
     bp.add_argument("--suppress", metavar="STORE", help="also feed this suppression store")
     bp.set_defaults(handler=_bounces)

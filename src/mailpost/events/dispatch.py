@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+
 from mailpost.events.model import KINDS, DeliveryEvent, WebhookRejected
 from mailpost.events.store import SuppressionStore, open_suppressions
 from mailpost.events.webhooks import WebhookConfig, parse
@@ -32,7 +33,7 @@ __all__ = [
 
 logger = logging.getLogger("mailpost.events")
 
-Handler = Callable[[DeliveryEvent], "None | Awaitable[None]"]
+Handler = Callable[[DeliveryEvent], "Awaitable[None] | None"]
 
 _handlers: list[tuple[Handler, frozenset[str] | None]] = []
 _lock = threading.Lock()

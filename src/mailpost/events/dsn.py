@@ -107,16 +107,25 @@ def _addr(value: str) -> str:
     return m.group(1) if m else ""
 
 
-def _event(recipient: str, kind: Kind, status: str | None, diag: str, message_id: str | None,
-           raw: Any) -> DeliveryEvent:
+def _event(
+    recipient: str, kind: Kind, status: str | None, diag: str, message_id: str | None, raw: Any
+) -> DeliveryEvent:
     code_m = _CODE.search(diag)
     bounce: Any = None
     if kind == "bounced":
         first = status[0] if status else (code_m.group(1)[0] if code_m else "5")
         bounce = "soft" if first == "4" else "hard"
-    return DeliveryEvent(kind=kind, recipient=recipient, provider="smtp", message_id=message_id,
-                         bounce=bounce, reason=diag, smtp_code=int(code_m.group(1)) if code_m else None,
-                         status=status, raw=raw)
+    return DeliveryEvent(
+        kind=kind,
+        recipient=recipient,
+        provider="smtp",
+        message_id=message_id,
+        bounce=bounce,
+        reason=diag,
+        smtp_code=int(code_m.group(1)) if code_m else None,
+        status=status,
+        raw=raw,
+    )
 
 
 def _rfc3464(msg: Message, message_id: str | None) -> list[DeliveryEvent] | None:
@@ -133,14 +142,22 @@ def _rfc3464(msg: Message, message_id: str | None) -> list[DeliveryEvent] | None
         action = fields.get("action", "").lower()
         if not recipient or not action:
             continue
-        kind: Kind | None = {"failed": "bounced", "delayed": "deferred", "delivered": "delivered",
-                             "relayed": "delivered", "expanded": "delivered"}.get(action)
+        kinds: dict[str, Kind] = {
+            "failed": "bounced",
+            "delayed": "deferred",
+            "delivered": "delivered",
+            "relayed": "delivered",
+            "expanded": "delivered",
+        }
+        kind = kinds.get(action)
         if kind is None:
             continue
         sm = _STATUS.search(fields.get("status", ""))
         diag = fields.get("diagnostic-code", "")
         diag = diag.partition(";")[2].strip() if ";" in diag else diag
-        events.append(_event(recipient, kind, sm.group(0) if sm else None, diag, message_id, fields))
+        events.append(
+            _event(recipient, kind, sm.group(0) if sm else None, diag, message_id, fields)
+        )
     return events
 
 
@@ -154,7 +171,9 @@ def _plain(msg: Message, message_id: str | None) -> list[DeliveryEvent]:
             sm = _STATUS.search(diag)
             soft = "try again" in diag.lower() or diag.startswith("4")
             status = sm.group(0) if sm else ("4.0.0" if soft else None)
-            events.append(_event(m.group(1), "bounced", status, diag, message_id, {"text": m.group(0)}))
+            events.append(
+                _event(m.group(1), "bounced", status, diag, message_id, {"text": m.group(0)})
+            )
         return events
     lowered = body.lower()
     if "could not be delivered" in lowered or "delivery software" in lowered or "failed" in lowered:
@@ -165,7 +184,11 @@ def _plain(msg: Message, message_id: str | None) -> list[DeliveryEvent]:
             status = sm.group(0) if sm else None
             deferred = "delayed" in lowered and "permanent" not in lowered
             kind: Kind = "deferred" if deferred else "bounced"
-            events.append(_event(m.group(1).strip("<>:"), kind, status, diag, message_id, {"text": m.group(0)}))
+            events.append(
+                _event(
+                    m.group(1).strip("<>:"), kind, status, diag, message_id, {"text": m.group(0)}
+                )
+            )
     return events
 
 
@@ -183,7 +206,11 @@ def parse_mailbox(path: str | os.PathLike[str]) -> Iterator[DeliveryEvent]:
     """Every event in every message of an mbox file or a Maildir directory."""
     location = os.fspath(path)
     box: mailbox.Mailbox[Any]
-    box = mailbox.Maildir(location, create=False) if os.path.isdir(location) else mailbox.mbox(location, create=False)
+    box = (
+        mailbox.Maildir(location, create=False)
+        if os.path.isdir(location)
+        else mailbox.mbox(location, create=False)
+    )
     try:
         for key in box.iterkeys():
             raw = box.get_bytes(key)

@@ -10,6 +10,7 @@ SQLite only for now (no ``postgresql://`` store yet).
 
 from __future__ import annotations
 
+import builtins
 import csv
 import json
 import os
@@ -87,7 +88,9 @@ class SuppressionStore:
         self.soft_bounce_window = soft_bounce_window
         self.soft_bounce_ttl = soft_bounce_ttl
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, timeout=30.0, check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
 
@@ -147,12 +150,15 @@ class SuppressionStore:
         when = time.time() if now is None else now
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM suppressions WHERE address = ? AND (expires_at IS NULL OR expires_at > ?)",
+                "SELECT * FROM suppressions"
+                " WHERE address = ? AND (expires_at IS NULL OR expires_at > ?)",
                 (_norm(address), when),
             ).fetchone()
         return Suppression(*row) if row else None
 
-    def suppressed(self, addresses: Iterable[str], *, now: float | None = None) -> dict[str, Suppression]:
+    def suppressed(
+        self, addresses: Iterable[str], *, now: float | None = None
+    ) -> dict[str, Suppression]:
         """Which of ``addresses`` are on the list: ``{address as given: entry}``."""
         wanted = {_norm(a): a for a in addresses}
         if not wanted:
@@ -165,7 +171,7 @@ class SuppressionStore:
                 chunk = keys[i : i + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
-                    f"SELECT * FROM suppressions WHERE address IN ({marks})"  # noqa: S608
+                    f"SELECT * FROM suppressions WHERE address IN ({marks})"
                     " AND (expires_at IS NULL OR expires_at > ?)",
                     (*chunk, when),
                 ).fetchall()
@@ -176,7 +182,9 @@ class SuppressionStore:
     def __contains__(self, address: object) -> bool:
         return isinstance(address, str) and self.get(address) is not None
 
-    def list(self, *, include_expired: bool = False, now: float | None = None) -> list[Suppression]:
+    def list(
+        self, *, include_expired: bool = False, now: float | None = None
+    ) -> builtins.list[Suppression]:
         """Every entry, oldest first."""
         when = time.time() if now is None else now
         sql = "SELECT * FROM suppressions"
@@ -190,7 +198,9 @@ class SuppressionStore:
 
     # -- events -----------------------------------------------------------------------
 
-    def record(self, events: Iterable[DeliveryEvent], *, now: float | None = None) -> list[str]:
+    def record(
+        self, events: Iterable[DeliveryEvent], *, now: float | None = None
+    ) -> builtins.list[str]:
         """Store ``events`` and update the list from them; returns newly suppressed addresses."""
         added: list[str] = []
         with self._tx() as db:
@@ -201,15 +211,25 @@ class SuppressionStore:
                     "INSERT INTO events (kind, bounce, recipient, provider, message_id,"
                     " provider_message_id, at, reason, smtp_code, status)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (e.kind, e.bounce, addr, e.provider,
-                     e.message_id.strip().strip("<>") if e.message_id else None,
-                     e.provider_message_id,
-                     at, e.reason, e.smtp_code, e.status),
+                    (
+                        e.kind,
+                        e.bounce,
+                        addr,
+                        e.provider,
+                        e.message_id.strip().strip("<>") if e.message_id else None,
+                        e.provider_message_id,
+                        at,
+                        e.reason,
+                        e.smtp_code,
+                        e.status,
+                    ),
                 )
                 when = time.time() if now is None else now
                 expires: float | None = None
                 if e.permanent:
-                    why = f"{e.kind}{' (' + e.bounce + ')' if e.bounce else ''}: {e.reason}".rstrip(": ")
+                    why = f"{e.kind}{' (' + e.bounce + ')' if e.bounce else ''}: {e.reason}".rstrip(
+                        ": "
+                    )
                 elif e.kind == "bounced":
                     (count,) = db.execute(
                         "SELECT COUNT(*) FROM events WHERE recipient = ? AND kind = 'bounced'"
@@ -234,11 +254,14 @@ class SuppressionStore:
                 added.append(addr)
         return added
 
-    def events(self, *, message_id: str | None = None, recipient: str | None = None,
-               limit: int = 1000) -> list[dict[str, Any]]:
+    def events(
+        self, *, message_id: str | None = None, recipient: str | None = None, limit: int = 1000
+    ) -> builtins.list[dict[str, Any]]:
         """Recorded events for one of our Message-IDs and/or one recipient, oldest first."""
-        sql = "SELECT kind, bounce, recipient, provider, message_id, provider_message_id, at," \
-              " reason, smtp_code, status FROM events WHERE 1=1"
+        sql = (
+            "SELECT kind, bounce, recipient, provider, message_id, provider_message_id, at,"
+            " reason, smtp_code, status FROM events WHERE 1=1"
+        )
         args: list[Any] = []
         if message_id is not None:
             sql += " AND message_id = ?"
@@ -248,11 +271,21 @@ class SuppressionStore:
             args.append(_norm(recipient))
         sql += " ORDER BY at, id LIMIT ?"
         args.append(limit)
-        names = ("kind", "bounce", "recipient", "provider", "message_id", "provider_message_id",
-                 "at", "reason", "smtp_code", "status")
+        names = (
+            "kind",
+            "bounce",
+            "recipient",
+            "provider",
+            "message_id",
+            "provider_message_id",
+            "at",
+            "reason",
+            "smtp_code",
+            "status",
+        )
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [dict(zip(names, r)) for r in rows]
+        return [dict(zip(names, r, strict=False)) for r in rows]
 
     # -- import / export ----------------------------------------------------------------
 
@@ -262,7 +295,15 @@ class SuppressionStore:
         writer.writerow(["address", "reason", "source", "created_at", "expires_at"])
         entries = self.list()
         for s in entries:
-            writer.writerow([s.address, s.reason, s.source, s.created_at, "" if s.expires_at is None else s.expires_at])
+            writer.writerow(
+                [
+                    s.address,
+                    s.reason,
+                    s.source,
+                    s.created_at,
+                    "" if s.expires_at is None else s.expires_at,
+                ]
+            )
         return len(entries)
 
     def import_lines(self, source: IO[str], *, reason: str = "imported") -> int:
@@ -276,8 +317,12 @@ class SuppressionStore:
                 if not addr:
                     continue
                 expires = row.get("expires_at") or None
-                self.add(addr, row.get("reason") or reason, source=row.get("source") or "import",
-                         expires_at=float(expires) if expires else None)
+                self.add(
+                    addr,
+                    row.get("reason") or reason,
+                    source=row.get("source") or "import",
+                    expires_at=float(expires) if expires else None,
+                )
                 count += 1
         else:
             for ln in lines:
@@ -291,8 +336,13 @@ class SuppressionStore:
 
 
 def _as_dict(s: Suppression) -> dict[str, Any]:
-    return {"address": s.address, "reason": s.reason, "source": s.source,
-            "created_at": s.created_at, "expires_at": s.expires_at}
+    return {
+        "address": s.address,
+        "reason": s.reason,
+        "source": s.source,
+        "created_at": s.created_at,
+        "expires_at": s.expires_at,
+    }
 
 
 _shared: dict[str, SuppressionStore] = {}

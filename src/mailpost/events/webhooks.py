@@ -95,7 +95,9 @@ class WebhookConfig:
 
 
 def _reject(provider: str, problem: str, status: int = 400) -> WebhookRejected:
-    return WebhookRejected(f"{provider} webhook rejected: {problem}", status=status, provider=provider)
+    return WebhookRejected(
+        f"{provider} webhook rejected: {problem}", status=status, provider=provider
+    )
 
 
 def _lower(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -175,6 +177,11 @@ def _status(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (optional sub-objects)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _dict(provider: str, value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _reject(provider, f"{what} is not a JSON object")
@@ -220,7 +227,9 @@ def _svix_key(provider: str, secret: str | bytes | None) -> bytes:
         raise _reject(provider, "configured secret is not whsec_<base64>", 401) from None
 
 
-def _verify_svix(provider: str, h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> None:
+def _verify_svix(
+    provider: str, h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float
+) -> None:
     prefix = "svix-" if "svix-signature" in h else "webhook-"
     msg_id, stamp, sigs = (h.get(prefix + n) for n in ("id", "timestamp", "signature"))
     if not msg_id or not stamp or not sigs:
@@ -264,7 +273,7 @@ def _parse_resend_shape(provider: str, payload: Any) -> list[DeliveryEvent]:
     if kind is None:
         return []
     data = _dict(provider, payload.get("data"), "data")
-    bounce = data.get("bounce") if isinstance(data.get("bounce"), dict) else {}
+    bounce = _obj(data.get("bounce"))
     btype: Any = None
     reason = ""
     if kind == "bounced":
@@ -303,7 +312,9 @@ def _resend(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> l
     return _parse_resend_shape("resend", _json("resend", body))
 
 
-def _sequenzy(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> list[DeliveryEvent]:
+def _sequenzy(
+    h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float
+) -> list[DeliveryEvent]:
     _verify_svix("sequenzy", h, body, cfg, now)
     return _parse_resend_shape("sequenzy", _json("sequenzy", body))
 
@@ -347,7 +358,9 @@ def _load_ec_key(provider: str, key: str | bytes | None) -> Any:
     return loaded
 
 
-def _sendgrid(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> list[DeliveryEvent]:
+def _sendgrid(
+    h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float
+) -> list[DeliveryEvent]:
     p = "sendgrid"
     sig = h.get("x-twilio-email-event-webhook-signature")
     stamp = h.get("x-twilio-email-event-webhook-timestamp")
@@ -360,7 +373,9 @@ def _sendgrid(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) ->
     from cryptography.hazmat.primitives.asymmetric import ec
 
     try:
-        key.verify(base64.b64decode(sig, validate=True), stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        key.verify(
+            base64.b64decode(sig, validate=True), stamp.encode() + body, ec.ECDSA(hashes.SHA256())
+        )
     except (InvalidSignature, binascii.Error, ValueError):
         raise _reject(p, "signature does not match", 401) from None
     payload = _json(p, body)
@@ -403,7 +418,9 @@ def _sendgrid(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) ->
 _PM_SOFT = {"SoftBounce", "Transient", "DnsError", "AutoResponder", "MailFrontier"}
 
 
-def _postmark(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> list[DeliveryEvent]:
+def _postmark(
+    h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float
+) -> list[DeliveryEvent]:
     p = "postmark"
     if cfg.username is None and cfg.token is None:
         raise _reject(p, "no basic-auth credentials or token configured", 401)
@@ -436,7 +453,12 @@ def _postmark(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) ->
         details = _str(item.get("Details"))
     else:
         details = _str(item.get("Details"))
-    when = item.get("BouncedAt") or item.get("DeliveredAt") or item.get("ReceivedAt") or item.get("ChangedAt")
+    when = (
+        item.get("BouncedAt")
+        or item.get("DeliveredAt")
+        or item.get("ReceivedAt")
+        or item.get("ChangedAt")
+    )
     return [
         DeliveryEvent(
             kind=kind,
@@ -497,10 +519,12 @@ def _mailgun(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> 
     recipient = _str(data.get("recipient"))
     if not recipient:
         return []
-    status = data.get("delivery-status") if isinstance(data.get("delivery-status"), dict) else {}
-    reason = _str(status.get("description")) or _str(status.get("message")) or _str(data.get("reason"))
-    message = data.get("message") if isinstance(data.get("message"), dict) else {}
-    mheaders = message.get("headers") if isinstance(message.get("headers"), dict) else {}
+    status = _obj(data.get("delivery-status"))
+    reason = (
+        _str(status.get("description")) or _str(status.get("message")) or _str(data.get("reason"))
+    )
+    message = _obj(data.get("message"))
+    mheaders = _obj(message.get("headers"))
     code = status.get("code")
     return [
         DeliveryEvent(
@@ -524,10 +548,22 @@ def _mailgun(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> 
 _SNS_FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
     "SubscriptionConfirmation": (
-        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
     ),
     "UnsubscribeConfirmation": (
-        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
+        "Message",
+        "MessageId",
+        "SubscribeURL",
+        "Timestamp",
+        "Token",
+        "TopicArn",
+        "Type",
     ),
 }
 
@@ -554,7 +590,9 @@ def check_sns_cert_url(url: str) -> None:
         raise _reject("ses", "SigningCertURL cannot be parsed", 401) from None
     host = parts.hostname or ""
     if parts.scheme != "https" or not _SNS_CERT_HOST.match(host) or not parts.path.endswith(".pem"):
-        raise _reject("ses", "SigningCertURL is not an https://sns.<region>.amazonaws.com/ .pem", 401)
+        raise _reject(
+            "ses", "SigningCertURL is not an https://sns.<region>.amazonaws.com/ .pem", 401
+        )
 
 
 _SES_KINDS: dict[str, Kind] = {
@@ -589,7 +627,7 @@ def _ses(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> list
     version = envelope["SignatureVersion"]
     algorithm: hashes.HashAlgorithm
     if version == "1":
-        algorithm = hashes.SHA1()  # noqa: S303 - SNS SignatureVersion 1 is SHA1withRSA
+        algorithm = hashes.SHA1()
     elif version == "2":
         algorithm = hashes.SHA256()
     else:
@@ -621,13 +659,17 @@ def _ses(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> list
     kind = _SES_KINDS.get(name)
     if kind is None:
         return []
-    mail = inner.get("mail") if isinstance(inner.get("mail"), dict) else {}
-    common = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
+    mail = _obj(inner.get("mail"))
+    common = _obj(mail.get("commonHeaders"))
     message_id = _msgid(common.get("messageId"))
     provider_id = _opt(mail.get("messageId"))
     section_name = {"DeliveryDelay": "deliveryDelay"}.get(name, name[:1].lower() + name[1:])
-    section = inner.get(section_name) if isinstance(inner.get(section_name), dict) else {}
-    base = {"provider": p, "message_id": message_id, "provider_message_id": provider_id}
+    section = _obj(inner.get(section_name))
+    base: dict[str, Any] = {
+        "provider": p,
+        "message_id": message_id,
+        "provider_message_id": provider_id,
+    }
     events: list[DeliveryEvent] = []
     when = _when(section.get("timestamp") or mail.get("timestamp"))
     if kind == "bounced":
@@ -636,28 +678,63 @@ def _ses(h: dict[str, str], body: bytes, cfg: WebhookConfig, now: float) -> list
             if not isinstance(r, dict) or not _str(r.get("emailAddress")):
                 continue
             diag = _str(r.get("diagnosticCode"))
-            events.append(DeliveryEvent(kind=kind, recipient=r["emailAddress"], timestamp=when,
-                                        bounce=btype, reason=diag or _str(section.get("bounceSubType")),
-                                        smtp_code=_code(diag), status=_opt(r.get("status")) or _status(diag),
-                                        raw=inner, **base))
+            events.append(
+                DeliveryEvent(
+                    kind=kind,
+                    recipient=r["emailAddress"],
+                    timestamp=when,
+                    bounce=btype,
+                    reason=diag or _str(section.get("bounceSubType")),
+                    smtp_code=_code(diag),
+                    status=_opt(r.get("status")) or _status(diag),
+                    raw=inner,
+                    **base,
+                )
+            )
     elif kind == "complained":
         for r in section.get("complainedRecipients") or []:
             if isinstance(r, dict) and _str(r.get("emailAddress")):
-                events.append(DeliveryEvent(kind=kind, recipient=r["emailAddress"], timestamp=when,
-                                            reason=_str(section.get("complaintFeedbackType")), raw=inner, **base))
+                events.append(
+                    DeliveryEvent(
+                        kind=kind,
+                        recipient=r["emailAddress"],
+                        timestamp=when,
+                        reason=_str(section.get("complaintFeedbackType")),
+                        raw=inner,
+                        **base,
+                    )
+                )
     elif kind == "deferred":
         for r in section.get("delayedRecipients") or []:
             if isinstance(r, dict) and _str(r.get("emailAddress")):
                 diag = _str(r.get("diagnosticCode"))
-                events.append(DeliveryEvent(kind=kind, recipient=r["emailAddress"], timestamp=when,
-                                            reason=diag, smtp_code=_code(diag), status=_opt(r.get("status")),
-                                            raw=inner, **base))
+                events.append(
+                    DeliveryEvent(
+                        kind=kind,
+                        recipient=r["emailAddress"],
+                        timestamp=when,
+                        reason=diag,
+                        smtp_code=_code(diag),
+                        status=_opt(r.get("status")),
+                        raw=inner,
+                        **base,
+                    )
+                )
     else:
         recipients = section.get("recipients") if kind == "delivered" else mail.get("destination")
         reason = _str(section.get("smtpResponse")) or _str(section.get("reason"))
         for r in _recipients(recipients):
-            events.append(DeliveryEvent(kind=kind, recipient=r, timestamp=when, reason=reason,
-                                        smtp_code=_code(reason), raw=inner, **base))
+            events.append(
+                DeliveryEvent(
+                    kind=kind,
+                    recipient=r,
+                    timestamp=when,
+                    reason=reason,
+                    smtp_code=_code(reason),
+                    raw=inner,
+                    **base,
+                )
+            )
     return events
 
 

@@ -29,7 +29,9 @@ def webhook_blueprint(
     try:
         from flask import Blueprint, Response, request
     except ImportError as exc:
-        raise MissingDependency('the Flask webhook blueprint needs Flask: pip install "mailpost[flask]"') from exc
+        raise MissingDependency(
+            'the Flask webhook blueprint needs Flask: pip install "mailpost[flask]"'
+        ) from exc
     endpoint = Endpoint.build(provider, config, store)
     bp = Blueprint(name or f"mailpost_{provider}_webhooks", __name__)
 
@@ -37,7 +39,9 @@ def webhook_blueprint(
     def receive() -> Any:
         length = request.content_length
         if length is not None and length > endpoint.config.max_body:
-            return Response(b'{"ok": false, "error": "body too large"}', 413, mimetype="application/json")
+            return Response(
+                b'{"ok": false, "error": "body too large"}', 413, mimetype="application/json"
+            )
         body = request.stream.read(endpoint.config.max_body + 1)
         status, events = handle_request(endpoint, list(request.headers.items()), body)
         if status == 200:
