@@ -16,9 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from events_signing import CONFIGS, signed  # noqa: E402
-
-from mailpost.events import PROVIDERS, parse  # noqa: E402
+from events_signing import CONFIGS, signed
+from mailpost.events import PROVIDERS, parse
 
 
 def rate(provider: str, seconds: float) -> tuple[float, int]:
@@ -44,7 +43,8 @@ def main() -> None:
     print(f"{'provider':<10} {'requests/s':>12} {'events/req':>11} {'events/s':>12}")
     for provider in PROVIDERS:
         per_second, per_request = rate(provider, args.seconds)
-        print(f"{provider:<10} {per_second:>12,.0f} {per_request:>11} {per_second * per_request:>12,.0f}")
+        total = per_second * per_request
+        print(f"{provider:<10} {per_second:>12,.0f} {per_request:>11} {total:>12,.0f}")
 
 
 if __name__ == "__main__":
