@@ -16,9 +16,17 @@ from mailpost.events import DeliveryEvent, SuppressionStore
 from mailpost.spool import Spool
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A suppression store: a SQLite file, or a fresh database on the test PostgreSQL server."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_server").database())
+    return str(tmp_path / "s.sqlite3")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SuppressionStore]:
-    with SuppressionStore(tmp_path / "s.sqlite3", soft_bounce_limit=2, soft_bounce_ttl=60) as s:
+def store(location: str) -> Iterator[SuppressionStore]:
+    with SuppressionStore(location, soft_bounce_limit=2, soft_bounce_ttl=60) as s:
         yield s
 
 
@@ -79,8 +87,8 @@ def test_add_remove_import_export(store: SuppressionStore) -> None:
     assert [s.address for s in store.list()] == ["x@example.org", "a@example.org", "b@example.org"]
 
 
-def _configure(tmp_path: Path, **extra: object) -> str:
-    path = str(tmp_path / "s.sqlite3")
+def _configure(tmp_path: Path, path: str | None = None, **extra: object) -> str:
+    path = path or str(tmp_path / "s.sqlite3")
     mailpost.configure(
         MAILERS={
             "mem": {"BACKEND": "mailpost.backends.locmem.EmailBackend"},
@@ -95,8 +103,10 @@ def _configure(tmp_path: Path, **extra: object) -> str:
     return path
 
 
-def test_fully_suppressed_message_is_not_sent_and_does_not_raise(tmp_path: Path) -> None:
-    path = _configure(tmp_path)
+def test_fully_suppressed_message_is_not_sent_and_does_not_raise(
+    tmp_path: Path, location: str
+) -> None:
+    path = _configure(tmp_path, location)
     with SuppressionStore(path) as s:
         s.add("ann@example.org", "hard bounce")
     msg = EmailMessage("hi", "b", "shop@example.com", ["Ann <ANN@example.org>"])

@@ -5,7 +5,8 @@ and until when) and every event recorded through it. :meth:`SuppressionStore.rec
 events: a hard bounce, a complaint or an unsubscribe suppresses the address for good; soft
 bounces suppress it once ``soft_bounce_limit`` arrived within ``soft_bounce_window`` seconds,
 for ``soft_bounce_ttl`` seconds. Addresses are compared case-insensitively.
-SQLite only for now (no ``postgresql://`` store yet).
+``path`` is a SQLite file, or a ``postgresql://`` URL (``mailpost[postgres]``) for a list
+shared by several machines, as for the spool.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ from mailpost.events.model import DeliveryEvent
 __all__ = ["DEFAULT_PATH", "Suppression", "SuppressionStore", "open_suppressions"]
 
 DEFAULT_PATH = "mailpost-suppressions.sqlite3"
+
+_UPSERT = (
+    "INSERT INTO suppressions VALUES (?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
+    " reason = excluded.reason, source = excluded.source, created_at = excluded.created_at,"
+    " expires_at = excluded.expires_at"
+)
+
+#: The advisory lock PostgreSQL writers hold for their transaction (any constant: "supp").
+_PG_WRITE_LOCK = 0x73757070
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS suppressions (
@@ -70,8 +80,8 @@ def _norm(address: str) -> str:
 
 
 class SuppressionStore:
-    """A do-not-send list in a SQLite file (created on first use), safe across threads and
-    processes."""
+    """A do-not-send list in a SQLite file (created on first use) or a PostgreSQL database,
+    safe across threads and processes."""
 
     def __init__(
         self,
@@ -88,14 +98,26 @@ class SuppressionStore:
         self.soft_bounce_window = soft_bounce_window
         self.soft_bounce_ttl = soft_bounce_ttl
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=30.0, check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._postgres = self.path.startswith(("postgresql://", "postgres://"))
+        self._db: Any
+        if self._postgres:
+            self._db = _connect_postgres(self.path)
+            with self._tx() as db:
+                for statement in _pg_schema().split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+        else:
+            self._db = sqlite3.connect(
+                self.path, timeout=30.0, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
 
     def __repr__(self) -> str:
-        return f"SuppressionStore({self.path!r})"
+        import re
+
+        shown = re.sub(r"(//[^:/@]*):[^@/]*@", r"\1:***@", self.path)  # never the password
+        return f"SuppressionStore({shown!r})"
 
     def close(self) -> None:
         with self._lock:
@@ -108,10 +130,12 @@ class SuppressionStore:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Any]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN" if self._postgres else "BEGIN IMMEDIATE")
             try:
+                if self._postgres:
+                    self._db.execute(f"SELECT pg_advisory_xact_lock({_PG_WRITE_LOCK})")
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -135,7 +159,7 @@ class SuppressionStore:
             raise ValueError(f"not an email address: {address!r}")
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO suppressions VALUES (?, ?, ?, ?, ?)",
+                _UPSERT,
                 (addr, reason, source, time.time() if now is None else now, expires_at),
             )
 
@@ -143,7 +167,7 @@ class SuppressionStore:
         """Take ``address`` off the list; True if it was on it."""
         with self._tx() as db:
             cur = db.execute("DELETE FROM suppressions WHERE address = ?", (_norm(address),))
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def get(self, address: str, *, now: float | None = None) -> Suppression | None:
         """The active entry for ``address``, or None (expired entries do not count)."""
@@ -248,7 +272,7 @@ class SuppressionStore:
                 if current is not None and current[0] is None:
                     continue  # already suppressed for good
                 db.execute(
-                    "INSERT OR REPLACE INTO suppressions VALUES (?, ?, ?, ?, ?)",
+                    _UPSERT,
                     (addr, why, e.provider, when, expires),
                 )
                 added.append(addr)
@@ -345,6 +369,27 @@ def _as_dict(s: Suppression) -> dict[str, Any]:
     }
 
 
+def _pg_schema() -> str:
+    """The SQLite schema in PostgreSQL's types."""
+    return _SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY").replace(
+        " REAL", " DOUBLE PRECISION"
+    )
+
+
+def _connect_postgres(url: str) -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        from mailpost.exceptions import MissingDependency
+
+        raise MissingDependency(
+            'a postgresql:// suppression store needs psycopg: pip install "mailpost[postgres]"'
+        ) from None
+    from mailpost.spool.pgstore import _Connection
+
+    return _Connection(psycopg.connect(url, autocommit=True, connect_timeout=10))
+
+
 _shared: dict[str, SuppressionStore] = {}
 _shared_lock = threading.Lock()
 
@@ -353,7 +398,9 @@ def open_suppressions(path: str | os.PathLike[str] | SuppressionStore) -> Suppre
     """A store for ``path``, shared within the process (one connection per file)."""
     if isinstance(path, SuppressionStore):
         return path
-    key = os.path.abspath(os.fspath(path))
+    location = os.fspath(path)
+    is_url = location.startswith(("postgresql://", "postgres://"))
+    key = location if is_url else os.path.abspath(location)
     with _shared_lock:
         store = _shared.get(key)
         if store is None:

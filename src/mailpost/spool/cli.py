@@ -197,7 +197,8 @@ def _linked_events(args: argparse.Namespace, message_id: str | None) -> list[dic
     import os
 
     location = getattr(args, "events", None) or os.environ.get("MAILPOST_SUPPRESSIONS")
-    if not location or not message_id or not os.path.exists(location):
+    is_url = str(location or "").startswith(("postgresql://", "postgres://"))
+    if not location or not message_id or not (is_url or os.path.exists(location)):
         return None
     from mailpost.events.store import SuppressionStore
 
