@@ -30,6 +30,7 @@ Arrival-Date: Sun, 6 Dec 2026 12:00:00 +0000
 
 Final-Recipient: rfc822; gone@example.net
 Original-Recipient: rfc822;gone@example.net
+Last-Attempt-Date: Sun, 6 Dec 2026 12:30:00 +0100
 Action: failed
 Status: 5.1.1
 Diagnostic-Code: smtp; 550 5.1.1 <gone@example.net>: Recipient address
@@ -101,6 +102,7 @@ def test_rfc3464_one_event_per_recipient_with_status_and_diagnostic() -> None:
     assert gone.message_id == "orig.42@shop.example.com"
     assert (full.kind, full.status, full.smtp_code) == ("deferred", "4.2.2", 452)
     assert gone.provider == "smtp"
+    assert gone.timestamp.isoformat() == "2026-12-06T11:30:00+00:00"
 
 
 def test_qmail_and_exim_bounces() -> None:
@@ -155,3 +157,17 @@ def test_cli_bounces_feeds_the_store(tmp_path: Path, capsys: pytest.CaptureFixtu
     with SuppressionStore(store) as s:
         assert "gone@example.net" in s
         assert "full@example.net" not in s  # one delay is not a bounce
+
+
+def test_fuzzed_messages_never_raise() -> None:
+    import random
+
+    rng = random.Random(3464)
+    samples = [RFC3464, QMAIL, EXIM]
+    for _ in range(2_000):
+        base = bytearray(rng.choice(samples))
+        for _ in range(rng.randrange(1, 8)):
+            base[rng.randrange(len(base))] = rng.randrange(256)
+        cut = bytes(base[: rng.randrange(len(base) + 1)])
+        for event in parse_dsn(cut):
+            assert event.kind in ("bounced", "deferred", "delivered")

@@ -232,3 +232,31 @@ def test_django_view_signed_bounce_suppresses(tmp_path: Path) -> None:
     assert out["signed"] == 200
     assert out["signal"] == [["resend", "bounced@example.net"]]
     assert out["after"] == ["suppressed"]
+
+
+def test_flask_runs_async_handlers_and_a_failing_handler_keeps_the_bounce(store_path: str) -> None:
+    import flask
+
+    got: list[str] = []
+
+    async def handler(event: DeliveryEvent) -> None:
+        await asyncio.sleep(0)
+        got.append(event.recipient)
+
+    def broken(event: DeliveryEvent) -> None:
+        raise RuntimeError("handler bug")
+
+    on_event(handler)
+    on_event(broken)
+    try:
+        app = flask.Flask(__name__)
+        app.register_blueprint(webhook_blueprint("postmark", CONFIGS["postmark"], store=store_path))
+        headers, body = signed("postmark")
+        response = app.test_client().post("/", data=body, headers=headers)
+    finally:
+        off_event(handler)
+        off_event(broken)
+    assert response.status_code == 500  # the provider will retry
+    assert got == ["bounced@example.net"]  # the other handlers still ran
+    with SuppressionStore(store_path) as store:
+        assert "bounced@example.net" in store  # recorded before the handlers ran

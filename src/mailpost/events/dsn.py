@@ -24,6 +24,7 @@ import mailbox
 import os
 import re
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from email.message import Message
 from typing import Any
 
@@ -197,9 +198,27 @@ def parse_dsn(source: bytes | str | Message) -> list[DeliveryEvent]:
     msg = _load(source)
     message_id = _original_id(msg)
     events = _rfc3464(msg, message_id)
-    if events is not None:
-        return events
-    return _plain(msg, message_id)
+    if events is None:
+        events = _plain(msg, message_id)
+    sent = _date(str(msg.get("Date", "")))
+    for e in events:  # when it happened: the recipient's last attempt, else the bounce's Date
+        fields = e.raw if isinstance(e.raw, dict) else {}
+        when = _date(str(fields.get("last-attempt-date", ""))) or sent
+        if when is not None:
+            e.timestamp = when
+    return events
+
+
+def _date(value: str) -> datetime | None:
+    from email.utils import parsedate_to_datetime
+
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def parse_mailbox(path: str | os.PathLike[str]) -> Iterator[DeliveryEvent]:
