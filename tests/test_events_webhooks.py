@@ -285,3 +285,21 @@ def test_fuzz_parse_raises_only_webhook_rejected(provider: str) -> None:
             parse(provider, h, fuzzed, config)
         except WebhookRejected:
             pass
+
+
+@pytest.mark.parametrize(
+    ("pm_type", "kind", "bounce"),
+    [
+        ("HardBounce", "bounced", "hard"),
+        ("SoftBounce", "bounced", "soft"),
+        ("Transient", "bounced", "soft"),
+        ("Blocked", "bounced", "soft"),
+        ("SpamComplaint", "complained", None),
+    ],
+)
+def test_postmark_bounce_types(pm_type: str, kind: str, bounce: str | None) -> None:
+    from events_signing import POSTMARK_BOUNCE, basic
+
+    body = json.dumps({**POSTMARK_BOUNCE, "Type": pm_type}).encode()
+    (e,) = parse("postmark", basic("hook", "s3cret"), body, CONFIGS["postmark"])
+    assert (e.kind, e.bounce) == (kind, bounce)

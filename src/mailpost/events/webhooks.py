@@ -415,7 +415,9 @@ def _sendgrid(
 
 # -- Postmark ---------------------------------------------------------------------------
 
-_PM_SOFT = {"SoftBounce", "Transient", "DnsError", "AutoResponder", "MailFrontier"}
+#: Postmark bounce ``Type`` values that mean the address itself is bad; every other type
+#: (SoftBounce, Transient, DnsError, AutoResponder, Blocked, Unknown, ...) is soft.
+_PM_HARD = {"HardBounce", "BadEmailAddress", "ManuallyDeactivated"}
 
 
 def _postmark(
@@ -448,7 +450,13 @@ def _postmark(
     btype: Any = None
     reason = ""
     if kind == "bounced":
-        btype = "soft" if _str(item.get("Type")) in _PM_SOFT else "hard"
+        pm_type = _str(item.get("Type"))
+        if pm_type == "SpamComplaint":
+            kind = "complained"
+        elif pm_type == "Unsubscribe":
+            kind = "unsubscribed"
+        else:
+            btype = "hard" if pm_type in _PM_HARD else "soft"
         reason = _str(item.get("Description")) or _str(item.get("Details"))
         details = _str(item.get("Details"))
     else:
