@@ -13,7 +13,9 @@ from typing import Literal
 
 __all__ = ["DeliveryResult", "RecipientStatus", "is_retryable_code"]
 
-Status = Literal["accepted", "refused", "unattempted"]
+Status = Literal["accepted", "refused", "unattempted", "suppressed"]
+#: "suppressed": on the do-not-send list (mailpost.backends.suppress); never sent to, not an
+#: error (``ok`` ignores it) and never retried, but listed in ``refused``.
 
 
 def is_retryable_code(code: int | None) -> bool:
@@ -37,6 +39,8 @@ class RecipientStatus:
     @property
     def retryable(self) -> bool:
         """Refused or never tried for a transient reason (4xx, or no reply)."""
+        if self.status == "suppressed":
+            return False
         return self.status != "accepted" and is_retryable_code(self.code)
 
 
@@ -69,9 +73,9 @@ class DeliveryResult:
         if self.error is not None:
             return False
         for r in self.recipients:
-            if r.status != "accepted":
+            if r.status not in ("accepted", "suppressed"):
                 return False
-        return self.sent or not self.recipients
+        return self.sent or all(r.status == "suppressed" for r in self.recipients)
 
     @property
     def accepted(self) -> list[str]:

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.register(subparsers)
     sendtestemail.register(subparsers)
     _add_spool(subparsers)
+    from mailpost.events import cli as events_cli
+
+    events_cli.register(subparsers)
     return parser
 
 

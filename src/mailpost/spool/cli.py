@@ -57,6 +57,13 @@ def add_spool_commands(subparsers: argparse._SubParsersAction[Any]) -> argparse.
     p = commands.add_parser("show", parents=[common], help="one message with its history")
     p.add_argument("id", type=int)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--events",
+        metavar="STORE",
+        default=None,
+        help="also show delivery events recorded in this suppression store "
+        "(default: $MAILPOST_SUPPRESSIONS, if set)",
+    )
     p.set_defaults(func=_show)
 
     p = commands.add_parser(
@@ -151,10 +158,12 @@ def _show(args: argparse.Namespace) -> int:
         sys.stderr.write(f"mailpost spool show: {exc.args[0]}\n")
         return 1
     r = entry.record
+    events = _linked_events(args, r.message_id)
     if args.json:
-        out.write(
-            json.dumps({"record": _row(r), "history": [asdict(a) for a in entry.history]}) + "\n"
-        )
+        shown = {"record": _row(r), "history": [asdict(a) for a in entry.history]}
+        if events is not None:
+            shown["events"] = events
+        out.write(json.dumps(shown) + "\n")
         return 0
     out.write(
         f"id:           {r.id}\nmessage-id:   {r.message_id}\nstate:        {r.state}\n"
@@ -174,7 +183,27 @@ def _show(args: argparse.Namespace) -> int:
         for rcpt in a.recipients:
             code = "" if rcpt.code is None else f" {rcpt.code}"
             out.write(f"      {rcpt.status:<9} {rcpt.address}{code} {rcpt.reply}".rstrip() + "\n")
+    if events is not None:
+        out.write("events:\n")
+        for e in events:
+            kind = e["kind"] + (f" ({e['bounce']})" if e["bounce"] else "")
+            out.write(f"  {_when(e['at'])} {kind:<16} {e['recipient']} [{e['provider']}]")
+            out.write(f" {e['reason']}\n" if e["reason"] else "\n")
     return 0
+
+
+def _linked_events(args: argparse.Namespace, message_id: str | None) -> list[dict[str, Any]] | None:
+    """Delivery events (webhooks, bounces) recorded for this Message-ID, when a store is named."""
+    import os
+
+    location = getattr(args, "events", None) or os.environ.get("MAILPOST_SUPPRESSIONS")
+    is_url = str(location or "").startswith(("postgresql://", "postgres://"))
+    if not location or not message_id or not (is_url or os.path.exists(location)):
+        return None
+    from mailpost.events.store import SuppressionStore
+
+    with SuppressionStore(location) as store:
+        return store.events(message_id=message_id)
 
 
 def _retry(args: argparse.Namespace) -> int:

@@ -160,6 +160,8 @@ def classify(
         elif status is not None and status.status == "refused" and status.code is not None:
             refusal: RecipientState = "failed" if is_permanent_code(status.code) else "pending"
             results.append(RecipientResult(address, refusal, status.code, status.reply))
+        elif status is not None and status.status == "suppressed":  # do-not-send list: final
+            results.append(RecipientResult(address, "failed", None, status.reply))
         elif delivery.sent and status is None and not delivery.recipients:
             results.append(RecipientResult(address, "delivered"))
         else:
