@@ -47,6 +47,14 @@ SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
     "dummy": ("mailpost.backends.dummy.EmailBackend", {}),
 }
 
+#: HTTP email APIs: ``resend://API_KEY@default`` (the provider's own base URL) or
+#: ``resend://API_KEY@host:port`` (https://host:port; http:// for a loopback test server).
+_HTTP_QUERY = {"timeout": "float", "max_connections": "int", "rate_limit": "float",
+               "fail_silently": "bool"}  # fmt: skip
+_HTTP_SCHEMES = {"resend", "sendgrid", "postmark"}
+for _name in sorted(_HTTP_SCHEMES):
+    SCHEMES[_name] = (f"mailpost.backends.{_name}.EmailBackend", _HTTP_QUERY)
+
 
 def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
     """Turn a mailer URL into a ``{"BACKEND": ..., "OPTIONS": {...}}`` entry for ``alias``."""
@@ -97,6 +105,15 @@ def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
         if not parts.path:
             raise invalid("file:// URL needs a directory path, e.g. file:///var/mail/outgoing")
         options["file_path"] = unquote(parts.path)
+    elif scheme in _HTTP_SCHEMES:
+        if not parts.username or not parts.hostname or parts.path not in ("", "/"):
+            raise invalid(f"{scheme}:// URL needs the API key and a host: {scheme}://KEY@default")
+        options["api_key"] = unquote(parts.username)
+        if parts.hostname != "default":
+            loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+            host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+            netloc = host if port is None else f"{host}:{port}"
+            options["base_url"] = f"{'http' if loopback else 'https'}://{netloc}"
     elif parts.netloc or parts.path not in ("", "/"):
         raise invalid(f"{scheme}:// URLs take no host or path; write just {scheme}://")
 
@@ -136,6 +153,10 @@ def _typed(name: str, kind: str, raw: str, invalid: Callable[[str], InvalidMaile
         if not value > 0:
             raise invalid(f"option {name!r} must be a positive number of seconds, got {raw!r}")
         return value
+    if kind == "int":
+        if not raw.isdigit() or int(raw) < 1:
+            raise invalid(f"option {name!r} must be a positive integer, got {raw!r}")
+        return int(raw)
     if not raw:
         raise invalid(f"option {name!r} needs a value")
     return raw

@@ -1,0 +1,7 @@
+"""The postmark backend at its spec-shaped dotted path; the code is in :mod:`mailpost.backends.http.postmark`."""
+
+from __future__ import annotations
+
+from mailpost.backends.http.postmark import EmailBackend as EmailBackend
+
+__all__ = ["EmailBackend"]

@@ -1,0 +1,7 @@
+"""The resend backend at its spec-shaped dotted path; the code is in :mod:`mailpost.backends.http.resend`."""
+
+from __future__ import annotations
+
+from mailpost.backends.http.resend import EmailBackend as EmailBackend
+
+__all__ = ["EmailBackend"]

@@ -1,0 +1,7 @@
+"""The sendgrid backend at its spec-shaped dotted path; the code is in :mod:`mailpost.backends.http.sendgrid`."""
+
+from __future__ import annotations
+
+from mailpost.backends.http.sendgrid import EmailBackend as EmailBackend
+
+__all__ = ["EmailBackend"]

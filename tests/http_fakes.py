@@ -1,0 +1,305 @@
+"""Local fake servers for the HTTP email APIs, on 127.0.0.1, started by the tests.
+
+Each fake implements the documented request/response shape of one provider's send
+endpoint (auth header, required fields, limits, success and error bodies), cited per
+handler, and never looks at mailpost's code. Faults are injectable in order:
+``fake.faults.append(Fault("429", retry_after=3))`` etc. Every request is kept in
+``fake.requests``; every accepted message in ``fake.accepted`` (as the provider would
+deliver it: rebuilt MIME bytes + envelope), for the shared backend contract.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.message import EmailMessage as StdlibMessage
+from email.utils import getaddresses
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from backend_contract import Delivered
+
+__all__ = ["FAKES", "Fault", "FakeProvider", "start_fake"]
+
+API_KEY = "test-key-123"
+
+
+@dataclass
+class Fault:
+    """One injected fault, used by the next request: "429", "500", "slow", "reset",
+    "malformed" (200 with a body that is not JSON)."""
+
+    kind: str
+    retry_after: str | None = None
+    delay: float = 0.0
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeProvider:
+    name: str
+    url: str = ""
+    requests: list[Seen] = field(default_factory=list)
+    accepted: list[Delivered] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    idempotency: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _mime(sender: str, to: list[str], cc: list[str], subject: str, text: str | None,
+          html: str | None) -> bytes:  # fmt: skip
+    """The message a provider would build from the JSON fields (no Bcc header)."""
+    msg = StdlibMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = subject
+    msg.set_content(text or "")
+    if html:
+        msg.add_alternative(html, subtype="html")
+    return msg.as_bytes()
+
+
+def _addrs(values: list[str]) -> list[str]:
+    return [a for _, a in getaddresses(values)]
+
+
+# -- per-provider handlers: (status, headers, body bytes) --------------------------------
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
+    return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode()
+
+
+def resend(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+    # Resend API reference, "Send Email" (POST /emails) and "Errors": Bearer key;
+    # missing key 401 missing_api_key, wrong key 403 invalid_api_key; from/to/subject
+    # required (422 missing_required_field); at most 50 recipients in "to"; success 200
+    # {"id": ...}. "Idempotency Keys": same key + same body -> same reply, no resend; same
+    # key + different body -> 409 invalid_idempotent_request.
+    if path != "/emails":
+        return _json(404, {"statusCode": 404, "name": "not_found", "message": "Not found"})
+    auth = headers.get("authorization", "")
+    if not auth:
+        return _json(401, {"statusCode": 401, "name": "missing_api_key",
+                           "message": "Missing API key in the authorization header."})  # fmt: skip
+    if auth != f"Bearer {API_KEY}":
+        return _json(403, {"statusCode": 403, "name": "invalid_api_key",
+                           "message": "API key is invalid"})  # fmt: skip
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _json(422, {"statusCode": 422, "name": "validation_error", "message": "Invalid JSON"})
+    for required in ("from", "to", "subject"):
+        if not body.get(required):
+            return _json(422, {"statusCode": 422, "name": "missing_required_field",
+                               "message": f"Missing `{required}` field."})  # fmt: skip
+    to = body["to"] if isinstance(body["to"], list) else [body["to"]]
+    if len(to) > 50:
+        return _json(422, {"statusCode": 422, "name": "validation_error",
+                           "message": "Too many recipients in `to` (max 50)."})  # fmt: skip
+    key = headers.get("idempotency-key")
+    if key:
+        with fake.lock:
+            before = fake.idempotency.get(key)
+        if before is not None:
+            if before[0] != raw:
+                return _json(409, {"statusCode": 409, "name": "invalid_idempotent_request",
+                                   "message": "Same idempotency key used with a different "
+                                   "request payload."})  # fmt: skip
+            return _json(200, {"id": before[1]})
+    email_id = str(uuid.uuid4())
+    cc, bcc = body.get("cc", []), body.get("bcc", [])
+    data = _mime(body["from"], to, cc, body["subject"], body.get("text"), body.get("html"))
+    with fake.lock:
+        if key:
+            fake.idempotency[key] = (raw, email_id)
+        fake.accepted.append(
+            Delivered(_addrs([body["from"]])[0], _addrs(to + cc + bcc), data)
+        )
+    return _json(200, {"id": email_id})
+
+
+def sendgrid(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+    # SendGrid v3 API reference, "Mail Send" (POST /v3/mail/send): Bearer key, else 401
+    # {"errors": [{"field": null, "message": ...}]}; personalizations (1..1000, each with
+    # "to"), from.email, subject (unless a template) and content (each value >= 1 char,
+    # text/plain first) required, 400 with {"errors": [{"field", "message", "help"}]};
+    # at most 1000 recipients in total; success 202, empty body, X-Message-Id header.
+    if path != "/v3/mail/send":
+        return _json(404, {"errors": [{"field": None, "message": "not found"}]})
+    if headers.get("authorization") != f"Bearer {API_KEY}":
+        return _json(401, {"errors": [{"field": None, "message": "The provided authorization "
+                                       "grant is invalid, expired, or revoked"}]})  # fmt: skip
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _json(400, {"errors": [{"field": None, "message": "Bad Request"}]})
+
+    def bad(field_name: str, message: str) -> Reply:
+        return _json(400, {"errors": [{"field": field_name, "message": message, "help": None}]})
+
+    persons = body.get("personalizations")
+    if not isinstance(persons, list) or not 1 <= len(persons) <= 1000:
+        return bad("personalizations", "The personalizations field is required and must "
+                   "have at least one personalization.")  # fmt: skip
+    if not all(p.get("to") for p in persons):
+        return bad("personalizations.0.to", "The to array is required for all personalization "
+                   "objects, and must have at least one email object with a valid email "
+                   "address.")  # fmt: skip
+    if not (body.get("from") or {}).get("email"):
+        return bad("from.email", "The from object must be provided for every email send.")
+    if not body.get("subject") and "template_id" not in body:
+        return bad("subject", "The subject is required.")
+    content = body.get("content")
+    if "template_id" not in body:
+        if not content or not all(c.get("value") for c in content):
+            return bad("content", "Unless a valid template_id is provided, the content "
+                       "parameter is required.")  # fmt: skip
+        if content[0]["type"] != "text/plain" and any(c["type"] == "text/plain" for c in content):
+            return bad("content.0.type", "The text/plain content type must be first.")
+    total = sum(len(p.get(k, [])) for p in persons for k in ("to", "cc", "bcc"))
+    if total > 1000:
+        return bad("personalizations", "The total number of recipients must be <= 1000.")
+    message_id = uuid.uuid4().hex[:22]
+    for p in persons:
+        to = [a["email"] for a in p["to"]]
+        cc = [a["email"] for a in p.get("cc", [])]
+        bcc = [a["email"] for a in p.get("bcc", [])]
+        text = next((c["value"] for c in content or [] if c["type"] == "text/plain"), None)
+        html = next((c["value"] for c in content or [] if c["type"] == "text/html"), None)
+        data = _mime(body["from"]["email"], to, cc, body.get("subject", ""), text, html)
+        with fake.lock:
+            fake.accepted.append(Delivered(body["from"]["email"], to + cc + bcc, data))
+    return 202, {"X-Message-Id": message_id}, b""
+
+
+def postmark(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+    # Postmark API, "Email API: Send a single email" (POST /email) and "Overview: Error
+    # codes": X-Postmark-Server-Token header, wrong or missing -> 401 ErrorCode 10; From,
+    # To and a body (TextBody or HtmlBody) required, at most 50 recipients over To, Cc and
+    # Bcc -> 422 ErrorCode 300 "Invalid email request"; success 200 {"To", "SubmittedAt",
+    # "MessageID", "ErrorCode": 0, "Message": "OK"}.
+    if path not in ("/email", "/email/withTemplate"):
+        return _json(404, {"ErrorCode": 404, "Message": "Not found"})
+    if headers.get("x-postmark-server-token") != API_KEY:
+        return _json(401, {"ErrorCode": 10, "Message": "The Server Token you provided in the "
+                           "X-Postmark-Server-Token request header was invalid."})  # fmt: skip
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _json(422, {"ErrorCode": 402, "Message": "Received invalid JSON input."})
+
+    def invalid(message: str) -> Reply:
+        return _json(422, {"ErrorCode": 300, "Message": message})
+
+    if not body.get("From"):
+        return invalid("Invalid 'From' address: ''.")
+    if not body.get("To"):
+        return invalid("Zero recipients specified")
+    template = path.endswith("withTemplate")
+    if not template and not (body.get("TextBody") or body.get("HtmlBody")):
+        return invalid("Provide either email TextBody or HtmlBody or both.")
+    to = [a.strip() for a in body["To"].split(",")]
+    cc = [a.strip() for a in body.get("Cc", "").split(",") if a.strip()]
+    bcc = [a.strip() for a in body.get("Bcc", "").split(",") if a.strip()]
+    if len(to) + len(cc) + len(bcc) > 50:
+        return invalid("Maximum of 50 recipients allowed.")
+    for a in body.get("Attachments", []):
+        if not a.get("Name") or "Content" not in a:
+            return invalid("Attachment Name and Content are required.")
+    data = _mime(body["From"], to, cc, body.get("Subject", ""), body.get("TextBody"),
+                 body.get("HtmlBody"))  # fmt: skip
+    message_id = str(uuid.uuid4())
+    with fake.lock:
+        fake.accepted.append(Delivered(_addrs([body["From"]])[0], _addrs(to + cc + bcc), data))
+    return _json(200, {"To": body["To"], "SubmittedAt": "2026-12-06T12:00:00.0000000-05:00",
+                       "MessageID": message_id, "ErrorCode": 0, "Message": "OK"})  # fmt: skip
+
+
+FAKES = {"resend": resend, "sendgrid": sendgrid, "postmark": postmark}
+
+
+def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
+    handle = FAKES[fake.name]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                parsed: Any = json.loads(raw) if raw else None
+            except ValueError:
+                parsed = None
+            with fake.lock:
+                fake.requests.append(Seen(self.path, headers, parsed))
+                fault = fake.faults.pop(0) if fake.faults else None
+            if fault is not None:
+                if fault.kind == "reset":
+                    # RST instead of a reply: SO_LINGER with a zero timeout.
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if fault.kind == "slow":
+                    time.sleep(fault.delay)
+                elif fault.kind == "429":
+                    extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                    self._reply(*_json(429, {"message": "Too many requests",
+                                             "statusCode": 429, "ErrorCode": 429}, extra))  # fmt: skip
+                    return
+                elif fault.kind == "500":
+                    self._reply(*_json(500, {"message": "Internal server error",
+                                             "statusCode": 500, "ErrorCode": 500}))  # fmt: skip
+                    return
+                elif fault.kind == "malformed":
+                    self._reply(200, {"Content-Type": "application/json"}, b"{not json")
+                    return
+            self._reply(*handle(fake, self.path, headers, raw))
+
+        def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def start_fake(name: str) -> tuple[FakeProvider, _Server]:
+    """Start the fake for provider ``name`` on a free loopback port."""
+    fake = FakeProvider(name)
+    server = _Server(("127.0.0.1", 0), _handler(fake))
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()  # fmt: skip
+    return fake, server

@@ -1,0 +1,363 @@
+"""HTTP email-API backends against local fakes of each provider's documented API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from email.message import MIMEPart
+from typing import Any
+
+import pytest
+
+import mailpost
+from backend_contract import BackendContract, Delivered, make_message
+from http_fakes import API_KEY, FakeProvider, Fault, start_fake
+from mailpost import DeliveryError, EmailMultiAlternatives
+from mailpost.backends.http import ProviderExtras, UnsupportedFeature
+from mailpost.backends.http._parts import classify, message_parts, parse_retry_after
+
+PROVIDERS = {
+    "resend": "mailpost.backends.resend.EmailBackend",
+    "sendgrid": "mailpost.backends.sendgrid.EmailBackend",
+    "postmark": "mailpost.backends.postmark.EmailBackend",
+}
+
+
+@pytest.fixture(params=sorted(PROVIDERS))
+def provider(request: pytest.FixtureRequest) -> Iterator[FakeProvider]:
+    fake, server = start_fake(request.param)
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+def configure(fake: FakeProvider, alias: str = "contract", **options: Any) -> Any:
+    opts = {"api_key": API_KEY, "base_url": fake.url, "timeout": 5.0, **options}
+    mailpost.configure(MAILERS={alias: {"BACKEND": PROVIDERS[fake.name], "OPTIONS": opts}})
+    return mailpost.mailers[alias]
+
+
+class TestHTTPContract(BackendContract):
+    @pytest.fixture
+    def make_backend(self, provider: FakeProvider) -> Callable[..., Any]:
+        return lambda **options: configure(provider, **options)
+
+    @pytest.fixture
+    def delivered(self, provider: FakeProvider) -> Callable[[], list[Delivered]]:
+        return lambda: list(provider.accepted)
+
+
+# -- results and classification ---------------------------------------------------------
+
+
+def test_accepted_message_records_provider_id_and_every_recipient(provider: FakeProvider) -> None:
+    msg = make_message(1, cc=["c@example.com"], bcc=["b@example.com"])
+    assert configure(provider).send_messages([msg]) == 1
+    result = msg.delivery
+    assert result.ok
+    assert sorted(result.accepted) == ["b@example.com", "c@example.com", "rcpt-1@example.com"]
+    assert result.provider_message_id
+    assert result.message_id and result.message_id.startswith("<")
+
+
+def test_wrong_api_key_is_a_mailer_problem_not_attempted(provider: FakeProvider) -> None:
+    msg = make_message(1)
+    with pytest.raises(DeliveryError) as info:
+        configure(provider, api_key="wrong").send_messages([msg])
+    assert msg.delivery.attempted is False
+    assert msg.delivery.retryable is True
+    assert not msg.delivery.sent
+    assert info.value.retryable
+    assert "wrong" not in str(info.value)
+    assert provider.accepted == []
+
+
+def test_validation_error_is_permanent_with_the_providers_text(provider: FakeProvider) -> None:
+    msg = make_message(1, to=[f"r{i}@example.com" for i in range(1001)])
+    with pytest.raises(DeliveryError):
+        configure(provider).send_messages([msg])
+    assert msg.delivery.retryable is False
+    assert msg.delivery.attempted is True
+    assert msg.delivery.error_code == 550
+    assert msg.delivery.response is not None
+    assert msg.delivery.response[0] in (400, 422)
+    assert "recipient" in msg.delivery.error.lower() or "50" in msg.delivery.error
+
+
+def test_429_is_retryable_and_carries_retry_after(provider: FakeProvider) -> None:
+    provider.faults.append(Fault("429", retry_after="7"))
+    msg = make_message(1)
+    with pytest.raises(DeliveryError) as info:
+        configure(provider).send_messages([msg])
+    assert msg.delivery.retryable
+    assert msg.delivery.retry_after == 7.0
+    assert info.value.retryable
+
+
+@pytest.mark.parametrize("kind", ["500", "reset"])
+def test_server_error_and_reset_connection_are_retryable(provider: FakeProvider, kind: str) -> None:
+    provider.faults.append(Fault(kind))
+    msg = make_message(1)
+    with pytest.raises(DeliveryError):
+        configure(provider).send_messages([msg])
+    assert msg.delivery.retryable
+    assert not msg.delivery.sent
+
+
+def test_slow_reply_times_out_retryably(provider: FakeProvider) -> None:
+    provider.faults.append(Fault("slow", delay=1.5))
+    msg = make_message(1)
+    with pytest.raises(DeliveryError, match="timed out"):
+        configure(provider, timeout=0.3).send_messages([msg])
+    assert msg.delivery.retryable
+
+
+@pytest.mark.parametrize("name", ["resend", "postmark"])  # SendGrid's 202 has no body
+def test_malformed_json_on_success_is_still_sent(name: str) -> None:
+    fake, server = start_fake(name)
+    try:
+        fake.faults.append(Fault("malformed"))
+        msg = make_message(1)
+        assert configure(fake).send_messages([msg]) == 1
+        assert msg.delivery.sent
+        assert msg.delivery.provider_message_id is None
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_connection_refused_is_retryable_and_not_attempted() -> None:
+    mailpost.configure(MAILERS={"x": {"BACKEND": PROVIDERS["resend"], "OPTIONS": {
+        "api_key": API_KEY, "base_url": "http://127.0.0.1:9", "timeout": 2}}})  # fmt: skip
+    msg = make_message(1)
+    with pytest.raises(DeliveryError):
+        mailpost.mailers["x"].send_messages([msg])
+    assert msg.delivery.retryable
+    assert msg.delivery.attempted is False
+
+
+def test_a_failed_message_does_not_stop_the_batch(provider: FakeProvider) -> None:
+    provider.faults.append(Fault("500"))
+    messages = [make_message(1), make_message(2), make_message(3)]
+    with pytest.raises(DeliveryError) as info:
+        configure(provider, max_connections=1).send_messages(messages)
+    assert [m.delivery.sent for m in messages] == [False, True, True]
+    assert len(info.value.failed) == 1
+    assert configure(provider, fail_silently=True).send_messages([make_message(4)]) == 1
+
+
+def test_concurrent_batch_sends_every_message(provider: FakeProvider) -> None:
+    messages = [make_message(n) for n in range(20)]
+    assert configure(provider, max_connections=8).send_messages(messages) == 20
+    assert asyncio.run(configure(provider, max_connections=8).asend_messages(
+        [make_message(n) for n in range(20, 40)])) == 20  # fmt: skip
+    assert len(provider.accepted) == 40
+
+
+def test_async_reports_failures_like_sync(provider: FakeProvider) -> None:
+    provider.faults.append(Fault("429", retry_after="2"))
+    msg = make_message(1)
+    with pytest.raises(DeliveryError):
+        asyncio.run(configure(provider, max_connections=1).asend_messages([msg]))
+    assert msg.delivery.retry_after == 2.0
+
+
+# -- mapping ---------------------------------------------------------------------------------
+
+
+def rich_message() -> EmailMultiAlternatives:
+    msg = EmailMultiAlternatives(
+        "Rich", "plain text", "Ann Lee <ann@example.com>", ["to@example.com"],
+        cc=["cc@example.com"], bcc=["bcc@example.com"], reply_to=["reply@example.com"],
+        headers={"X-Campaign": "spring"},
+    )  # fmt: skip
+    msg.attach_alternative("<p>html <img src='cid:logo'></p>", "text/html")
+    msg.attach("report.pdf", b"%PDF-1.4", "application/pdf")
+    logo = MIMEPart()
+    logo.set_content(b"\x89PNG", maintype="image", subtype="png", cid="<logo>")
+    msg.attach(logo)
+    return msg
+
+
+def _body(provider: FakeProvider) -> Any:
+    [seen] = provider.requests
+    return seen.body, seen.headers
+
+
+def test_every_part_reaches_the_provider_fields(provider: FakeProvider) -> None:
+    msg = rich_message()
+    assert configure(provider).send_messages([msg]) == 1
+    body, headers = _body(provider)
+    text = str(body)
+    for needle in ("to@example.com", "cc@example.com", "bcc@example.com", "reply@example.com",
+                   "plain text", "<p>html", "X-Campaign", "spring", "report.pdf",
+                   base64.b64encode(b"%PDF-1.4").decode(), "logo", msg.delivery.message_id,
+                   "Ann Lee"):  # fmt: skip
+        assert needle in text, needle
+    if provider.name == "resend":
+        assert headers["idempotency-key"] == msg.delivery.message_id
+        assert body["attachments"][1]["content_id"] == "logo"
+    if provider.name == "sendgrid":
+        assert body["attachments"][1]["disposition"] == "inline"
+        assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
+    if provider.name == "postmark":
+        assert body["Attachments"][1]["ContentID"] == "cid:logo"
+
+
+def test_resend_retry_with_same_message_id_is_not_delivered_twice() -> None:
+    fake, server = start_fake("resend")
+    try:
+        msg = make_message(1, headers={"Message-ID": mailpost.make_msgid()})  # as the spool keeps it
+        backend = configure(fake)
+        backend.send_messages([msg])
+        first = msg.delivery.provider_message_id
+        backend.send_messages([msg])  # same Message-ID: a retry after a lost reply
+        assert msg.delivery.provider_message_id == first
+        assert len(fake.accepted) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_extras_map_to_provider_fields(provider: FakeProvider) -> None:
+    msg = make_message(1)
+    extras: dict[str, Any] = {"tags": ("welcome",), "metadata": {"user": "42"}}
+    if provider.name == "sendgrid":
+        extras |= {"track_opens": False, "send_at": datetime(2030, 1, 1, tzinfo=timezone.utc)}
+    if provider.name == "postmark":
+        extras |= {"track_clicks": True, "stream": "outbound"}
+    msg.provider_extras = ProviderExtras(**extras)  # type: ignore[attr-defined]
+    assert configure(provider).send_messages([msg]) == 1
+    body, _ = _body(provider)
+    if provider.name == "resend":
+        assert {"name": "user", "value": "42"} in body["tags"]
+    elif provider.name == "sendgrid":
+        assert body["categories"] == ["welcome"]
+        assert body["custom_args"] == {"user": "42"}
+        assert body["tracking_settings"]["open_tracking"] == {"enable": False}
+        assert body["send_at"] == 1893456000
+    else:
+        assert body["Tag"] == "welcome"
+        assert body["Metadata"] == {"user": "42"}
+        assert body["TrackLinks"] == "HtmlAndText"
+        assert body["MessageStream"] == "outbound"
+
+
+@pytest.mark.parametrize(
+    ("name", "extras", "feature"),
+    [
+        ("resend", {"track_opens": True}, "tracking"),
+        ("postmark", {"send_at": datetime(2030, 1, 1, tzinfo=timezone.utc)}, "scheduled"),
+        ("postmark", {"tags": ("a", "b")}, "more than one tag"),
+        ("sendgrid", {"stream": "x"}, "stream"),
+    ],
+)
+def test_an_extra_the_provider_cannot_honour_raises_before_sending(
+    name: str, extras: dict[str, Any], feature: str
+) -> None:
+    fake, server = start_fake(name)
+    try:
+        msg = make_message(1)
+        msg.provider_extras = ProviderExtras(**extras)  # type: ignore[attr-defined]
+        with pytest.raises(UnsupportedFeature, match=feature) as info:
+            configure(fake).send_messages([msg])
+        assert info.value.provider.lower() == name
+        assert fake.requests == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_non_html_alternative_raises_naming_the_feature(provider: FakeProvider) -> None:
+    msg = EmailMultiAlternatives("s", "b", "a@example.com", ["b@example.com"])
+    msg.attach_alternative("BEGIN:VCALENDAR", "text/calendar")
+    with pytest.raises(UnsupportedFeature, match="text/calendar"):
+        configure(provider).send_messages([msg])
+    assert provider.requests == []
+
+
+def test_a_to_header_override_raises_instead_of_being_dropped(provider: FakeProvider) -> None:
+    msg = make_message(1, headers={"To": "shown@example.com"})
+    with pytest.raises(UnsupportedFeature, match="To header"):
+        configure(provider).send_messages([msg])
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+def test_unknown_option_is_rejected_by_name(provider: FakeProvider) -> None:
+    with pytest.raises(mailpost.InvalidMailer, match="'api_kye'"):
+        configure(provider, api_kye="x")
+
+
+def test_missing_api_key_names_the_mailer() -> None:
+    mailpost.configure(MAILERS={"mail": {"BACKEND": PROVIDERS["sendgrid"], "OPTIONS": {}}})
+    with pytest.raises(mailpost.InvalidMailer, match=r"MAILERS\['mail'\].*api_key"):
+        mailpost.mailers["mail"]
+
+
+def test_repr_never_shows_the_api_key(provider: FakeProvider) -> None:
+    assert API_KEY not in repr(configure(provider))
+
+
+def test_send_mail_through_a_resend_mailers_entry() -> None:
+    fake, server = start_fake("resend")
+    try:
+        mailpost.configure(MAILERS={"default": {
+            "BACKEND": "mailpost.backends.resend.EmailBackend",
+            "OPTIONS": {"api_key": API_KEY, "base_url": fake.url}}})  # fmt: skip
+        assert mailpost.send_mail("Hi", "Body", "a@example.com", ["b@example.com"]) == 1
+        assert fake.accepted[0].recipients == ["b@example.com"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("scheme", sorted(PROVIDERS))
+def test_mailer_url_builds_the_backend(scheme: str) -> None:
+    from mailpost._urls import parse_mailer_url
+
+    entry = parse_mailer_url(f"{scheme}://KEY%2F1@default?timeout=3", alias="m")
+    assert entry == {"BACKEND": PROVIDERS[scheme], "OPTIONS": {"api_key": "KEY/1", "timeout": 3.0}}
+    entry = parse_mailer_url(f"{scheme}://KEY@127.0.0.1:8025", alias="m")
+    assert entry["OPTIONS"] == {"api_key": "KEY", "base_url": "http://127.0.0.1:8025"}
+
+
+def test_rate_limit_spaces_requests(provider: FakeProvider) -> None:
+    started = time.monotonic()
+    configure(provider, rate_limit=20.0, max_connections=4).send_messages(
+        [make_message(n) for n in range(6)]
+    )
+    assert time.monotonic() - started >= 0.2
+
+
+# -- pure pieces ---------------------------------------------------------------------------
+
+
+def test_classify_shares_one_meaning_across_providers() -> None:
+    assert classify(202, {}, "").kind == "accepted"
+    assert classify(422, {}, "").kind == "permanent"
+    assert classify(400, {}, "").kind == "permanent"
+    assert classify(401, {}, "").kind == "unauthorized"
+    assert classify(403, {}, "").kind == "unauthorized"
+    assert classify(503, {}, "").kind == "retryable"
+    v = classify(429, {"retry-after": "12"}, "")
+    assert (v.kind, v.retry_after) == ("retryable", 12.0)
+
+
+def test_retry_after_accepts_an_http_date() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert parse_retry_after("soon") is None
+
+
+def test_message_parts_is_pure_and_validates_headers() -> None:
+    parts = message_parts(rich_message(), "Test")
+    assert parts.from_email == "Ann Lee <ann@example.com>"
+    assert [a.content_id for a in parts.attachments] == [None, "logo"]
+    assert b"bcc@example.com" not in parts.raw
+    bad = make_message(1, subject="x\ny")
+    with pytest.raises(ValueError, match="Subject"):
+        message_parts(bad, "Test")
