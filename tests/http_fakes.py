@@ -231,7 +231,80 @@ def postmark(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
                        "MessageID": message_id, "ErrorCode": 0, "Message": "OK"})  # fmt: skip
 
 
-FAKES = {"resend": resend, "sendgrid": sendgrid, "postmark": postmark}
+def brevo(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+    # Brevo API v3 reference, "Send a transactional email" (POST /v3/smtp/email): "api-key"
+    # header, else 401 {"code": "unauthorized", "message": "Key not found"}; sender and
+    # subject required without templateId, and htmlContent or textContent; "to" required;
+    # at most 99 recipients per message version; errors 400 {"code": "missing_parameter" |
+    # "invalid_parameter", "message"}; success 201 {"messageId": "<...>"}. Changelog "Email
+    # API now supports idempotency": headers.idempotencyKey -> processed once.
+    if path != "/v3/smtp/email":
+        return _json(404, {"code": "not_found", "message": "Not found"})
+    if headers.get("api-key") != API_KEY:
+        return _json(401, {"code": "unauthorized", "message": "Key not found"})
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _json(400, {"code": "bad_request", "message": "Input must be a valid JSON object"})
+
+    def bad(code: str, message: str) -> Reply:
+        return _json(400, {"code": code, "message": message})
+
+    if not body.get("to"):
+        return bad("missing_parameter", "to is missing")
+    if "templateId" not in body:
+        if not (body.get("sender") or {}).get("email"):
+            return bad("missing_parameter", "sender is missing")
+        if not body.get("subject"):
+            return bad("missing_parameter", "subject is missing")
+        if not (body.get("htmlContent") or body.get("textContent")):
+            return bad("missing_parameter", "htmlContent or textContent is missing")
+    to = [a["email"] for a in body["to"]]
+    cc = [a["email"] for a in body.get("cc", [])]
+    bcc = [a["email"] for a in body.get("bcc", [])]
+    if len(to) + len(cc) + len(bcc) > 99:
+        return bad("invalid_parameter", "Too many recipients: at most 99 per message")
+    key = (body.get("headers") or {}).get("idempotencyKey")
+    if key:
+        with fake.lock:
+            before = fake.idempotency.get(key)
+        if before is not None:
+            return _json(201, {"messageId": before[1]})
+    message_id = f"<{uuid.uuid4().hex}@smtp-relay.mailin.fr>"
+    data = _mime(body["sender"]["email"], to, cc, body.get("subject", ""),
+                 body.get("textContent"), body.get("htmlContent"))  # fmt: skip
+    with fake.lock:
+        if key:
+            fake.idempotency[key] = (raw, message_id)
+        fake.accepted.append(Delivered(body["sender"]["email"], to + cc + bcc, data))
+    return _json(201, {"messageId": message_id})
+
+
+def sequenzy(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+    # Sequenzy as the spec's production guide (004, "Build a Custom Email Backend") uses it:
+    # POST /v1/transactional/send, Bearer key, JSON {"to", "subject", "body"}; the guide
+    # only checks for a 2xx. No public reference was found, so the error bodies here are
+    # the generic {"error": ...} shape, and the id field is "id".
+    if path != "/v1/transactional/send":
+        return _json(404, {"error": "not found"})
+    if headers.get("authorization") != f"Bearer {API_KEY}":
+        return _json(401, {"error": "Invalid API key"})
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _json(400, {"error": "Invalid JSON"})
+    for required in ("to", "subject", "body"):
+        if not isinstance(body.get(required), str) or not body[required]:
+            return _json(400, {"error": f"{required} is required"})
+    data = _mime("account-sender@example.com", [body["to"]], [], body["subject"], body["body"],
+                 None)  # fmt: skip
+    with fake.lock:
+        fake.accepted.append(Delivered("account-sender@example.com", [body["to"]], data))
+    return _json(200, {"success": True, "id": str(uuid.uuid4())})
+
+
+FAKES = {"resend": resend, "sendgrid": sendgrid, "postmark": postmark, "brevo": brevo,
+         "sequenzy": sequenzy}  # fmt: skip
 
 
 def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:

@@ -23,7 +23,9 @@ PROVIDERS = {
     "resend": "mailpost.backends.resend.EmailBackend",
     "sendgrid": "mailpost.backends.sendgrid.EmailBackend",
     "postmark": "mailpost.backends.postmark.EmailBackend",
+    "brevo": "mailpost.backends.brevo.EmailBackend",
 }
+ALL_BACKENDS = {**PROVIDERS, "sequenzy": "mailpost.backends.sequenzy.EmailBackend"}
 
 
 @pytest.fixture(params=sorted(PROVIDERS))
@@ -36,7 +38,7 @@ def provider(request: pytest.FixtureRequest) -> Iterator[FakeProvider]:
 
 def configure(fake: FakeProvider, alias: str = "contract", **options: Any) -> Any:
     opts = {"api_key": API_KEY, "base_url": fake.url, "timeout": 5.0, **options}
-    mailpost.configure(MAILERS={alias: {"BACKEND": PROVIDERS[fake.name], "OPTIONS": opts}})
+    mailpost.configure(MAILERS={alias: {"BACKEND": ALL_BACKENDS[fake.name], "OPTIONS": opts}})
     return mailpost.mailers[alias]
 
 
@@ -189,14 +191,18 @@ def _body(provider: FakeProvider) -> Any:
 
 def test_every_part_reaches_the_provider_fields(provider: FakeProvider) -> None:
     msg = rich_message()
+    if provider.name == "brevo":  # no cid images on Brevo: tested to raise below
+        msg.attachments.pop()
     assert configure(provider).send_messages([msg]) == 1
     body, headers = _body(provider)
     text = str(body)
     for needle in ("to@example.com", "cc@example.com", "bcc@example.com", "reply@example.com",
                    "plain text", "<p>html", "X-Campaign", "spring", "report.pdf",
-                   base64.b64encode(b"%PDF-1.4").decode(), "logo", msg.delivery.message_id,
+                   base64.b64encode(b"%PDF-1.4").decode(), msg.delivery.message_id,
                    "Ann Lee"):  # fmt: skip
         assert needle in text, needle
+    if provider.name != "brevo":
+        assert "logo" in text
     if provider.name == "resend":
         assert headers["idempotency-key"] == msg.delivery.message_id
         assert body["attachments"][1]["content_id"] == "logo"
@@ -207,8 +213,20 @@ def test_every_part_reaches_the_provider_fields(provider: FakeProvider) -> None:
         assert body["Attachments"][1]["ContentID"] == "cid:logo"
 
 
-def test_resend_retry_with_same_message_id_is_not_delivered_twice() -> None:
-    fake, server = start_fake("resend")
+def test_brevo_refuses_inline_images_before_sending() -> None:
+    fake, server = start_fake("brevo")
+    try:
+        with pytest.raises(UnsupportedFeature, match="Brevo cannot send inline"):
+            configure(fake).send_messages([rich_message()])
+        assert fake.requests == []
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("name", ["resend", "brevo"])
+def test_retry_with_same_message_id_is_not_delivered_twice(name: str) -> None:
+    fake, server = start_fake(name)
     try:
         msg = make_message(1, headers={"Message-ID": mailpost.make_msgid()})  # as the spool keeps it
         backend = configure(fake)
@@ -229,6 +247,8 @@ def test_extras_map_to_provider_fields(provider: FakeProvider) -> None:
         extras |= {"track_opens": False, "send_at": datetime(2030, 1, 1, tzinfo=timezone.utc)}
     if provider.name == "postmark":
         extras |= {"track_clicks": True, "stream": "outbound"}
+    if provider.name == "brevo":
+        extras |= {"send_at": datetime(2030, 1, 1, tzinfo=timezone.utc)}
     msg.provider_extras = ProviderExtras(**extras)  # type: ignore[attr-defined]
     assert configure(provider).send_messages([msg]) == 1
     body, _ = _body(provider)
@@ -239,6 +259,10 @@ def test_extras_map_to_provider_fields(provider: FakeProvider) -> None:
         assert body["custom_args"] == {"user": "42"}
         assert body["tracking_settings"]["open_tracking"] == {"enable": False}
         assert body["send_at"] == 1893456000
+    elif provider.name == "brevo":
+        assert body["tags"] == ["welcome"]
+        assert body["headers"]["X-Mailin-custom"] == '{"user":"42"}'
+        assert body["scheduledAt"] == "2030-01-01T00:00:00+00:00"
     else:
         assert body["Tag"] == "welcome"
         assert body["Metadata"] == {"user": "42"}
@@ -253,6 +277,8 @@ def test_extras_map_to_provider_fields(provider: FakeProvider) -> None:
         ("postmark", {"send_at": datetime(2030, 1, 1, tzinfo=timezone.utc)}, "scheduled"),
         ("postmark", {"tags": ("a", "b")}, "more than one tag"),
         ("sendgrid", {"stream": "x"}, "stream"),
+        ("brevo", {"track_clicks": False}, "tracking"),
+        ("sequenzy", {"tags": ("a",)}, "provider extras"),
     ],
 )
 def test_an_extra_the_provider_cannot_honour_raises_before_sending(
@@ -316,12 +342,12 @@ def test_send_mail_through_a_resend_mailers_entry() -> None:
         server.server_close()
 
 
-@pytest.mark.parametrize("scheme", sorted(PROVIDERS))
+@pytest.mark.parametrize("scheme", sorted(ALL_BACKENDS))
 def test_mailer_url_builds_the_backend(scheme: str) -> None:
     from mailpost._urls import parse_mailer_url
 
     entry = parse_mailer_url(f"{scheme}://KEY%2F1@default?timeout=3", alias="m")
-    assert entry == {"BACKEND": PROVIDERS[scheme], "OPTIONS": {"api_key": "KEY/1", "timeout": 3.0}}
+    assert entry == {"BACKEND": ALL_BACKENDS[scheme], "OPTIONS": {"api_key": "KEY/1", "timeout": 3.0}}
     entry = parse_mailer_url(f"{scheme}://KEY@127.0.0.1:8025", alias="m")
     assert entry["OPTIONS"] == {"api_key": "KEY", "base_url": "http://127.0.0.1:8025"}
 
@@ -361,3 +387,57 @@ def test_message_parts_is_pure_and_validates_headers() -> None:
     bad = make_message(1, subject="x\ny")
     with pytest.raises(ValueError, match="Subject"):
         message_parts(bad, "Test")
+
+
+# -- Sequenzy: the guide's one-recipient API ----------------------------------------------
+
+
+class TestSequenzyContract(BackendContract):
+    """The shared contract, except that Cc and Bcc raise (the documented body has no field
+    for them) instead of being delivered."""
+
+    @pytest.fixture
+    def fake(self) -> Iterator[FakeProvider]:
+        fake, server = start_fake("sequenzy")
+        yield fake
+        server.shutdown()
+        server.server_close()
+
+    @pytest.fixture
+    def make_backend(self, fake: FakeProvider) -> Callable[..., Any]:
+        return lambda **options: configure(fake, **options)
+
+    @pytest.fixture
+    def delivered(self, fake: FakeProvider) -> Callable[[], list[Delivered]]:
+        return lambda: list(fake.accepted)
+
+    def test_bcc_recipient_gets_the_message_without_a_bcc_header(
+        self, make_backend: Callable[..., Any], delivered: Callable[[], list[Delivered]]
+    ) -> None:
+        with pytest.raises(UnsupportedFeature, match="Sequenzy cannot send a message to"):
+            make_backend().send_messages([make_message(1, bcc=["hidden@example.com"])])
+        assert delivered() == []
+
+    def test_delivered_bytes_parse_to_the_same_subject_body_and_recipients(
+        self, make_backend: Callable[..., Any], delivered: Callable[[], list[Delivered]]
+    ) -> None:
+        msg = make_message(7, subject="Grüße aus Köln", body="Hallo \N{EM DASH} ü\n")
+        assert make_backend().send_messages([msg]) == 1
+        [one] = delivered()
+        assert one.recipients == ["rcpt-7@example.com"]
+        with pytest.raises(UnsupportedFeature, match="exactly one To"):
+            make_backend().send_messages([make_message(8, cc=["c@example.com"])])
+
+
+def test_sequenzy_sends_html_as_the_body() -> None:
+    fake, server = start_fake("sequenzy")
+    try:
+        msg = EmailMultiAlternatives("s", "text", "a@example.com", ["b@example.com"])
+        msg.attach_alternative("<b>html</b>", "text/html")
+        assert configure(fake).send_messages([msg]) == 1
+        assert fake.requests[0].body == {"to": "b@example.com", "subject": "s",
+                                         "body": "<b>html</b>"}  # fmt: skip
+        assert msg.delivery.provider_message_id
+    finally:
+        server.shutdown()
+        server.server_close()
