@@ -24,7 +24,7 @@ from typing import Any
 
 from backend_contract import Delivered
 
-__all__ = ["FAKES", "Fault", "FakeProvider", "start_fake"]
+__all__ = ["FAKES", "FakeProvider", "Fault", "start_fake"]
 
 API_KEY = "test-key-123"
 
@@ -57,8 +57,9 @@ class FakeProvider:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _mime(sender: str, to: list[str], cc: list[str], subject: str, text: str | None,
-          html: str | None) -> bytes:  # fmt: skip
+def _mime(
+    sender: str, to: list[str], cc: list[str], subject: str, text: str | None, html: str | None
+) -> bytes:
     """The message a provider would build from the JSON fields (no Bcc header)."""
     msg = StdlibMessage()
     msg["From"] = sender
@@ -82,7 +83,11 @@ Reply = tuple[int, dict[str, str], bytes]
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
-    return status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(body).encode()
+    return (
+        status,
+        {"Content-Type": "application/json", **(headers or {})},
+        json.dumps(body).encode(),
+    )
 
 
 def resend(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
@@ -95,32 +100,58 @@ def resend(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -
         return _json(404, {"statusCode": 404, "name": "not_found", "message": "Not found"})
     auth = headers.get("authorization", "")
     if not auth:
-        return _json(401, {"statusCode": 401, "name": "missing_api_key",
-                           "message": "Missing API key in the authorization header."})  # fmt: skip
+        return _json(
+            401,
+            {
+                "statusCode": 401,
+                "name": "missing_api_key",
+                "message": "Missing API key in the authorization header.",
+            },
+        )
     if auth != f"Bearer {API_KEY}":
-        return _json(403, {"statusCode": 403, "name": "invalid_api_key",
-                           "message": "API key is invalid"})  # fmt: skip
+        return _json(
+            403, {"statusCode": 403, "name": "invalid_api_key", "message": "API key is invalid"}
+        )
     try:
         body = json.loads(raw)
     except ValueError:
-        return _json(422, {"statusCode": 422, "name": "validation_error", "message": "Invalid JSON"})
+        return _json(
+            422, {"statusCode": 422, "name": "validation_error", "message": "Invalid JSON"}
+        )
     for required in ("from", "to", "subject"):
         if not body.get(required):
-            return _json(422, {"statusCode": 422, "name": "missing_required_field",
-                               "message": f"Missing `{required}` field."})  # fmt: skip
+            return _json(
+                422,
+                {
+                    "statusCode": 422,
+                    "name": "missing_required_field",
+                    "message": f"Missing `{required}` field.",
+                },
+            )
     to = body["to"] if isinstance(body["to"], list) else [body["to"]]
     if len(to) > 50:
-        return _json(422, {"statusCode": 422, "name": "validation_error",
-                           "message": "Too many recipients in `to` (max 50)."})  # fmt: skip
+        return _json(
+            422,
+            {
+                "statusCode": 422,
+                "name": "validation_error",
+                "message": "Too many recipients in `to` (max 50).",
+            },
+        )
     key = headers.get("idempotency-key")
     if key:
         with fake.lock:
             before = fake.idempotency.get(key)
         if before is not None:
             if before[0] != raw:
-                return _json(409, {"statusCode": 409, "name": "invalid_idempotent_request",
-                                   "message": "Same idempotency key used with a different "
-                                   "request payload."})  # fmt: skip
+                return _json(
+                    409,
+                    {
+                        "statusCode": 409,
+                        "name": "invalid_idempotent_request",
+                        "message": "Same idempotency key used with a different request payload.",
+                    },
+                )
             return _json(200, {"id": before[1]})
     email_id = str(uuid.uuid4())
     cc, bcc = body.get("cc", []), body.get("bcc", [])
@@ -128,9 +159,7 @@ def resend(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -
     with fake.lock:
         if key:
             fake.idempotency[key] = (raw, email_id)
-        fake.accepted.append(
-            Delivered(_addrs([body["from"]])[0], _addrs(to + cc + bcc), data)
-        )
+        fake.accepted.append(Delivered(_addrs([body["from"]])[0], _addrs(to + cc + bcc), data))
     return _json(200, {"id": email_id})
 
 
@@ -143,8 +172,18 @@ def sendgrid(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
     if path != "/v3/mail/send":
         return _json(404, {"errors": [{"field": None, "message": "not found"}]})
     if headers.get("authorization") != f"Bearer {API_KEY}":
-        return _json(401, {"errors": [{"field": None, "message": "The provided authorization "
-                                       "grant is invalid, expired, or revoked"}]})  # fmt: skip
+        return _json(
+            401,
+            {
+                "errors": [
+                    {
+                        "field": None,
+                        "message": "The provided authorization "
+                        "grant is invalid, expired, or revoked",
+                    }
+                ]
+            },
+        )
     try:
         body = json.loads(raw)
     except ValueError:
@@ -155,12 +194,17 @@ def sendgrid(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
 
     persons = body.get("personalizations")
     if not isinstance(persons, list) or not 1 <= len(persons) <= 1000:
-        return bad("personalizations", "The personalizations field is required and must "
-                   "have at least one personalization.")  # fmt: skip
+        return bad(
+            "personalizations",
+            "The personalizations field is required and must have at least one personalization.",
+        )
     if not all(p.get("to") for p in persons):
-        return bad("personalizations.0.to", "The to array is required for all personalization "
-                   "objects, and must have at least one email object with a valid email "
-                   "address.")  # fmt: skip
+        return bad(
+            "personalizations.0.to",
+            "The to array is required for all personalization "
+            "objects, and must have at least one email object with a valid email "
+            "address.",
+        )
     if not (body.get("from") or {}).get("email"):
         return bad("from.email", "The from object must be provided for every email send.")
     if not body.get("subject") and "template_id" not in body:
@@ -168,8 +212,10 @@ def sendgrid(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
     content = body.get("content")
     if "template_id" not in body:
         if not content or not all(c.get("value") for c in content):
-            return bad("content", "Unless a valid template_id is provided, the content "
-                       "parameter is required.")  # fmt: skip
+            return bad(
+                "content",
+                "Unless a valid template_id is provided, the content parameter is required.",
+            )
         if content[0]["type"] != "text/plain" and any(c["type"] == "text/plain" for c in content):
             return bad("content.0.type", "The text/plain content type must be first.")
     total = sum(len(p.get(k, [])) for p in persons for k in ("to", "cc", "bcc"))
@@ -197,8 +243,14 @@ def postmark(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
     if path not in ("/email", "/email/withTemplate"):
         return _json(404, {"ErrorCode": 404, "Message": "Not found"})
     if headers.get("x-postmark-server-token") != API_KEY:
-        return _json(401, {"ErrorCode": 10, "Message": "The Server Token you provided in the "
-                           "X-Postmark-Server-Token request header was invalid."})  # fmt: skip
+        return _json(
+            401,
+            {
+                "ErrorCode": 10,
+                "Message": "The Server Token you provided in the "
+                "X-Postmark-Server-Token request header was invalid.",
+            },
+        )
     try:
         body = json.loads(raw)
     except ValueError:
@@ -222,13 +274,22 @@ def postmark(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
     for a in body.get("Attachments", []):
         if not a.get("Name") or "Content" not in a:
             return invalid("Attachment Name and Content are required.")
-    data = _mime(body["From"], to, cc, body.get("Subject", ""), body.get("TextBody"),
-                 body.get("HtmlBody"))  # fmt: skip
+    data = _mime(
+        body["From"], to, cc, body.get("Subject", ""), body.get("TextBody"), body.get("HtmlBody")
+    )
     message_id = str(uuid.uuid4())
     with fake.lock:
         fake.accepted.append(Delivered(_addrs([body["From"]])[0], _addrs(to + cc + bcc), data))
-    return _json(200, {"To": body["To"], "SubmittedAt": "2026-12-06T12:00:00.0000000-05:00",
-                       "MessageID": message_id, "ErrorCode": 0, "Message": "OK"})  # fmt: skip
+    return _json(
+        200,
+        {
+            "To": body["To"],
+            "SubmittedAt": "2026-12-06T12:00:00.0000000-05:00",
+            "MessageID": message_id,
+            "ErrorCode": 0,
+            "Message": "OK",
+        },
+    )
 
 
 def brevo(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
@@ -271,8 +332,14 @@ def brevo(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) ->
         if before is not None:
             return _json(201, {"messageId": before[1]})
     message_id = f"<{uuid.uuid4().hex}@smtp-relay.mailin.fr>"
-    data = _mime(body["sender"]["email"], to, cc, body.get("subject", ""),
-                 body.get("textContent"), body.get("htmlContent"))  # fmt: skip
+    data = _mime(
+        body["sender"]["email"],
+        to,
+        cc,
+        body.get("subject", ""),
+        body.get("textContent"),
+        body.get("htmlContent"),
+    )
     with fake.lock:
         if key:
             fake.idempotency[key] = (raw, message_id)
@@ -296,15 +363,21 @@ def sequenzy(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
     for required in ("to", "subject", "body"):
         if not isinstance(body.get(required), str) or not body[required]:
             return _json(400, {"error": f"{required} is required"})
-    data = _mime("account-sender@example.com", [body["to"]], [], body["subject"], body["body"],
-                 None)  # fmt: skip
+    data = _mime(
+        "account-sender@example.com", [body["to"]], [], body["subject"], body["body"], None
+    )
     with fake.lock:
         fake.accepted.append(Delivered("account-sender@example.com", [body["to"]], data))
     return _json(200, {"success": True, "id": str(uuid.uuid4())})
 
 
-FAKES = {"resend": resend, "sendgrid": sendgrid, "postmark": postmark, "brevo": brevo,
-         "sequenzy": sequenzy}  # fmt: skip
+FAKES = {
+    "resend": resend,
+    "sendgrid": sendgrid,
+    "postmark": postmark,
+    "brevo": brevo,
+    "sequenzy": sequenzy,
+}
 
 
 def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
@@ -340,12 +413,25 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                     time.sleep(fault.delay)
                 elif fault.kind == "429":
                     extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                    self._reply(*_json(429, {"message": "Too many requests",
-                                             "statusCode": 429, "ErrorCode": 429}, extra))  # fmt: skip
+                    self._reply(
+                        *_json(
+                            429,
+                            {"message": "Too many requests", "statusCode": 429, "ErrorCode": 429},
+                            extra,
+                        )
+                    )
                     return
                 elif fault.kind == "500":
-                    self._reply(*_json(500, {"message": "Internal server error",
-                                             "statusCode": 500, "ErrorCode": 500}))  # fmt: skip
+                    self._reply(
+                        *_json(
+                            500,
+                            {
+                                "message": "Internal server error",
+                                "statusCode": 500,
+                                "ErrorCode": 500,
+                            },
+                        )
+                    )
                     return
                 elif fault.kind == "malformed":
                     self._reply(200, {"Content-Type": "application/json"}, b"{not json")
@@ -373,6 +459,7 @@ def start_fake(name: str) -> tuple[FakeProvider, _Server]:
     fake = FakeProvider(name)
     server = _Server(("127.0.0.1", 0), _handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                     daemon=True).start()  # fmt: skip
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     return fake, server

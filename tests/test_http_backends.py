@@ -62,7 +62,8 @@ def test_accepted_message_records_provider_id_and_every_recipient(provider: Fake
     assert result.ok
     assert sorted(result.accepted) == ["b@example.com", "c@example.com", "rcpt-1@example.com"]
     assert result.provider_message_id
-    assert result.message_id and result.message_id.startswith("<")
+    assert result.message_id
+    assert result.message_id.startswith("<")
 
 
 def test_wrong_api_key_is_a_mailer_problem_not_attempted(provider: FakeProvider) -> None:
@@ -132,8 +133,14 @@ def test_malformed_json_on_success_is_still_sent(name: str) -> None:
 
 
 def test_connection_refused_is_retryable_and_not_attempted() -> None:
-    mailpost.configure(MAILERS={"x": {"BACKEND": PROVIDERS["resend"], "OPTIONS": {
-        "api_key": API_KEY, "base_url": "http://127.0.0.1:9", "timeout": 2}}})  # fmt: skip
+    mailpost.configure(
+        MAILERS={
+            "x": {
+                "BACKEND": PROVIDERS["resend"],
+                "OPTIONS": {"api_key": API_KEY, "base_url": "http://127.0.0.1:9", "timeout": 2},
+            }
+        }
+    )
     msg = make_message(1)
     with pytest.raises(DeliveryError):
         mailpost.mailers["x"].send_messages([msg])
@@ -154,8 +161,14 @@ def test_a_failed_message_does_not_stop_the_batch(provider: FakeProvider) -> Non
 def test_concurrent_batch_sends_every_message(provider: FakeProvider) -> None:
     messages = [make_message(n) for n in range(20)]
     assert configure(provider, max_connections=8).send_messages(messages) == 20
-    assert asyncio.run(configure(provider, max_connections=8).asend_messages(
-        [make_message(n) for n in range(20, 40)])) == 20  # fmt: skip
+    assert (
+        asyncio.run(
+            configure(provider, max_connections=8).asend_messages(
+                [make_message(n) for n in range(20, 40)]
+            )
+        )
+        == 20
+    )
     assert len(provider.accepted) == 40
 
 
@@ -172,10 +185,15 @@ def test_async_reports_failures_like_sync(provider: FakeProvider) -> None:
 
 def rich_message() -> EmailMultiAlternatives:
     msg = EmailMultiAlternatives(
-        "Rich", "plain text", "Ann Lee <ann@example.com>", ["to@example.com"],
-        cc=["cc@example.com"], bcc=["bcc@example.com"], reply_to=["reply@example.com"],
+        "Rich",
+        "plain text",
+        "Ann Lee <ann@example.com>",
+        ["to@example.com"],
+        cc=["cc@example.com"],
+        bcc=["bcc@example.com"],
+        reply_to=["reply@example.com"],
         headers={"X-Campaign": "spring"},
-    )  # fmt: skip
+    )
     msg.attach_alternative("<p>html <img src='cid:logo'></p>", "text/html")
     msg.attach("report.pdf", b"%PDF-1.4", "application/pdf")
     logo = MIMEPart()
@@ -196,10 +214,20 @@ def test_every_part_reaches_the_provider_fields(provider: FakeProvider) -> None:
     assert configure(provider).send_messages([msg]) == 1
     body, headers = _body(provider)
     text = str(body)
-    for needle in ("to@example.com", "cc@example.com", "bcc@example.com", "reply@example.com",
-                   "plain text", "<p>html", "X-Campaign", "spring", "report.pdf",
-                   base64.b64encode(b"%PDF-1.4").decode(), msg.delivery.message_id,
-                   "Ann Lee"):  # fmt: skip
+    for needle in (
+        "to@example.com",
+        "cc@example.com",
+        "bcc@example.com",
+        "reply@example.com",
+        "plain text",
+        "<p>html",
+        "X-Campaign",
+        "spring",
+        "report.pdf",
+        base64.b64encode(b"%PDF-1.4").decode(),
+        msg.delivery.message_id,
+        "Ann Lee",
+    ):
         assert needle in text, needle
     if provider.name != "brevo":
         assert "logo" in text
@@ -228,7 +256,9 @@ def test_brevo_refuses_inline_images_before_sending() -> None:
 def test_retry_with_same_message_id_is_not_delivered_twice(name: str) -> None:
     fake, server = start_fake(name)
     try:
-        msg = make_message(1, headers={"Message-ID": mailpost.make_msgid()})  # as the spool keeps it
+        msg = make_message(
+            1, headers={"Message-ID": mailpost.make_msgid()}
+        )  # as the spool keeps it
         backend = configure(fake)
         backend.send_messages([msg])
         first = msg.delivery.provider_message_id
@@ -332,9 +362,14 @@ def test_repr_never_shows_the_api_key(provider: FakeProvider) -> None:
 def test_send_mail_through_a_resend_mailers_entry() -> None:
     fake, server = start_fake("resend")
     try:
-        mailpost.configure(MAILERS={"default": {
-            "BACKEND": "mailpost.backends.resend.EmailBackend",
-            "OPTIONS": {"api_key": API_KEY, "base_url": fake.url}}})  # fmt: skip
+        mailpost.configure(
+            MAILERS={
+                "default": {
+                    "BACKEND": "mailpost.backends.resend.EmailBackend",
+                    "OPTIONS": {"api_key": API_KEY, "base_url": fake.url},
+                }
+            }
+        )
         assert mailpost.send_mail("Hi", "Body", "a@example.com", ["b@example.com"]) == 1
         assert fake.accepted[0].recipients == ["b@example.com"]
     finally:
@@ -347,7 +382,10 @@ def test_mailer_url_builds_the_backend(scheme: str) -> None:
     from mailpost._urls import parse_mailer_url
 
     entry = parse_mailer_url(f"{scheme}://KEY%2F1@default?timeout=3", alias="m")
-    assert entry == {"BACKEND": ALL_BACKENDS[scheme], "OPTIONS": {"api_key": "KEY/1", "timeout": 3.0}}
+    assert entry == {
+        "BACKEND": ALL_BACKENDS[scheme],
+        "OPTIONS": {"api_key": "KEY/1", "timeout": 3.0},
+    }
     entry = parse_mailer_url(f"{scheme}://KEY@127.0.0.1:8025", alias="m")
     assert entry["OPTIONS"] == {"api_key": "KEY", "base_url": "http://127.0.0.1:8025"}
 
@@ -435,8 +473,11 @@ def test_sequenzy_sends_html_as_the_body() -> None:
         msg = EmailMultiAlternatives("s", "text", "a@example.com", ["b@example.com"])
         msg.attach_alternative("<b>html</b>", "text/html")
         assert configure(fake).send_messages([msg]) == 1
-        assert fake.requests[0].body == {"to": "b@example.com", "subject": "s",
-                                         "body": "<b>html</b>"}  # fmt: skip
+        assert fake.requests[0].body == {
+            "to": "b@example.com",
+            "subject": "s",
+            "body": "<b>html</b>",
+        }
         assert msg.delivery.provider_message_id
     finally:
         server.shutdown()

@@ -1,4 +1,4 @@
-"""The brevo backend at its spec-shaped dotted path; the code is in :mod:`mailpost.backends.http.brevo`."""
+"""``mailpost.backends.brevo.EmailBackend``: see :mod:`mailpost.backends.http.brevo`."""
 
 from __future__ import annotations
 

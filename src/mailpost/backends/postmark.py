@@ -1,4 +1,4 @@
-"""The postmark backend at its spec-shaped dotted path; the code is in :mod:`mailpost.backends.http.postmark`."""
+"""``mailpost.backends.postmark.EmailBackend``: see :mod:`mailpost.backends.http.postmark`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The resend backend at its spec-shaped dotted path; the code is in :mod:`mailpost.backends.http.resend`."""
+"""``mailpost.backends.resend.EmailBackend``: see :mod:`mailpost.backends.http.resend`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sendgrid backend at its spec-shaped dotted path; the code is in :mod:`mailpost.backends.http.sendgrid`."""
+"""``mailpost.backends.sendgrid.EmailBackend``: see :mod:`mailpost.backends.http.sendgrid`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sequenzy backend at its spec-shaped dotted path; the code is in :mod:`mailpost.backends.http.sequenzy`."""
+"""``mailpost.backends.sequenzy.EmailBackend``: see :mod:`mailpost.backends.http.sequenzy`."""
 
 from __future__ import annotations
 

@@ -72,8 +72,9 @@ class HTTPBackend(BaseEmailBackend):
     OPTIONS: ``api_key`` (required), ``base_url`` (region or test server), ``timeout``
     (seconds for connect, read, write and pool; default 10), ``connect_timeout``
     (default ``min(timeout, 5)``), ``max_connections`` (concurrent requests per batch and
-    pool size, default 1 as for SMTP: in order), ``rate_limit`` (requests per second across every instance of
-    this mailer, default None) and ``fail_silently``.
+    pool size; default 1, as for SMTP, which keeps the batch in order), ``rate_limit``
+    (requests per second across every instance of this mailer; default None) and
+    ``fail_silently``.
     """
 
     provider: ClassVar[str] = "HTTP"
@@ -102,7 +103,8 @@ class HTTPBackend(BaseEmailBackend):
         self.base_url = url.rstrip("/")
         self.timeout = self._seconds("timeout", timeout)
         self.connect_timeout = self._seconds(
-            "connect_timeout", min(self.timeout, 5.0) if connect_timeout is None else connect_timeout
+            "connect_timeout",
+            min(self.timeout, 5.0) if connect_timeout is None else connect_timeout,
         )
         if type(max_connections) is not int or max_connections < 1:
             raise self.invalid(
@@ -150,7 +152,9 @@ class HTTPBackend(BaseEmailBackend):
         verdict = classify(status, headers, text)
         if verdict.kind == "accepted":
             return verdict
-        return Verdict(verdict.kind, status, self.error_text(status, body, text), verdict.retry_after)
+        return Verdict(
+            verdict.kind, status, self.error_text(status, body, text), verdict.retry_after
+        )
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
@@ -207,7 +211,9 @@ class HTTPBackend(BaseEmailBackend):
                 parts = message_parts(message, self.provider)
                 request = self.build(parts)
             except Exception as exc:
-                result = DeliveryResult(error=f"message could not be composed: {exc}", exception=exc)
+                result = DeliveryResult(
+                    error=f"message could not be composed: {exc}", exception=exc
+                )
                 failed.append(self.record(message, result))
                 first = first or exc
                 continue
@@ -243,7 +249,9 @@ class HTTPBackend(BaseEmailBackend):
             result = self._failure(parts, verdict)
         self.record(message, result)
 
-    def _failure(self, parts: Parts, verdict: Verdict, exc: BaseException | None = None) -> DeliveryResult:
+    def _failure(
+        self, parts: Parts, verdict: Verdict, exc: BaseException | None = None
+    ) -> DeliveryResult:
         code = verdict.smtp_code
         where = f"HTTP {verdict.status}" if verdict.status else "no reply"
         error = f"{self.provider} {where}: {verdict.text}"
@@ -265,15 +273,15 @@ class HTTPBackend(BaseEmailBackend):
             retry_after=verdict.retry_after,
         )
 
-    def _transport_failure(
-        self, message: EmailMessage, parts: Parts, exc: BaseException
-    ) -> None:
+    def _transport_failure(self, message: EmailMessage, parts: Parts, exc: BaseException) -> None:
         httpx = _httpx()
         if isinstance(exc, httpx.TimeoutException):
             text = f"timed out ({type(exc).__name__})"
         else:
             text = f"{type(exc).__name__}: {exc}"
-        attempted = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+        attempted = not isinstance(
+            exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+        )
         result = self._failure(parts, Verdict("retryable", None, text), exc)
         result.attempted = attempted
         self.record(message, result)
@@ -300,7 +308,7 @@ class HTTPBackend(BaseEmailBackend):
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         if not email_messages:
             return 0
-        ready, failed, compose_error = self._prepare(email_messages)
+        ready, _failed, compose_error = self._prepare(email_messages)
         if ready:
             opened = self.open()
             try:
@@ -345,7 +353,7 @@ class HTTPBackend(BaseEmailBackend):
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         if not email_messages:
             return 0
-        ready, failed, compose_error = self._prepare(email_messages)
+        ready, _failed, compose_error = self._prepare(email_messages)
         if ready:
             opened = await self.aopen()
             try:
@@ -358,9 +366,8 @@ class HTTPBackend(BaseEmailBackend):
                     await asyncio.gather(*(self._asend_one(client, i, gate) for i in ready))
             finally:
                 if opened:
-                    client, self._aclient = self._aclient, None
-                    if client is not None:
-                        await client.aclose()
+                    self._aclient = None
+                    await client.aclose()
         return self.finish(
             [m.delivery for m in email_messages if m.delivery is not None], compose_error
         )

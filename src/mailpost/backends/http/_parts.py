@@ -80,7 +80,8 @@ class ProviderExtras:
     stream: str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.tags, str):
+        tags: object = self.tags
+        if isinstance(tags, str):
             raise TypeError("ProviderExtras.tags must be a sequence of strings, not one string")
         object.__setattr__(self, "tags", tuple(self.tags))
         if self.send_at is not None and self.send_at.tzinfo is None:
@@ -160,7 +161,9 @@ def _attachment(item: Any, provider: str) -> Attachment:
             content = content.as_bytes()
         elif not isinstance(content, (bytes, bytearray)):
             raise UnsupportedFeature(provider, f"an attachment of type {type(content).__name__}")
-        return Attachment(item.filename, bytes(content), item.mimetype or "application/octet-stream")
+        return Attachment(
+            item.filename, bytes(content), item.mimetype or "application/octet-stream"
+        )
     if isinstance(item, email.message.Message):
         if item.is_multipart():
             raise UnsupportedFeature(provider, "a multipart MIME attachment")
@@ -255,9 +258,7 @@ class Verdict:
     @property
     def smtp_code(self) -> int:
         """The SMTP-equivalent class the spool's policy understands (5xx never retried)."""
-        return {"accepted": 250, "permanent": 550, "unauthorized": 535, "retryable": 451}[
-            self.kind
-        ]
+        return {"accepted": 250, "permanent": 550, "unauthorized": 535, "retryable": 451}[self.kind]
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
