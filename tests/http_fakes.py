@@ -96,7 +96,7 @@ def resend(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -
     # required (422 missing_required_field); at most 50 recipients in "to"; success 200
     # {"id": ...}. "Idempotency Keys": same key + same body -> same reply, no resend; same
     # key + different body -> 409 invalid_idempotent_request.
-    if path != "/emails":
+    if path not in ("/emails", "/emails/batch"):
         return _json(404, {"statusCode": 404, "name": "not_found", "message": "Not found"})
     auth = headers.get("authorization", "")
     if not auth:
@@ -118,6 +118,33 @@ def resend(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -
         return _json(
             422, {"statusCode": 422, "name": "validation_error", "message": "Invalid JSON"}
         )
+    if path == "/emails/batch":
+        return _resend_batch(fake, headers, raw, body)
+    return _resend_one(fake, headers, raw, body)
+
+
+def _resend_batch(fake: FakeProvider, headers: dict[str, str], raw: bytes, body: Any) -> Reply:
+    # "Send Batch Emails" (POST /emails/batch): a JSON array of up to 100 emails, without
+    # attachments or scheduled_at; the whole batch is validated first (strict mode), and
+    # the reply is 200 {"data": [{"id": ...}, ...]} in request order.
+    def invalid(message: str) -> Reply:
+        return _json(422, {"statusCode": 422, "name": "validation_error", "message": message})
+
+    if not isinstance(body, list) or not 1 <= len(body) <= 100:
+        return invalid("The batch must hold between 1 and 100 emails.")
+    for email in body:
+        if "attachments" in email or "scheduled_at" in email:
+            return invalid("Attachments and scheduled_at are not supported in batch emails.")
+    replies = []
+    for email in body:
+        status, _, reply = _resend_one(fake, {}, json.dumps(email).encode(), email)
+        if status != 200:
+            return status, {"Content-Type": "application/json"}, reply
+        replies.append(json.loads(reply))
+    return _json(200, {"data": replies})
+
+
+def _resend_one(fake: FakeProvider, headers: dict[str, str], raw: bytes, body: Any) -> Reply:
     for required in ("from", "to", "subject"):
         if not body.get(required):
             return _json(
@@ -240,7 +267,7 @@ def postmark(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
     # To and a body (TextBody or HtmlBody) required, at most 50 recipients over To, Cc and
     # Bcc -> 422 ErrorCode 300 "Invalid email request"; success 200 {"To", "SubmittedAt",
     # "MessageID", "ErrorCode": 0, "Message": "OK"}.
-    if path not in ("/email", "/email/withTemplate"):
+    if path not in ("/email", "/email/withTemplate", "/email/batch"):
         return _json(404, {"ErrorCode": 404, "Message": "Not found"})
     if headers.get("x-postmark-server-token") != API_KEY:
         return _json(
@@ -255,7 +282,17 @@ def postmark(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
         body = json.loads(raw)
     except ValueError:
         return _json(422, {"ErrorCode": 402, "Message": "Received invalid JSON input."})
+    if path == "/email/batch":
+        # "Send batch emails" (POST /email/batch): an array of up to 500 messages; the reply
+        # is 200 with one {"ErrorCode", "Message", "MessageID", "To"} per message, in order,
+        # each message accepted or refused on its own.
+        if not isinstance(body, list) or len(body) > 500:
+            return _json(422, {"ErrorCode": 410, "Message": "Too many batch messages."})
+        return _json(200, [json.loads(_postmark_one(fake, path, m)[2]) for m in body])
+    return _postmark_one(fake, path, body)
 
+
+def _postmark_one(fake: FakeProvider, path: str, body: Any) -> Reply:
     def invalid(message: str) -> Reply:
         return _json(422, {"ErrorCode": 300, "Message": message})
 

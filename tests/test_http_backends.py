@@ -152,7 +152,7 @@ def test_a_failed_message_does_not_stop_the_batch(provider: FakeProvider) -> Non
     provider.faults.append(Fault("500"))
     messages = [make_message(1), make_message(2), make_message(3)]
     with pytest.raises(DeliveryError) as info:
-        configure(provider, max_connections=1).send_messages(messages)
+        configure(provider, max_connections=1, batch=False).send_messages(messages)
     assert [m.delivery.sent for m in messages] == [False, True, True]
     assert len(info.value.failed) == 1
     assert configure(provider, fail_silently=True).send_messages([make_message(4)]) == 1
@@ -170,6 +170,54 @@ def test_concurrent_batch_sends_every_message(provider: FakeProvider) -> None:
         == 20
     )
     assert len(provider.accepted) == 40
+
+
+def test_postmark_batch_reports_each_message_on_its_own() -> None:
+    fake, server = start_fake("postmark")
+    try:
+        messages = [make_message(n) for n in range(5)]
+        messages[2].to = [f"r{i}@example.com" for i in range(60)]  # over Postmark's 50
+        with pytest.raises(DeliveryError) as info:
+            configure(fake).send_messages(messages)
+        assert [r.path for r in fake.requests] == ["/email/batch"]
+        assert [m.delivery.sent for m in messages] == [True, True, False, True, True]
+        assert messages[2].delivery.retryable is False
+        assert "ErrorCode 300" in messages[2].delivery.error
+        assert len({m.delivery.provider_message_id for m in messages if m.delivery.sent}) == 4
+        assert len(info.value.failed) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_resend_batches_what_it_can_and_sends_attachments_alone() -> None:
+    fake, server = start_fake("resend")
+    try:
+        messages = [make_message(n) for n in range(4)]
+        messages[1].attach("a.txt", "hello", "text/plain")
+        assert asyncio.run(configure(fake).asend_messages(messages)) == 4
+        assert sorted(r.path for r in fake.requests) == ["/emails", "/emails/batch"]
+        batch = next(r for r in fake.requests if r.path == "/emails/batch")
+        assert len(batch.body) == 3
+        assert batch.headers["idempotency-key"].startswith("batch-")
+        assert all(m.delivery.provider_message_id for m in messages)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_batch_level_failure_fails_every_message_in_it_retryably() -> None:
+    fake, server = start_fake("postmark")
+    try:
+        fake.faults.append(Fault("500"))
+        messages = [make_message(n) for n in range(3)]
+        with pytest.raises(DeliveryError) as info:
+            configure(fake).send_messages(messages)
+        assert info.value.retryable
+        assert not any(m.delivery.sent for m in messages)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_async_reports_failures_like_sync(provider: FakeProvider) -> None:

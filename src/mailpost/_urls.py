@@ -50,7 +50,7 @@ SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
 #: HTTP email APIs: ``resend://API_KEY@default`` (the provider's own base URL) or
 #: ``resend://API_KEY@host:port`` (https://host:port; http:// for a loopback test server).
 _HTTP_QUERY = {"timeout": "float", "max_connections": "int", "rate_limit": "float",
-               "fail_silently": "bool"}  # fmt: skip
+               "batch": "bool", "fail_silently": "bool"}  # fmt: skip
 _HTTP_SCHEMES = {"resend", "sendgrid", "postmark", "brevo", "sequenzy"}
 for _name in sorted(_HTTP_SCHEMES):
     SCHEMES[_name] = (f"mailpost.backends.{_name}.EmailBackend", _HTTP_QUERY)

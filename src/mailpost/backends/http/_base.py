@@ -60,6 +60,10 @@ class Request:
     content: bytes = b""
 
 
+#: One composed message: the message, its parts, and its single-message request.
+_Item = tuple["EmailMessage", Parts, Request]
+
+
 def json_body(payload: Any) -> bytes:
     """Compact UTF-8 JSON, as every provider accepts."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -73,8 +77,9 @@ class HTTPBackend(BaseEmailBackend):
     (seconds for connect, read, write and pool; default 10), ``connect_timeout``
     (default ``min(timeout, 5)``), ``max_connections`` (concurrent requests per batch and
     pool size; default 1, as for SMTP, which keeps the batch in order), ``rate_limit``
-    (requests per second across every instance of this mailer; default None) and
-    ``fail_silently``.
+    (requests per second across every instance of this mailer; default None), ``batch``
+    (True: use the provider's batch endpoint, where it has one, for ``send_messages`` of
+    several messages) and ``fail_silently``.
     """
 
     provider: ClassVar[str] = "HTTP"
@@ -89,6 +94,7 @@ class HTTPBackend(BaseEmailBackend):
         connect_timeout: float | None = None,
         max_connections: int = 1,
         rate_limit: float | None = None,
+        batch: bool = True,
         fail_silently: bool = False,
         alias: str | None = None,
         **kwargs: Any,
@@ -117,6 +123,9 @@ class HTTPBackend(BaseEmailBackend):
             self._limit = (
                 shared_limit(alias, self.rate_limit) if alias else RateLimit(self.rate_limit)
             )
+        if not isinstance(batch, bool):
+            raise self.invalid(f"option 'batch' must be True or False, not {batch!r}")
+        self.batch = batch
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._lock = threading.Lock()
@@ -286,13 +295,93 @@ class HTTPBackend(BaseEmailBackend):
         result.attempted = attempted
         self.record(message, result)
 
+    # -- batches (providers with a batch endpoint override these) -----------------------
+
+    #: Most messages one batch request may carry; 1 means the provider has no batch endpoint.
+    batch_limit: ClassVar[int] = 1
+
+    def batchable(self, parts: Parts) -> bool:
+        """Whether this message may go in a batch request (some fields are single-only)."""
+        return False
+
+    def build_batch(self, items: list[Parts]) -> Request:
+        """One request carrying every message of ``items`` (pure)."""
+        raise NotImplementedError
+
+    def batch_results(self, body: Any, count: int) -> list[tuple[Verdict, str | None]] | None:
+        """Per-message (verdict, provider id) from a 2xx batch reply, None if unreadable."""
+        return None
+
+    def _units(self, ready: list[_Item]) -> list[list[_Item]]:
+        """Group messages into requests: batches where the provider has them, else one each."""
+        if not self.batch or self.batch_limit <= 1 or len(ready) < 2:
+            return [[item] for item in ready]
+        units: list[list[_Item]] = []
+        batch: list[_Item] = []
+        for item in ready:
+            if self.batchable(item[1]):
+                batch.append(item)
+                if len(batch) == self.batch_limit:
+                    units.append(batch)
+                    batch = []
+            else:
+                units.append([item])
+        if batch:
+            units.append(batch)
+        return units
+
+    def _unit_request(self, unit: list[_Item]) -> Request:
+        if len(unit) == 1:
+            return unit[0][2]
+        request = self.build_batch([parts for _, parts, _ in unit])
+        request.headers.update(self.auth_headers())
+        return request
+
+    def _unit_result(self, unit: list[_Item], response: httpx.Response) -> None:
+        if len(unit) == 1:
+            message, parts, _ = unit[0]
+            self._result(message, parts, response)
+            return
+        text = response.text
+        body: Any = None
+        try:
+            body = json.loads(text) if text else None
+        except ValueError:
+            body = None
+        verdict = self.judge(response.status_code, response.headers, body, text)
+        per_message = self.batch_results(body, len(unit)) if verdict.kind == "accepted" else None
+        for n, (message, parts, _) in enumerate(unit):
+            if per_message is None:
+                # The whole batch's verdict; on a 2xx the reply did not say per message
+                # (e.g. malformed JSON): sent, id unknown.
+                one, provider_id = verdict, None
+            else:
+                one, provider_id = per_message[n]
+            if one.kind == "accepted":
+                result = DeliveryResult(
+                    message_id=parts.message_id,
+                    sent=True,
+                    recipients=[
+                        RecipientStatus(a, "accepted", one.status) for a in parts.recipients
+                    ],
+                    response=(response.status_code, one.text[:500]),
+                    provider_message_id=provider_id,
+                )
+            else:
+                result = self._failure(parts, one)
+            self.record(message, result)
+
+    def _unit_failure(self, unit: list[_Item], exc: BaseException) -> None:
+        for message, parts, _ in unit:
+            self._transport_failure(message, parts, exc)
+
     # -- sending: sync ------------------------------------------------------------------
 
     def _wait_slot(self) -> float:
         return self._limit.reserve() if self._limit is not None else 0.0
 
-    def _send_one(self, client: httpx.Client, item: tuple[EmailMessage, Parts, Request]) -> None:
-        message, parts, request = item
+    def _send_unit(self, client: httpx.Client, unit: list[_Item]) -> None:
+        request = self._unit_request(unit)
         delay = self._wait_slot()
         if delay:
             time.sleep(delay)
@@ -301,9 +390,9 @@ class HTTPBackend(BaseEmailBackend):
                 request.method, request.path, headers=request.headers, content=request.content
             )
         except _httpx().HTTPError as exc:
-            self._transport_failure(message, parts, exc)
+            self._unit_failure(unit, exc)
             return
-        self._result(message, parts, response)
+        self._unit_result(unit, response)
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         if not email_messages:
@@ -314,13 +403,14 @@ class HTTPBackend(BaseEmailBackend):
             try:
                 assert self._client is not None
                 client = self._client
-                workers = min(self.max_connections, len(ready))
+                units = self._units(ready)
+                workers = min(self.max_connections, len(units))
                 if workers == 1:
-                    for item in ready:
-                        self._send_one(client, item)
+                    for unit in units:
+                        self._send_unit(client, unit)
                 else:
                     with ThreadPoolExecutor(workers, thread_name_prefix="mailpost-http") as pool:
-                        list(pool.map(lambda item: self._send_one(client, item), ready))
+                        list(pool.map(lambda unit: self._send_unit(client, unit), units))
             finally:
                 if opened:
                     self.close()
@@ -330,13 +420,10 @@ class HTTPBackend(BaseEmailBackend):
 
     # -- sending: async -----------------------------------------------------------------
 
-    async def _asend_one(
-        self,
-        client: httpx.AsyncClient,
-        item: tuple[EmailMessage, Parts, Request],
-        gate: asyncio.Semaphore,
+    async def _asend_unit(
+        self, client: httpx.AsyncClient, unit: list[_Item], gate: asyncio.Semaphore
     ) -> None:
-        message, parts, request = item
+        request = self._unit_request(unit)
         async with gate:
             delay = self._wait_slot()
             if delay:
@@ -346,9 +433,9 @@ class HTTPBackend(BaseEmailBackend):
                     request.method, request.path, headers=request.headers, content=request.content
                 )
             except _httpx().HTTPError as exc:
-                self._transport_failure(message, parts, exc)
+                self._unit_failure(unit, exc)
                 return
-            self._result(message, parts, response)
+            self._unit_result(unit, response)
 
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         if not email_messages:
@@ -356,14 +443,15 @@ class HTTPBackend(BaseEmailBackend):
         ready, _failed, compose_error = self._prepare(email_messages)
         if ready:
             opened = await self.aopen()
+            assert self._aclient is not None
+            client = self._aclient
             try:
-                assert self._aclient is not None
-                client = self._aclient
-                if len(ready) == 1:
-                    await self._asend_one(client, ready[0], asyncio.Semaphore(1))
+                units = self._units(ready)
+                gate = asyncio.Semaphore(self.max_connections)
+                if len(units) == 1:
+                    await self._asend_unit(client, units[0], gate)
                 else:
-                    gate = asyncio.Semaphore(self.max_connections)
-                    await asyncio.gather(*(self._asend_one(client, i, gate) for i in ready))
+                    await asyncio.gather(*(self._asend_unit(client, u, gate) for u in units))
             finally:
                 if opened:
                     self._aclient = None

@@ -96,6 +96,36 @@ class PostmarkBackend(HTTPBackend):
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         return Request("POST", path, headers, json_body(payload))
 
+    #: "Send batch emails": up to 500 messages per ``POST /email/batch``.
+    batch_limit: ClassVar[int] = 500
+
+    def batchable(self, parts: Parts) -> bool:
+        return parts.extras.template_id is None
+
+    def build_batch(self, items: list[Parts]) -> Request:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        body = json_body([postmark_payload(parts) for parts in items])
+        return Request("POST", "/email/batch", headers, body)
+
+    def batch_results(self, body: Any, count: int) -> list[tuple[Verdict, str | None]] | None:
+        if not isinstance(body, list) or len(body) != count:
+            return None
+        results: list[tuple[Verdict, str | None]] = []
+        for entry in body:
+            if not isinstance(entry, dict):
+                return None
+            code = entry.get("ErrorCode")
+            text = str(entry.get("Message", ""))
+            if code == 0:
+                results.append((Verdict("accepted", 200, text), str(entry.get("MessageID"))))
+            elif code in _MAILER_CODES:
+                results.append((Verdict("unauthorized", 200, f"ErrorCode {code}: {text}"), None))
+            elif code == 429:
+                results.append((Verdict("retryable", 200, f"ErrorCode {code}: {text}"), None))
+            else:
+                results.append((Verdict("permanent", 200, f"ErrorCode {code}: {text}"), None))
+        return results
+
     def message_id_from(self, status: int, headers: Any, body: Any) -> str | None:
         return str(body["MessageID"]) if isinstance(body, dict) and "MessageID" in body else None
 

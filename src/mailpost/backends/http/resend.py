@@ -9,10 +9,11 @@ retry after a lost reply is not delivered twice.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, ClassVar
 
 from mailpost.backends.http._base import HTTPBackend, Request, json_body
-from mailpost.backends.http._parts import Parts, UnsupportedFeature
+from mailpost.backends.http._parts import Parts, UnsupportedFeature, Verdict
 
 __all__ = ["EmailBackend", "ResendBackend", "resend_payload"]
 
@@ -79,6 +80,35 @@ class ResendBackend(HTTPBackend):
         if parts.message_id:
             headers["Idempotency-Key"] = parts.message_id[:256]
         return Request("POST", "/emails", headers, json_body(resend_payload(parts)))
+
+    #: "Send Batch Emails": up to 100 messages per ``POST /emails/batch``, without
+    #: attachments or scheduled_at (those go one by one).
+    batch_limit: ClassVar[int] = 100
+
+    def batchable(self, parts: Parts) -> bool:
+        return not parts.attachments and parts.extras.send_at is None
+
+    def build_batch(self, items: list[Parts]) -> Request:
+        headers = {"Content-Type": "application/json"}
+        ids = [p.message_id for p in items]
+        if all(ids):
+            digest = hashlib.sha256("\n".join(str(i) for i in ids).encode()).hexdigest()
+            headers["Idempotency-Key"] = f"batch-{digest}"
+        return Request(
+            "POST", "/emails/batch", headers, json_body([resend_payload(p) for p in items])
+        )
+
+    def batch_results(self, body: Any, count: int) -> list[tuple[Verdict, str | None]] | None:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or len(data) != count:
+            return None
+        return [
+            (
+                Verdict("accepted", 200, "OK"),
+                str(d["id"]) if isinstance(d, dict) and "id" in d else None,
+            )
+            for d in data
+        ]
 
     def message_id_from(self, status: int, headers: Any, body: Any) -> str | None:
         return str(body["id"]) if isinstance(body, dict) and "id" in body else None
