@@ -440,7 +440,7 @@ def test_mailer_url_builds_the_backend(scheme: str) -> None:
 
 def test_rate_limit_spaces_requests(provider: FakeProvider) -> None:
     started = time.monotonic()
-    configure(provider, rate_limit=20.0, max_connections=4).send_messages(
+    configure(provider, rate_limit=20.0, max_connections=4, batch=False).send_messages(
         [make_message(n) for n in range(6)]
     )
     assert time.monotonic() - started >= 0.2
