@@ -530,3 +530,25 @@ def test_sequenzy_sends_html_as_the_body() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_capture_still_catches_mail_sent_through_a_provider_mailer() -> None:
+    from mailpost.testing import capture
+
+    fake, server = start_fake("resend")
+    try:
+        mailpost.configure(
+            MAILERS={
+                "default": {
+                    "BACKEND": PROVIDERS["resend"],
+                    "OPTIONS": {"api_key": API_KEY, "base_url": fake.url},
+                }
+            }
+        )
+        with capture() as outbox:
+            mailpost.send_mail("Hi", "Body", "a@example.com", ["b@example.com"])
+        assert [m.subject for m in outbox] == ["Hi"]
+        assert fake.requests == []
+    finally:
+        server.shutdown()
+        server.server_close()
