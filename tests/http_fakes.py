@@ -10,6 +10,7 @@ deliver it: rebuilt MIME bytes + envelope), for the shared backend contract.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import struct
@@ -408,7 +409,97 @@ def sequenzy(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
     return _json(200, {"success": True, "id": str(uuid.uuid4())})
 
 
+SES_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+
+def _sigv4_expected(
+    headers: dict[str, str], path: str, raw: bytes, credential: str, signed: str
+) -> str:
+    # AWS General Reference, "Signature Version 4 signing process": canonical request ->
+    # string to sign -> HMAC chain of the secret over date, region, service, aws4_request.
+    import hashlib
+    import hmac
+
+    _, date, region, service, _ = credential.split("/")
+    names = signed.split(";")
+    canon = "\n".join(
+        [
+            "POST",
+            path,
+            "",
+            "".join(f"{n}:{headers.get(n, '').strip()}\n" for n in names),
+            signed,
+            hashlib.sha256(raw).hexdigest(),
+        ]
+    )
+    scope = f"{date}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            headers.get("x-amz-date", ""),
+            scope,
+            hashlib.sha256(canon.encode()).hexdigest(),
+        ]
+    )
+    key = f"AWS4{SES_SECRET}".encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def ses(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+    # Amazon SES API v2 reference, "SendEmail" (POST /v2/email/outbound-emails) and "Common
+    # Errors": SigV4 Authorization (service "ses"), a bad signature or unknown key -> 403
+    # with x-amzn-ErrorType; Content required, Raw.Data base64 of the whole message; at
+    # most 50 recipients -> 400 MessageRejected; success 200 {"MessageId": ...}.
+    def error(status: int, kind: str, message: str) -> Reply:
+        return _json(status, {"message": message}, {"x-amzn-ErrorType": kind})
+
+    if path != "/v2/email/outbound-emails":
+        return error(404, "NotFoundException", "Not found")
+    auth = headers.get("authorization", "")
+    try:
+        fields = dict(p.strip().split("=", 1) for p in auth.split(" ", 1)[1].split(","))
+        credential, signed, signature = (
+            fields["Credential"],
+            fields["SignedHeaders"],
+            fields["Signature"],
+        )
+    except (IndexError, KeyError, ValueError):
+        return error(403, "MissingAuthenticationTokenException", "Missing Authentication Token")
+    if not credential.startswith(f"{API_KEY}/"):
+        return error(
+            403,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )
+    if signature != _sigv4_expected(headers, path, raw, credential, signed):
+        return error(
+            403,
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided.",
+        )
+    try:
+        body = json.loads(raw)
+        data = base64.b64decode(body["Content"]["Raw"]["Data"], validate=True)
+    except (ValueError, KeyError, TypeError):
+        return error(400, "BadRequestException", "Content.Raw.Data is required (base64).")
+    dest = body.get("Destination", {})
+    recipients = [
+        *dest.get("ToAddresses", []),
+        *dest.get("CcAddresses", []),
+        *dest.get("BccAddresses", []),
+    ]
+    if len(recipients) > 50:
+        return error(400, "MessageRejected", "Too many recipients: at most 50 per message.")
+    sender = _addrs([body.get("FromEmailAddress", "")])[0]
+    with fake.lock:
+        fake.accepted.append(Delivered(sender, _addrs(recipients), data))
+    return _json(200, {"MessageId": f"0100{uuid.uuid4().hex}-000000"})
+
+
 FAKES = {
+    "ses": ses,
     "resend": resend,
     "sendgrid": sendgrid,
     "postmark": postmark,

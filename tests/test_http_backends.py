@@ -14,7 +14,7 @@ import pytest
 
 import mailpost
 from backend_contract import BackendContract, Delivered, make_message
-from http_fakes import API_KEY, FakeProvider, Fault, start_fake
+from http_fakes import API_KEY, SES_SECRET, FakeProvider, Fault, start_fake
 from mailpost import DeliveryError, EmailMultiAlternatives
 from mailpost.backends.http import ProviderExtras, UnsupportedFeature
 from mailpost.backends.http._parts import classify, message_parts, parse_retry_after
@@ -24,6 +24,7 @@ PROVIDERS = {
     "sendgrid": "mailpost.backends.sendgrid.EmailBackend",
     "postmark": "mailpost.backends.postmark.EmailBackend",
     "brevo": "mailpost.backends.brevo.EmailBackend",
+    "ses": "mailpost.backends.ses.EmailBackend",
 }
 ALL_BACKENDS = {**PROVIDERS, "sequenzy": "mailpost.backends.sequenzy.EmailBackend"}
 
@@ -38,6 +39,9 @@ def provider(request: pytest.FixtureRequest) -> Iterator[FakeProvider]:
 
 def configure(fake: FakeProvider, alias: str = "contract", **options: Any) -> Any:
     opts = {"api_key": API_KEY, "base_url": fake.url, "timeout": 5.0, **options}
+    if fake.name == "ses":  # SigV4 credentials instead of one key
+        opts["access_key_id"] = opts.pop("api_key")
+        opts.setdefault("secret_access_key", SES_SECRET)
     mailpost.configure(MAILERS={alias: {"BACKEND": ALL_BACKENDS[fake.name], "OPTIONS": opts}})
     return mailpost.mailers[alias]
 
@@ -262,6 +266,11 @@ def test_every_part_reaches_the_provider_fields(provider: FakeProvider) -> None:
     assert configure(provider).send_messages([msg]) == 1
     body, headers = _body(provider)
     text = str(body)
+    if provider.name == "ses":  # raw MIME: every part is in the message itself
+        raw = base64.b64decode(body["Content"]["Raw"]["Data"])
+        text = raw.decode("ascii") + str(body["Destination"])
+        assert b"bcc@example.com" not in raw
+        assert b"Content-ID: <logo>" in raw
     for needle in (
         "to@example.com",
         "cc@example.com",
@@ -337,6 +346,11 @@ def test_extras_map_to_provider_fields(provider: FakeProvider) -> None:
         assert body["custom_args"] == {"user": "42"}
         assert body["tracking_settings"]["open_tracking"] == {"enable": False}
         assert body["send_at"] == 1893456000
+    elif provider.name == "ses":
+        assert body["EmailTags"] == [
+            {"Name": "welcome", "Value": "true"},
+            {"Name": "user", "Value": "42"},
+        ]
     elif provider.name == "brevo":
         assert body["tags"] == ["welcome"]
         assert body["headers"]["X-Mailin-custom"] == '{"user":"42"}'
@@ -425,7 +439,17 @@ def test_send_mail_through_a_resend_mailers_entry() -> None:
         server.server_close()
 
 
-@pytest.mark.parametrize("scheme", sorted(ALL_BACKENDS))
+def test_ses_mailer_url_carries_both_keys_and_the_region() -> None:
+    from mailpost._urls import parse_mailer_url
+
+    entry = parse_mailer_url("ses://AKID:se%2Fcret@eu-west-1", alias="m")
+    assert entry == {
+        "BACKEND": PROVIDERS["ses"],
+        "OPTIONS": {"access_key_id": "AKID", "secret_access_key": "se/cret", "region": "eu-west-1"},
+    }
+
+
+@pytest.mark.parametrize("scheme", sorted(set(ALL_BACKENDS) - {"ses"}))
 def test_mailer_url_builds_the_backend(scheme: str) -> None:
     from mailpost._urls import parse_mailer_url
 
@@ -552,3 +576,71 @@ def test_capture_still_catches_mail_sent_through_a_provider_mailer() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- Amazon SES: SigV4 ------------------------------------------------------------------------
+
+
+def test_sigv4_matches_awss_published_examples() -> None:
+    import hashlib
+
+    from mailpost.backends.http._sigv4 import sign
+
+    # AWS General Reference, SigV4 test suite "get-vanilla".
+    vanilla = sign(
+        method="GET",
+        path="/",
+        headers={"Host": "example.amazonaws.com", "X-Amz-Date": "20150830T123600Z"},
+        payload=b"",
+        access_key="AKIDEXAMPLE",
+        secret_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        region="us-east-1",
+        service="service",
+        amz_date="20150830T123600Z",
+    )
+    assert vanilla == (
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+        "SignedHeaders=host;x-amz-date, "
+        "Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+    )
+    # Amazon S3 API reference, "Signature Calculations for the Authorization Header",
+    # example GET Object.
+    empty = hashlib.sha256(b"").hexdigest()
+    s3 = sign(
+        method="GET",
+        path="/test.txt",
+        headers={
+            "Host": "examplebucket.s3.amazonaws.com",
+            "Range": "bytes=0-9",
+            "x-amz-content-sha256": empty,
+            "x-amz-date": "20130524T000000Z",
+        },
+        payload=b"",
+        access_key="AKIAIOSFODNN7EXAMPLE",
+        secret_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        region="us-east-1",
+        service="s3",
+        amz_date="20130524T000000Z",
+    )
+    assert s3.endswith("Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+
+
+def test_ses_wrong_secret_is_a_mailer_problem() -> None:
+    fake, server = start_fake("ses")
+    try:
+        msg = make_message(1)
+        with pytest.raises(DeliveryError, match="SignatureDoesNotMatch"):
+            configure(fake, secret_access_key="not-the-secret").send_messages([msg])
+        assert msg.delivery.attempted is False
+        assert "not-the-secret" not in msg.delivery.error
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_ses_needs_its_secret() -> None:
+    mailpost.configure(
+        MAILERS={"aws": {"BACKEND": PROVIDERS["ses"], "OPTIONS": {"access_key_id": "AK"}}}
+    )
+    with pytest.raises(mailpost.InvalidMailer, match=r"MAILERS\['aws'\].*secret_access_key"):
+        mailpost.mailers["aws"]

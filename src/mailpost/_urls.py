@@ -54,6 +54,8 @@ _HTTP_QUERY = {"timeout": "float", "max_connections": "int", "rate_limit": "floa
 _HTTP_SCHEMES = {"resend", "sendgrid", "postmark", "brevo", "sequenzy"}
 for _name in sorted(_HTTP_SCHEMES):
     SCHEMES[_name] = (f"mailpost.backends.{_name}.EmailBackend", _HTTP_QUERY)
+#: Amazon SES v2: ``ses://ACCESS_KEY_ID:SECRET_ACCESS_KEY@us-east-1`` (the host is the region).
+SCHEMES["ses"] = ("mailpost.backends.ses.EmailBackend", _HTTP_QUERY)
 
 
 def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
@@ -105,6 +107,13 @@ def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
         if not parts.path:
             raise invalid("file:// URL needs a directory path, e.g. file:///var/mail/outgoing")
         options["file_path"] = unquote(parts.path)
+    elif scheme == "ses":
+        if not parts.username or not parts.password or not parts.hostname:
+            raise invalid("ses:// URL needs keys and a region: ses://KEY_ID:SECRET@us-east-1")
+        options["access_key_id"] = unquote(parts.username)
+        options["secret_access_key"] = unquote(parts.password)
+        if parts.hostname != "default":
+            options["region"] = parts.hostname
     elif scheme in _HTTP_SCHEMES:
         if not parts.username or not parts.hostname or parts.path not in ("", "/"):
             raise invalid(f"{scheme}:// URL needs the API key and a host: {scheme}://KEY@default")

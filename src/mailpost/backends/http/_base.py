@@ -83,6 +83,8 @@ class HTTPBackend(BaseEmailBackend):
     """
 
     provider: ClassVar[str] = "HTTP"
+    #: How errors name the credential option (SES calls it ``access_key_id``).
+    key_option: ClassVar[str] = "api_key"
     default_base_url: ClassVar[str] = ""
 
     def __init__(
@@ -101,7 +103,7 @@ class HTTPBackend(BaseEmailBackend):
     ) -> None:
         super().__init__(fail_silently=fail_silently, alias=alias, **kwargs)
         if not isinstance(api_key, str) or not api_key:
-            raise self.invalid(f"option 'api_key' is required for {self.provider}")
+            raise self.invalid(f"option {self.key_option!r} is required for {self.provider}")
         self.api_key = api_key
         url = base_url if base_url is not None else self.default_base_url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
