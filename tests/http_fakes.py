@@ -409,6 +409,49 @@ def sequenzy(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes)
     return _json(200, {"success": True, "id": str(uuid.uuid4())})
 
 
+MAILGUN_DOMAIN = "mg.example.com"
+
+
+def mailgun(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+    # Mailgun API v3 reference, "Messages: Send an email in MIME format" (POST
+    # /v3/{domain_name}/messages.mime): HTTP Basic auth user "api" + key, else 401 with the
+    # plain-text body "Forbidden"; multipart/form-data with "to" (repeatable) and the
+    # "message" file, both required -> 400 {"message": ...}; unknown domain -> 404;
+    # at most 1000 recipients; success 200 {"id": "<...>", "message": "Queued. Thank you."}.
+    import email.parser
+    import email.policy
+
+    expected = "Basic " + base64.b64encode(f"api:{API_KEY}".encode()).decode()
+    if headers.get("authorization") != expected:
+        return 401, {"Content-Type": "text/plain"}, b"Forbidden"
+    if path != f"/v3/{MAILGUN_DOMAIN}/messages.mime":
+        return _json(404, {"message": f"Domain not found: {path.split('/')[2]}"})
+    head = f"Content-Type: {headers.get('content-type', '')}\r\n\r\n".encode()
+    form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + raw)
+    to: list[str] = []
+    message = None
+    for part in form.iter_parts() if form.is_multipart() else []:
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if name == "to":
+            to.append(payload.decode())
+        elif name == "message":
+            message = payload if isinstance(payload, bytes) else None
+    if not to:
+        return _json(400, {"message": "'to' parameter is missing"})
+    if message is None:
+        return _json(400, {"message": "'message' parameter is missing"})
+    if len(to) > 1000:
+        return _json(400, {"message": "Too many recipients: at most 1000"})
+    parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(message)
+    sender = _addrs([str(parsed["From"])])[0]
+    with fake.lock:
+        fake.accepted.append(Delivered(sender, to, message))
+    return _json(
+        200, {"id": f"<{uuid.uuid4().hex}@{MAILGUN_DOMAIN}>", "message": "Queued. Thank you."}
+    )
+
+
 SES_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 
@@ -499,6 +542,7 @@ def ses(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> R
 
 
 FAKES = {
+    "mailgun": mailgun,
     "ses": ses,
     "resend": resend,
     "sendgrid": sendgrid,

@@ -14,7 +14,7 @@ import pytest
 
 import mailpost
 from backend_contract import BackendContract, Delivered, make_message
-from http_fakes import API_KEY, SES_SECRET, FakeProvider, Fault, start_fake
+from http_fakes import API_KEY, MAILGUN_DOMAIN, SES_SECRET, FakeProvider, Fault, start_fake
 from mailpost import DeliveryError, EmailMultiAlternatives
 from mailpost.backends.http import ProviderExtras, UnsupportedFeature
 from mailpost.backends.http._parts import classify, message_parts, parse_retry_after
@@ -25,6 +25,7 @@ PROVIDERS = {
     "postmark": "mailpost.backends.postmark.EmailBackend",
     "brevo": "mailpost.backends.brevo.EmailBackend",
     "ses": "mailpost.backends.ses.EmailBackend",
+    "mailgun": "mailpost.backends.mailgun.EmailBackend",
 }
 ALL_BACKENDS = {**PROVIDERS, "sequenzy": "mailpost.backends.sequenzy.EmailBackend"}
 
@@ -42,6 +43,8 @@ def configure(fake: FakeProvider, alias: str = "contract", **options: Any) -> An
     if fake.name == "ses":  # SigV4 credentials instead of one key
         opts["access_key_id"] = opts.pop("api_key")
         opts.setdefault("secret_access_key", SES_SECRET)
+    if fake.name == "mailgun":
+        opts.setdefault("domain", MAILGUN_DOMAIN)
     mailpost.configure(MAILERS={alias: {"BACKEND": ALL_BACKENDS[fake.name], "OPTIONS": opts}})
     return mailpost.mailers[alias]
 
@@ -266,9 +269,13 @@ def test_every_part_reaches_the_provider_fields(provider: FakeProvider) -> None:
     assert configure(provider).send_messages([msg]) == 1
     body, headers = _body(provider)
     text = str(body)
-    if provider.name == "ses":  # raw MIME: every part is in the message itself
-        raw = base64.b64decode(body["Content"]["Raw"]["Data"])
-        text = raw.decode("ascii") + str(body["Destination"])
+    if provider.name in ("ses", "mailgun"):  # raw MIME: every part is in the message itself
+        if provider.name == "ses":
+            raw = base64.b64decode(body["Content"]["Raw"]["Data"])
+            text = raw.decode("ascii") + str(body["Destination"])
+        else:
+            raw = provider.accepted[0].data
+            text = raw.decode("ascii") + str(provider.accepted[0].recipients)
         assert b"bcc@example.com" not in raw
         assert b"Content-ID: <logo>" in raw
     for needle in (
@@ -346,6 +353,10 @@ def test_extras_map_to_provider_fields(provider: FakeProvider) -> None:
         assert body["custom_args"] == {"user": "42"}
         assert body["tracking_settings"]["open_tracking"] == {"enable": False}
         assert body["send_at"] == 1893456000
+    elif provider.name == "mailgun":
+        [seen] = provider.requests
+        assert seen.body is None  # multipart form, checked by the fake
+        assert provider.accepted[0].recipients == ["rcpt-1@example.com"]
     elif provider.name == "ses":
         assert body["EmailTags"] == [
             {"Name": "welcome", "Value": "true"},
@@ -449,7 +460,33 @@ def test_ses_mailer_url_carries_both_keys_and_the_region() -> None:
     }
 
 
-@pytest.mark.parametrize("scheme", sorted(set(ALL_BACKENDS) - {"ses"}))
+def test_mailgun_form_carries_extras_as_documented_fields() -> None:
+    from mailpost.backends.http.mailgun import mailgun_form
+
+    msg = make_message(1, bcc=["b@example.com"])
+    msg.provider_extras = ProviderExtras(  # type: ignore[attr-defined]
+        tags=("t",), metadata={"user": "42"}, track_clicks=False
+    )
+    form = mailgun_form(message_parts(msg, "Mailgun"))
+    assert [f for f in form if f[0] != "message"] == [
+        ("to", "rcpt-1@example.com"),
+        ("to", "b@example.com"),
+        ("o:tag", "t"),
+        ("v:user", "42"),
+        ("o:tracking-clicks", "no"),
+    ]
+    assert b"b@example.com" not in dict(form)["message"]
+
+
+def test_mailgun_needs_a_domain() -> None:
+    mailpost.configure(
+        MAILERS={"mg": {"BACKEND": PROVIDERS["mailgun"], "OPTIONS": {"api_key": "k"}}}
+    )
+    with pytest.raises(mailpost.InvalidMailer, match="'domain'"):
+        mailpost.mailers["mg"]
+
+
+@pytest.mark.parametrize("scheme", sorted(set(ALL_BACKENDS) - {"ses", "mailgun"}))
 def test_mailer_url_builds_the_backend(scheme: str) -> None:
     from mailpost._urls import parse_mailer_url
 
@@ -644,3 +681,10 @@ def test_ses_needs_its_secret() -> None:
     )
     with pytest.raises(mailpost.InvalidMailer, match=r"MAILERS\['aws'\].*secret_access_key"):
         mailpost.mailers["aws"]
+
+
+def test_mailgun_mailer_url_takes_the_domain() -> None:
+    from mailpost._urls import parse_mailer_url
+
+    entry = parse_mailer_url("mailgun://key-1@default?domain=mg.example.com", alias="m")
+    assert entry["OPTIONS"] == {"api_key": "key-1", "domain": "mg.example.com"}

@@ -51,9 +51,10 @@ SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
 #: ``resend://API_KEY@host:port`` (https://host:port; http:// for a loopback test server).
 _HTTP_QUERY = {"timeout": "float", "max_connections": "int", "rate_limit": "float",
                "batch": "bool", "fail_silently": "bool"}  # fmt: skip
-_HTTP_SCHEMES = {"resend", "sendgrid", "postmark", "brevo", "sequenzy"}
+_HTTP_SCHEMES = {"resend", "sendgrid", "postmark", "brevo", "sequenzy", "mailgun"}
 for _name in sorted(_HTTP_SCHEMES):
     SCHEMES[_name] = (f"mailpost.backends.{_name}.EmailBackend", _HTTP_QUERY)
+SCHEMES["mailgun"] = (SCHEMES["mailgun"][0], {**_HTTP_QUERY, "domain": "str"})
 #: Amazon SES v2: ``ses://ACCESS_KEY_ID:SECRET_ACCESS_KEY@us-east-1`` (the host is the region).
 SCHEMES["ses"] = ("mailpost.backends.ses.EmailBackend", _HTTP_QUERY)
 
