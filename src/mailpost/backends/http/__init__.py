@@ -1,7 +1,8 @@
 """HTTP email-API backends: one model (:class:`HTTPBackend`), a module per provider.
 
 Each provider is configured as ``mailpost.backends.<name>.EmailBackend`` (``resend``,
-``sendgrid``, ``postmark``, ``brevo``, ``sequenzy``, ``mailgun``, ``ses``); see ``docs/providers.md``. Provider-side features
+``sendgrid``, ``postmark``, ``brevo``, ``sequenzy``, ``mailgun``, ``ses``); see
+``docs/providers.md``. Provider-side features
 (tags, metadata, scheduled send, stored templates, tracking) are set on a message as
 ``message.provider_extras = ProviderExtras(...)``. Needs ``pip install "mailpost[http]"``.
 """
