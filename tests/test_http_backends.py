@@ -688,3 +688,71 @@ def test_mailgun_mailer_url_takes_the_domain() -> None:
 
     entry = parse_mailer_url("mailgun://key-1@default?domain=mg.example.com", alias="m")
     assert entry["OPTIONS"] == {"api_key": "key-1", "domain": "mg.example.com"}
+
+
+# -- under the spool -------------------------------------------------------------------------
+
+
+def test_spool_retries_429_keeps_mail_on_401_and_dead_letters_422(
+    tmp_path: pytest.TempPathFactory,
+) -> None:
+    from pathlib import Path
+
+    from mailpost.spool import FakeClock, RetryPolicy, Spool, SQLiteStore
+
+    fake, server = start_fake("resend")
+    store = SQLiteStore(Path(str(tmp_path)) / "s.db")
+    try:
+        configure(fake, alias="resend")
+        clock = FakeClock(1_000_000.0)
+        spool = Spool(store, mailer="resend", clock=clock, policy=RetryPolicy(jitter=0))
+        [busy, refused] = spool.enqueue(
+            [make_message(1), make_message(2, to=[f"r{i}@example.com" for i in range(60)])]
+        )
+        fake.faults.append(Fault("429", retry_after="30"))
+        spool.worker(sleep=clock.sleep).run(until_idle=True)
+        states = {rid: spool.get(rid).state for rid in (busy, refused)}  # type: ignore[union-attr]
+        assert states == {busy: "queued", refused: "dead"}
+
+        configure(fake, alias="resend", api_key="rotated-away")
+        clock.advance(3600)
+        spool.worker(sleep=clock.sleep).run(until_idle=True)
+        assert spool.get(busy).state == "queued"  # type: ignore[union-attr]
+
+        configure(fake, alias="resend")
+        clock.advance(3600)
+        spool.worker(sleep=clock.sleep).run(until_idle=True)
+        assert spool.get(busy).state == "sent"  # type: ignore[union-attr]
+        assert [d.recipients for d in fake.accepted] == [["rcpt-1@example.com"]]
+    finally:
+        store.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_spooled_message_is_taken_apart_from_its_stored_bytes() -> None:
+    from mailpost.message import serialize
+    from mailpost.spool.codec import SpooledMessage
+
+    original = rich_message()
+    data = serialize(original)
+    # a retry for two recipients still pending: one To, one Bcc
+    replay = SpooledMessage(data, "ann@example.com", ["to@example.com", "bcc@example.com"])
+    parts = message_parts(replay, "Test")
+    assert parts.to == ["to@example.com"]
+    assert parts.cc == []  # cc@example.com was delivered before: not sent again
+    assert parts.bcc == ["bcc@example.com"]
+    assert parts.reply_to == ["reply@example.com"]
+    assert parts.from_email == "Ann Lee <ann@example.com>"
+    assert parts.subject == "Rich"
+    assert parts.text is not None
+    assert parts.text.strip() == "plain text"
+    assert parts.html is not None
+    assert parts.html.startswith("<p>html")
+    assert sorted((a.filename or "", a.content_id or "") for a in parts.attachments) == [
+        ("", "logo"),
+        ("report.pdf", ""),
+    ]
+    assert parts.headers == {"X-Campaign": "spring"}
+    assert parts.message_id is not None
+    assert parts.message_id.encode() in data

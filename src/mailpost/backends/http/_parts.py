@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import email.message
+import email.parser
+import email.policy
 import email.utils
 import time
 from collections.abc import Mapping
@@ -180,11 +182,79 @@ def _read_file(source: FileContent) -> list[bytes]:
         return [f.read()]
 
 
+_STRUCTURE_HEADERS = frozenset(
+    {"mime-version", "content-type", "content-transfer-encoding", "content-disposition"}
+)
+
+
+def _parts_from_bytes(
+    message: EmailMessage, raw: bytes, sender: str, recipients: list[str], provider: str
+) -> Parts:
+    """Parts of a message replayed from its bytes (the spool's ``SpooledMessage``).
+
+    Only the envelope recipients get it: To and Cc keep the header's addresses that are
+    still to be delivered, and any other envelope recipient is a Bcc. So a retry never
+    resends to a recipient an earlier attempt delivered to.
+    """
+    parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
+    pending = {r.lower() for r in recipients}
+    shown: set[str] = set()
+
+    def header_addresses(name: str, keep_pending: bool) -> list[str]:
+        header = parsed.get(name)
+        out = []
+        for address in getattr(header, "addresses", ()) if header is not None else ():
+            spec = address.addr_spec
+            if keep_pending and spec.lower() not in pending:
+                continue
+            shown.add(spec.lower())
+            out.append(email.utils.formataddr((address.display_name, spec)))
+        return out
+
+    to = header_addresses("To", True)
+    cc = header_addresses("Cc", True)
+    reply_to = header_addresses("Reply-To", False)
+    bcc = [r for r in recipients if r.lower() not in shown]
+    text_part = parsed.get_body(("plain",))
+    html_part = parsed.get_body(("html",))
+    attachments = []
+    for part in parsed.walk():
+        if part.is_multipart() or part is text_part or part is html_part:
+            continue
+        attachments.append(_attachment(part, provider))
+    headers = {
+        k: str(v)
+        for k, v in parsed.items()
+        if k.lower() not in _FIELD_HEADERS and k.lower() not in _STRUCTURE_HEADERS
+    }
+    from_header = parsed.get("From")
+    extras = getattr(message, "provider_extras", None) or ProviderExtras()
+    return Parts(
+        sender=sender,
+        from_email=str(from_header) if from_header is not None else sender,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        reply_to=reply_to,
+        subject=str(parsed.get("Subject", "")),
+        text=str(text_part.get_content()) if text_part is not None else None,
+        html=str(html_part.get_content()) if html_part is not None else None,
+        attachments=attachments,
+        headers=headers,
+        message_id=message_id_of(raw),
+        recipients=recipients,
+        raw=raw,
+        extras=extras,
+    )
+
+
 def message_parts(message: EmailMessage, provider: str) -> Parts:
     """Take ``message`` apart for an HTTP API; raise ValueError for a bad header or address,
     :class:`UnsupportedFeature` for a body type no HTTP API field can carry."""
     raw = serialize(message)
     sender, recipients = envelope(message)
+    if type(message)._render is not EmailMessage._render:
+        return _parts_from_bytes(message, raw, sender, recipients, provider)
     extra = {str(k): v for k, v in message.extra_headers.items()}
     lower = {k.lower(): k for k in extra}
     for name in ("to", "cc"):
