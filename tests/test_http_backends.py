@@ -756,3 +756,19 @@ def test_a_spooled_message_is_taken_apart_from_its_stored_bytes() -> None:
     assert parts.headers == {"X-Campaign": "spring"}
     assert parts.message_id is not None
     assert parts.message_id.encode() in data
+
+
+def test_resend_same_key_with_a_different_payload_is_permanent() -> None:
+    fake, server = start_fake("resend")
+    try:
+        msg = make_message(1, headers={"Message-ID": mailpost.make_msgid()})
+        backend = configure(fake)
+        backend.send_messages([msg])
+        msg.body = "changed"
+        with pytest.raises(DeliveryError, match="different request payload"):
+            backend.send_messages([msg])
+        assert msg.delivery.retryable is False
+        assert len(fake.accepted) == 1
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -110,6 +110,13 @@ class ResendBackend(HTTPBackend):
             for d in data
         ]
 
+    def judge(self, status: int, headers: Any, body: Any, text: str) -> Verdict:
+        verdict = super().judge(status, headers, body, text)
+        name = body.get("name") if isinstance(body, dict) else None
+        if name == "invalid_idempotent_request":  # same key, different payload: never retry
+            return Verdict("permanent", status, verdict.text)
+        return verdict
+
     def message_id_from(self, status: int, headers: Any, body: Any) -> str | None:
         return str(body["id"]) if isinstance(body, dict) and "id" in body else None
 
