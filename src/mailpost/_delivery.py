@@ -66,6 +66,10 @@ class DeliveryResult:
     retryable: bool = False
     attempted: bool = True
     exception: BaseException | None = field(default=None, repr=False, compare=False)
+    #: The id an HTTP email API gave the message (Resend, SendGrid, Postmark ...), if any.
+    provider_message_id: str | None = None
+    #: Seconds the provider asked us to wait before retrying (HTTP 429 ``Retry-After``).
+    retry_after: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -56,6 +56,16 @@ SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
 
 #: Schemes whose "host" is a comma-separated list of MAILERS aliases (composite mailers).
 _ALIAS_LIST_SCHEMES = ("failover", "round-robin")
+#: HTTP email APIs: ``resend://API_KEY@default`` (the provider's own base URL) or
+#: ``resend://API_KEY@host:port`` (https://host:port; http:// for a loopback test server).
+_HTTP_QUERY = {"timeout": "float", "max_connections": "int", "rate_limit": "float",
+               "batch": "bool", "fail_silently": "bool"}  # fmt: skip
+_HTTP_SCHEMES = {"resend", "sendgrid", "postmark", "brevo", "sequenzy", "mailgun"}
+for _name in sorted(_HTTP_SCHEMES):
+    SCHEMES[_name] = (f"mailpost.backends.{_name}.EmailBackend", _HTTP_QUERY)
+SCHEMES["mailgun"] = (SCHEMES["mailgun"][0], {**_HTTP_QUERY, "domain": "str"})
+#: Amazon SES v2: ``ses://ACCESS_KEY_ID:SECRET_ACCESS_KEY@us-east-1`` (the host is the region).
+SCHEMES["ses"] = ("mailpost.backends.ses.EmailBackend", _HTTP_QUERY)
 
 
 def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
@@ -115,6 +125,22 @@ def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
                 f"path, e.g. {scheme}://primary,backup"
             )
         options["mailers"] = names
+    elif scheme == "ses":
+        if not parts.username or not parts.password or not parts.hostname:
+            raise invalid("ses:// URL needs keys and a region: ses://KEY_ID:SECRET@us-east-1")
+        options["access_key_id"] = unquote(parts.username)
+        options["secret_access_key"] = unquote(parts.password)
+        if parts.hostname != "default":
+            options["region"] = parts.hostname
+    elif scheme in _HTTP_SCHEMES:
+        if not parts.username or not parts.hostname or parts.path not in ("", "/"):
+            raise invalid(f"{scheme}:// URL needs the API key and a host: {scheme}://KEY@default")
+        options["api_key"] = unquote(parts.username)
+        if parts.hostname != "default":
+            loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+            host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+            netloc = host if port is None else f"{host}:{port}"
+            options["base_url"] = f"{'http' if loopback else 'https'}://{netloc}"
     elif parts.netloc or parts.path not in ("", "/"):
         raise invalid(f"{scheme}:// URLs take no host or path; write just {scheme}://")
 
@@ -161,6 +187,10 @@ def _typed(name: str, kind: str, raw: str, invalid: Callable[[str], InvalidMaile
             raise invalid(
                 f"option {name!r} must be comma-separated integers, got {raw!r}"
             ) from None
+    if kind == "int":
+        if not raw.isdigit() or int(raw) < 1:
+            raise invalid(f"option {name!r} must be a positive integer, got {raw!r}")
+        return int(raw)
     if not raw:
         raise invalid(f"option {name!r} needs a value")
     return raw

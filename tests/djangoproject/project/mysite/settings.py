@@ -20,4 +20,9 @@ MAILERS = {
     },
     # A Django-native third-party backend, used as is.
     "esp": {"BACKEND": "anymail.backends.test.EmailBackend"},
+    # An HTTP email API: switching a mailer from SMTP to Resend is this one entry.
+    "transactional": {
+        "BACKEND": "mailpost.backends.resend.EmailBackend",
+        "OPTIONS": {"api_key": "re_test", "base_url": "https://api.resend.invalid"},
+    },
 }

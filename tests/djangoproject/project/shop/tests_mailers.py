@@ -65,6 +65,15 @@ class CaptureTests(MailpostTestCase):
         assert message.sent_using == "default"
         assert mailpost.outbox == [message]  # type: ignore[attr-defined]
 
+    def test_mail_for_an_http_api_mailer_is_captured_too(self) -> None:
+        send_mail("Receipt", "Thanks", "shop@example.com", ["ann@example.com"],
+                  using="transactional")  # fmt: skip
+
+        (message,) = mail.outbox
+        assert message.sent_using == "transactional"
+        assert message.delivery is not None
+        assert message.delivery.ok
+
     def test_invoice_view_alternatives_and_attachment_are_captured(self) -> None:
         response = self.client.get("/invoice/42/", {"to": "bob@example.com"})
 
