@@ -278,11 +278,11 @@ def render_message(
                 ".subject.txt file, or pass subject="
             )
         subject = subj
+    if text is None and html is not None and text_from_html:
+        text = html_to_text(html)  # before inlining: style= attributes only slow the parser
     if html is not None and css:
         base = Path(html_file).resolve().parent.as_uri() + "/" if html_file else None
         html = inline_css(html, base_url=base)
-    if text is None and html is not None and text_from_html:
-        text = html_to_text(html)
     message = EmailMultiAlternatives(
         _clean_subject(subject),
         text or "",
