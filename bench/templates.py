@@ -43,8 +43,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     (tmp / "order.html").write_text(TEMPLATE)
     settings.configure(
-        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates",
-                    "DIRS": [str(tmp)]}],  # fmt: skip
+        TEMPLATES=[
+            {"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [str(tmp)]}
+        ],
         MAILERS={"default": {"BACKEND": "mailpost.backends.locmem.EmailBackend"}},
     )
     django.setup()

@@ -25,7 +25,8 @@ PNG = (
 FILES = {
     "base.html": """{% block subject %}Base subject{% endblock %}
 {% block html %}<html><head><style>.box { padding: 8px }</style></head>
-<body><div class="box">{% block content %}base content{% endblock %}</div></body></html>{% endblock %}
+<body><div class="box">{% block content %}base content{% endblock %}</div>
+</body></html>{% endblock %}
 """,
     "welcome.html": """{% extends "base.html" %}{% load i18n mailpost %}
 {% block subject %}{% translate "Monday" %}:

@@ -61,7 +61,7 @@ def test_blocks_give_subject_html_and_generated_text(tdir: Path) -> None:
     assert msg.subject == "Welcome, Ann!"
     html, mimetype = msg.alternatives[0]
     assert mimetype == "text/html"
-    assert "<h1 style=\"font-size: 20px;\">Hi Ann</h1>" in html  # linked stylesheet inlined
+    assert '<h1 style="font-size: 20px;">Hi Ann</h1>' in html  # linked stylesheet inlined
     assert 'style="color: #333333;"' in html  # <style> inlined
     assert "<style>" not in html
     assert "your dashboard (https://example.com/start)" in msg.body
@@ -145,9 +145,11 @@ def test_missing_subject_is_an_error_unless_given(tdir: Path) -> None:
 
 
 def test_missing_inline_image_names_the_searched_paths(tdir: Path) -> None:
-    (tdir / "i.html").write_text('{% block subject %}s{% endblock %}{% block html %}'
-                                 '<img src="{{ inline_image("gone.png") }}">{% endblock %}')  # fmt: skip
-    with pytest.raises(TemplateNotFound, match="gone.png"):
+    (tdir / "i.html").write_text(
+        "{% block subject %}s{% endblock %}{% block html %}"
+        '<img src="{{ inline_image("gone.png") }}">{% endblock %}'
+    )
+    with pytest.raises(TemplateNotFound, match=r"gone\.png"):
         render_message("i.html", to=["a@example.org"], engine=JinjaEngine(tdir))
 
 

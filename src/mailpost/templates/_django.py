@@ -47,11 +47,13 @@ class DjangoTemplate:
     def __init__(self, backend_template: Any, *, strict: bool) -> None:
         self.backend_template = backend_template
         inner = getattr(backend_template, "template", None)
-        self.template = inner  # django.template.base.Template for the DjangoTemplates backend
+        self.template: Any = inner  # django.template.base.Template for the DjangoTemplates backend
         origin = getattr(inner, "origin", None)
         self.name = str(getattr(inner, "name", None) or getattr(origin, "template_name", ""))
         filename = getattr(origin, "name", None)
-        self.filename = filename if isinstance(filename, str) and filename != "<unknown source>" else None
+        self.filename = (
+            filename if isinstance(filename, str) and filename != "<unknown source>" else None
+        )
         self.strict = strict
         if strict and inner is not None and hasattr(inner, "engine"):
             self.template = copy.copy(inner)
@@ -59,7 +61,12 @@ class DjangoTemplate:
 
     def _chain(self, context: Any) -> tuple[dict[str, Any], Any]:
         """Fill the block context along the extends chain; (all blocks by name, context)."""
-        from django.template.loader_tags import BLOCK_CONTEXT_KEY, BlockContext, BlockNode, ExtendsNode
+        from django.template.loader_tags import (
+            BLOCK_CONTEXT_KEY,
+            BlockContext,
+            BlockNode,
+            ExtendsNode,
+        )
 
         block_context = context.render_context.setdefault(BLOCK_CONTEXT_KEY, BlockContext())
         names: dict[str, Any] = {}

@@ -11,10 +11,41 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-_VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
-_SKIP = frozenset("head script style title template noscript".split())
-_PARA = frozenset("p h1 h2 h3 h4 h5 h6 address figure form center".split())
-_LINE = frozenset("div section article header footer main nav aside dl dt dd caption".split())
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+    ]
+)
+_SKIP = frozenset(["head", "script", "style", "title", "template", "noscript"])
+_PARA = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6", "address", "figure", "form", "center"])
+_LINE = frozenset(
+    [
+        "div",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "main",
+        "nav",
+        "aside",
+        "dl",
+        "dt",
+        "dd",
+        "caption",
+    ]
+)
 _WS = re.compile(r"[ \t\r\n\f\v\u00a0]+")
 # starting <tag> closes an open one of these, searching no further than a boundary tag
 _AUTOCLOSE: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -224,7 +255,9 @@ def _list(node: _Node) -> str:
         number += 1
         body = _render(child).split("\n")
         pad = " " * len(marker)
-        items.append("\n".join([marker + body[0]] + [pad + line if line else "" for line in body[1:]]))
+        items.append(
+            "\n".join([marker + body[0]] + [pad + line if line else "" for line in body[1:]])
+        )
     return "\n".join(items)
 
 

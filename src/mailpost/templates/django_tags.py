@@ -14,7 +14,7 @@ from ._core import inline_image as _inline_image
 register = template.Library()
 
 
-@register.simple_tag(name="inline_image")
+@register.simple_tag(name="inline_image")  # type: ignore[untyped-decorator]  # no django stubs
 def inline_image(source: str, filename: str | None = None) -> str:
     """The ``cid:`` URL of ``source`` (a path in the template dirs, or bytes + filename)."""
     return _inline_image(source, filename)
