@@ -147,3 +147,21 @@ def test_strict_mode_raises_and_lax_mode_is_unchanged(result: dict[str, Any]) ->
 def test_send_templated_mail_sends_through_the_mailer(result: dict[str, Any]) -> None:
     assert result["sent"] == 1
     assert result["outbox"] == ["Monday: welcome Bob"]
+
+
+def test_default_engine_without_django_settings_says_what_to_do(tmp_path: Path) -> None:
+    script = (
+        "from mailpost.templates import TemplateError, render_message\n"
+        "try:\n"
+        "    render_message('welcome', to=['a@example.org'])\n"
+        "except TemplateError as exc:\n"
+        "    print(exc)\n"
+    )
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, env=env, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Django is not configured" in proc.stdout
+    assert "JinjaEngine" in proc.stdout

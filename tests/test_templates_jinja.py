@@ -6,6 +6,7 @@ import email
 import email.policy
 from pathlib import Path
 
+import flask
 import jinja2
 import pytest
 
@@ -166,3 +167,24 @@ def test_text_conversion_of_links_lists_tables() -> None:
         "1. one\n2. two\n\n"
         "a   | bb\nccc | d\n"
     )
+
+
+def test_nested_lists_are_indented_without_blank_lines() -> None:
+    text = html_to_text("<ul><li>One</li><li>Two<ul><li>nested</li></ul></li></ul>")
+    assert text == "- One\n- Two\n  - nested\n"
+
+
+def test_flask_app_jinja_environment(tmp_path: Path) -> None:
+    (tmp_path / "hello.html").write_text(
+        "{% block subject %}Hi {{ who }}{% endblock %}"
+        "{% block html %}<p>Hi {{ who }} from {{ config.NAME }}</p>{% endblock %}"
+    )
+    app = flask.Flask(__name__, template_folder=str(tmp_path))
+    app.config["NAME"] = "the shop"
+    with app.app_context():
+        engine = JinjaEngine(environment=app.jinja_env)
+        msg = render_message(
+            "hello.html", {"who": "Ann", "config": app.config}, to=["a@example.org"], engine=engine
+        )
+    assert msg.subject == "Hi Ann"
+    assert msg.body == "Hi Ann from the shop\n"

@@ -148,12 +148,15 @@ class DjangoEngine:
 
     def get_template(self, name: str) -> DjangoTemplate:
         loader = _django_template_module()
+        from django.core.exceptions import ImproperlyConfigured
         from django.template import TemplateDoesNotExist
 
         try:
             backend_template = loader.get_template(name, using=self.using)
         except TemplateDoesNotExist as exc:
             raise TemplateNotFound([name], _tried(exc)) from exc
+        except ImproperlyConfigured as exc:
+            raise _not_configured(exc) from exc
         return DjangoTemplate(backend_template, strict=self.strict)
 
     def language(self, code: str | None) -> contextlib.AbstractContextManager[None]:
@@ -164,10 +167,15 @@ class DjangoEngine:
         return translation.override(code)  # type: ignore[no-any-return]
 
     def asset_dirs(self) -> list[Path]:
+        from django.core.exceptions import ImproperlyConfigured
         from django.template import engines
 
         dirs: list[Path] = []
-        for backend in engines.all():
+        try:
+            backends = engines.all()
+        except ImproperlyConfigured as exc:
+            raise _not_configured(exc) from exc
+        for backend in backends:
             if self.using is not None and backend.name != self.using:
                 continue
             for d in getattr(backend, "template_dirs", ()):
@@ -188,3 +196,10 @@ def _tried(exc: Any) -> list[str]:
             if where not in tried:
                 tried.append(where)
     return tried
+
+
+def _not_configured(exc: Exception) -> TemplateError:
+    return TemplateError(
+        f"DjangoEngine: Django is not configured ({exc}); outside a Django project "
+        'pass engine=JinjaEngine("templates/")'
+    )

@@ -253,7 +253,7 @@ def _list(node: _Node) -> str:
             continue
         marker = f"{number}. " if node.tag == "ol" else "- "
         number += 1
-        body = _render(child).split("\n")
+        body = [line for line in _render(child).split("\n") if line.strip()] or [""]
         pad = " " * len(marker)
         items.append(
             "\n".join([marker + body[0]] + [pad + line if line else "" for line in body[1:]])
