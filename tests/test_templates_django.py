@@ -37,6 +37,8 @@ FILES = {
     "strict.txt": "Hi {{ nmae }}",
     "strict.subject.txt": "s",
     "logo.png": None,
+    "jinja/hello.html": "{% block subject %}Jinja {{ who }}{% endblock %}"
+    "{% block html %}<p>Hi {{ who }}</p>{% endblock %}",
 }
 
 SCRIPT = """
@@ -49,7 +51,9 @@ settings.configure(
     LANGUAGE_CODE="en",
     INSTALLED_APPS=["mailpost.integrations.django"],
     TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates",
-                "DIRS": [sys.argv[1]]}],
+                "DIRS": [sys.argv[1]]},
+               {"BACKEND": "django.template.backends.jinja2.Jinja2", "NAME": "jinja",
+                "DIRS": [sys.argv[1] + "/jinja"]}],
     MAILERS={"default": {"BACKEND": "mailpost.backends.locmem.EmailBackend"}},
 )
 django.setup()
@@ -83,6 +87,9 @@ except UndefinedVariable as exc:
 out["lax_after_strict"] = render_message("strict", to=["a@example.org"]).body
 out["sent"] = send_templated_mail("welcome.html", {"name": "Bob"}, to=["bob@example.org"])
 out["outbox"] = [m.subject for m in mailpost.outbox]
+jmsg = render_message("hello.html", {"who": "Ann"}, to=["a@example.org"],
+                      engine=DjangoEngine(using="jinja"))
+out["jinja"] = [jmsg.subject, jmsg.body]
 print(json.dumps(out))
 """
 
@@ -91,6 +98,7 @@ print(json.dumps(out))
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("django_templates")
     for name, text in FILES.items():
+        (root / name).parent.mkdir(exist_ok=True)
         if text is None:
             (root / name).write_bytes(PNG)
         else:
@@ -165,3 +173,7 @@ def test_default_engine_without_django_settings_says_what_to_do(tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     assert "Django is not configured" in proc.stdout
     assert "JinjaEngine" in proc.stdout
+
+
+def test_djangos_jinja2_backend_renders_blocks(result: dict[str, Any]) -> None:
+    assert result["jinja"] == ["Jinja Ann", "Hi Ann\n"]

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._core import TemplateError, TemplateNotFound, UndefinedVariable
+from ._core import Template, TemplateError, TemplateNotFound, UndefinedVariable
 
 
 class _Undefined(str):
@@ -146,7 +146,7 @@ class DjangoEngine:
         self.using = using
         self.strict = strict
 
-    def get_template(self, name: str) -> DjangoTemplate:
+    def get_template(self, name: str) -> Template:
         loader = _django_template_module()
         from django.core.exceptions import ImproperlyConfigured
         from django.template import TemplateDoesNotExist
@@ -157,6 +157,12 @@ class DjangoEngine:
             raise TemplateNotFound([name], _tried(exc)) from exc
         except ImproperlyConfigured as exc:
             raise _not_configured(exc) from exc
+        inner = getattr(backend_template, "template", None)
+        if hasattr(inner, "blocks") and hasattr(inner, "new_context"):
+            # Django's Jinja2 backend: a jinja2.Template, rendered with mailpost's Jinja path
+            from ._jinja import JinjaTemplate
+
+            return JinjaTemplate(inner)  # type: ignore[arg-type]
         return DjangoTemplate(backend_template, strict=self.strict)
 
     def language(self, code: str | None) -> contextlib.AbstractContextManager[None]:
