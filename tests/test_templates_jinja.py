@@ -188,3 +188,18 @@ def test_flask_app_jinja_environment(tmp_path: Path) -> None:
         )
     assert msg.subject == "Hi Ann"
     assert msg.body == "Hi Ann from the shop\n"
+
+
+def test_child_template_uses_parent_blocks_and_super(tmp_path: Path) -> None:
+    (tmp_path / "base.html").write_text(
+        "{% block subject %}Base{% endblock %}"
+        "{% block html %}<div>{% block content %}base content{% endblock %}</div>{% endblock %}"
+    )
+    (tmp_path / "child.html").write_text(
+        '{% extends "base.html" %}{% block subject %}Child {{ n }}{% endblock %}'
+        "{% block content %}<p>child {{ n }}</p>{{ super() }}{% endblock %}"
+    )
+    msg = render_message("child.html", {"n": 1}, to=["a@example.org"], css=False,
+                         engine=JinjaEngine(tmp_path))  # fmt: skip
+    assert msg.subject == "Child 1"
+    assert msg.alternatives[0][0] == "<div><p>child 1</p>base content</div>"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,12 @@ def _jinja() -> Any:
 
 
 class JinjaTemplate:
-    """A Jinja2 template seen through mailpost's :class:`~._core.Template` interface."""
+    """A Jinja2 template seen through mailpost's :class:`~._core.Template` interface.
+
+    With ``{% extends %}``, blocks defined only in a parent and ``{{ super() }}`` work: the
+    render runs the template's root function once, which registers the whole chain's
+    blocks on the context as a normal render does, then renders the wanted block.
+    """
 
     def __init__(self, template: jinja2.Template) -> None:
         self.template = template
@@ -31,17 +37,48 @@ class JinjaTemplate:
         self.filename = template.filename
 
     def block_names(self) -> frozenset[str]:
-        return frozenset(self.template.blocks)
+        return _chain(self.template)[0]
 
     def render(self, context: Mapping[str, Any], block: str | None = None) -> str:
         jinja2 = _jinja()
+        t = self.template
         try:
             if block is None:
-                return str(self.template.render(context))
-            ctx = self.template.new_context(dict(context))
-            return str(self.template.environment.concat(self.template.blocks[block](ctx)))
+                return str(t.render(context))
+            ctx = t.new_context(dict(context))
+            if _chain(t)[1]:
+                for _ in t.root_render_func(ctx):
+                    pass
+            if block not in ctx.blocks:
+                raise TemplateError(f"template {self.name!r} has no block {block!r}")
+            return str(t.environment.concat(ctx.blocks[block][0](ctx)))
         except jinja2.UndefinedError as exc:
             raise UndefinedVariable(f"{self.name}: {exc}") from exc
+
+
+_chains: weakref.WeakKeyDictionary[Any, tuple[frozenset[str], bool]] = weakref.WeakKeyDictionary()
+
+
+def _chain(template: Any) -> tuple[frozenset[str], bool]:
+    """(block names along the extends chain, whether the template extends another)."""
+    known = _chains.get(template)
+    if known is not None:
+        return known
+    jinja2 = _jinja()
+    names = set(template.blocks)
+    parent_name = None
+    env = template.environment
+    if template.name is not None and env.loader is not None:
+        source = env.loader.get_source(env, template.name)[0]
+        extends = env.parse(source).find(jinja2.nodes.Extends)
+        if extends is not None and isinstance(extends.template, jinja2.nodes.Const):
+            parent_name = extends.template.value
+    extends_other = parent_name is not None
+    if parent_name is not None:
+        names |= _chain(env.get_template(parent_name))[0]
+    result = (frozenset(names), extends_other)
+    _chains[template] = result
+    return result
 
 
 class JinjaEngine:
