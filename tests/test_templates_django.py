@@ -90,6 +90,12 @@ out["outbox"] = [m.subject for m in mailpost.outbox]
 jmsg = render_message("hello.html", {"who": "Ann"}, to=["a@example.org"],
                       engine=DjangoEngine(using="jinja"))
 out["jinja"] = [jmsg.subject, jmsg.body]
+from django.template import Context, Engine
+noapp = Engine(libraries={"mailpost": "mailpost.templates.django_tags"})
+try:
+    noapp.from_string("{% load mailpost %}{% inline_image 'x.png' %}").render(Context())
+except Exception as exc:
+    out["library"] = f"{type(exc).__name__}: {exc}"
 print(json.dumps(out))
 """
 
@@ -177,3 +183,11 @@ def test_default_engine_without_django_settings_says_what_to_do(tmp_path: Path) 
 
 def test_djangos_jinja2_backend_renders_blocks(result: dict[str, Any]) -> None:
     assert result["jinja"] == ["Jinja Ann", "Hi Ann\n"]
+
+
+def test_tag_library_loads_without_the_app_and_needs_render_message(
+    result: dict[str, Any],
+) -> None:
+    assert result["library"] == (
+        "TemplateError: inline_image() is only available while render_message() renders"
+    )
