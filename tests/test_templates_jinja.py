@@ -203,3 +203,15 @@ def test_child_template_uses_parent_blocks_and_super(tmp_path: Path) -> None:
                          engine=JinjaEngine(tmp_path))  # fmt: skip
     assert msg.subject == "Child 1"
     assert msg.alternatives[0][0] == "<div><p>child 1</p>base content</div>"
+
+
+def test_inline_image_is_found_next_to_the_template(tmp_path: Path) -> None:
+    (tmp_path / "emails").mkdir()
+    (tmp_path / "emails" / "logo.png").write_bytes(PNG)
+    (tmp_path / "emails" / "w.html").write_text(
+        "{% block subject %}s{% endblock %}"
+        "{% block html %}<img src=\"{{ inline_image('logo.png') }}\">{% endblock %}"
+    )
+    msg = render_message("emails/w.html", to=["a@example.org"], engine=JinjaEngine(tmp_path))
+    assert len(msg.attachments) == 1
+    assert "cid:" in msg.alternatives[0][0]

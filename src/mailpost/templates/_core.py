@@ -193,11 +193,12 @@ def _default_engine() -> TemplateEngine:
 
 
 def _render_parts(
-    engine: TemplateEngine, name: str, context: Mapping[str, Any]
+    engine: TemplateEngine, name: str, context: Mapping[str, Any], images: InlineImages
 ) -> tuple[str | None, str | None, str | None, str | None]:
     """(subject, html, text, filename of the HTML source) from blocks or sibling files."""
     if _SUFFIX.search(name.rsplit("/", 1)[-1]):
         template = engine.get_template(name)
+        _near(images, template)
         blocks = template.block_names()
         if not blocks & {"html", "text"}:
             raise TemplateError(
@@ -219,6 +220,8 @@ def _render_parts(
             tried.extend(exc.tried)
     if ".html" not in found and ".txt" not in found:
         raise TemplateNotFound([name + ".html", name + ".txt"], tried)
+    for t in found.values():
+        _near(images, t)
 
     def file(suffix: str) -> str | None:
         t = found.get(suffix)
@@ -231,6 +234,14 @@ def _render_parts(
         file(".txt"),
         None if html_source is None else html_source.filename,
     )
+
+
+def _near(images: InlineImages, template: Template) -> None:
+    """Look for inline images next to the template file first."""
+    if template.filename:
+        here = Path(template.filename).parent
+        if here not in images.dirs:
+            images.dirs.insert(0, here)
 
 
 def render_message(
@@ -264,11 +275,12 @@ def render_message(
     engine = engine if engine is not None else _default_engine()
     context = dict(context or {})
     dirs = [Path(d) for d in image_dirs] if image_dirs is not None else engine.asset_dirs()
+    # (the directory of the template file is searched first, see _near)
     images = InlineImages(dirs)
     token = _images.set(images)
     try:
         with engine.language(language):
-            subj, html, text, html_file = _render_parts(engine, name, context)
+            subj, html, text, html_file = _render_parts(engine, name, context, images)
     finally:
         _images.reset(token)
     if subject is None:
