@@ -215,3 +215,12 @@ def test_inline_image_is_found_next_to_the_template(tmp_path: Path) -> None:
     msg = render_message("emails/w.html", to=["a@example.org"], engine=JinjaEngine(tmp_path))
     assert len(msg.attachments) == 1
     assert "cid:" in msg.alternatives[0][0]
+
+
+def test_templates_all_is_sorted_and_complete() -> None:
+    import mailpost.templates as t
+
+    assert t.__all__ == sorted(t.__all__)
+    assert all(hasattr(t, name) for name in t.__all__)
+    classes = {n for n in dir(t) if n[0].isupper() and not n.startswith("_")}
+    assert classes <= set(t.__all__)
