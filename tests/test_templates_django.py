@@ -35,6 +35,9 @@ FILES = {
 <img src="{% inline_image "logo.png" %}" alt="Logo">{{ block.super }}{% endblock %}
 """,
     "strict.txt": "Hi {{ nmae }}",
+    "esc.subject.txt": "{{ a }} & {{ b }}",
+    "esc.html": "<p>{{ b }}</p>",
+    "esc.txt": "{{ b }}",
     "strict.subject.txt": "s",
     "logo.png": None,
     "jinja/hello.html": "{% block subject %}Jinja {{ who }}{% endblock %}"
@@ -79,6 +82,8 @@ try:
     render_message("missing", to=["a@example.org"])
 except TemplateNotFound as exc:
     out["missing"] = str(exc)
+esc = render_message("esc", {"a": "Tom", "b": "<Jerry>"}, to=["a@example.org"], css=False)
+out["esc"] = [esc.subject, esc.body, esc.alternatives[0][0]]
 out["lax"] = render_message("strict", to=["a@example.org"]).body
 try:
     render_message("strict", to=["a@example.org"], engine=DjangoEngine(strict=True))
@@ -191,3 +196,7 @@ def test_tag_library_loads_without_the_app_and_needs_render_message(
     assert result["library"] == (
         "TemplateError: inline_image() is only available while render_message() renders"
     )
+
+
+def test_subject_and_text_files_are_not_html_escaped(result: dict[str, Any]) -> None:
+    assert result["esc"] == ["Tom & <Jerry>", "<Jerry>", "<p>&lt;Jerry&gt;</p>"]

@@ -224,3 +224,15 @@ def test_templates_all_is_sorted_and_complete() -> None:
     assert all(hasattr(t, name) for name in t.__all__)
     classes = {n for n in dir(t) if n[0].isupper() and not n.startswith("_")}
     assert classes <= set(t.__all__)
+
+
+def test_subject_and_text_blocks_are_not_html_escaped(tmp_path: Path) -> None:
+    (tmp_path / "e.html").write_text(
+        "{% block subject %}{{ a }} & {{ b }}{% endblock %}"
+        "{% block html %}<p>{{ b }}</p>{% endblock %}{% block text %}{{ b }}{% endblock %}"
+    )
+    msg = render_message("e.html", {"a": "Tom", "b": "<Jerry>"}, to=["a@example.org"],
+                         css=False, engine=JinjaEngine(tmp_path))  # fmt: skip
+    assert msg.subject == "Tom & <Jerry>"
+    assert msg.body == "<Jerry>"
+    assert msg.alternatives[0][0] == "<p>&lt;Jerry&gt;</p>"

@@ -69,8 +69,10 @@ class Template(Protocol):
         """Top-level block names, including inherited ones."""
         ...
 
-    def render(self, context: Mapping[str, Any], block: str | None = None) -> str:
-        """The whole template, or only ``block``."""
+    def render(
+        self, context: Mapping[str, Any], block: str | None = None, *, plain: bool = False
+    ) -> str:
+        """The whole template, or only ``block``; ``plain``: text, no HTML escaping."""
         ...
 
 
@@ -208,7 +210,7 @@ def _render_parts(
             )
 
         def block(b: str) -> str | None:
-            return template.render(context, b) if b in blocks else None
+            return template.render(context, b, plain=b != "html") if b in blocks else None
 
         return block("subject"), block("html"), block("text"), template.filename
     found: dict[str, Template] = {}
@@ -225,7 +227,7 @@ def _render_parts(
 
     def file(suffix: str) -> str | None:
         t = found.get(suffix)
-        return None if t is None else t.render(context)
+        return None if t is None else t.render(context, plain=suffix != ".html")
 
     html_source = found.get(".html")
     return (

@@ -86,6 +86,10 @@ class DjangoTemplate:
                 names.setdefault(name, block)
             return names, block_context
 
+    def _autoescape(self, plain: bool) -> bool:
+        # Django escapes every template, .txt included; subject and text parts are not HTML
+        return False if plain else bool(self.template.engine.autoescape)
+
     def block_names(self) -> frozenset[str]:
         if self.template is None or not hasattr(self.template, "nodelist"):
             return frozenset()
@@ -103,18 +107,20 @@ class DjangoTemplate:
                     return frozenset(names)
                 current = node.get_parent(context)
 
-    def render(self, context: Mapping[str, Any], block: str | None = None) -> str:
+    def render(
+        self, context: Mapping[str, Any], block: str | None = None, *, plain: bool = False
+    ) -> str:
         if block is None:
             if self.template is not None and hasattr(self.template, "nodelist"):
                 from django.template.context import make_context
 
-                ctx = make_context(dict(context), autoescape=self.template.engine.autoescape)
+                ctx = make_context(dict(context), autoescape=self._autoescape(plain))
                 return str(self.template.render(ctx))
             return str(self.backend_template.render(dict(context)))
         from django.template.context import make_context
         from django.template.loader_tags import BlockNode
 
-        ctx = make_context(dict(context), autoescape=self.template.engine.autoescape)
+        ctx = make_context(dict(context), autoescape=self._autoescape(plain))
         with ctx.render_context.push_state(self.template), ctx.bind_template(self.template):
             blocks, _ = self._chain(ctx)
             if block not in blocks:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import html
 import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,7 +40,20 @@ class JinjaTemplate:
     def block_names(self) -> frozenset[str]:
         return _chain(self.template)[0]
 
-    def render(self, context: Mapping[str, Any], block: str | None = None) -> str:
+    def render(
+        self, context: Mapping[str, Any], block: str | None = None, *, plain: bool = False
+    ) -> str:
+        out = self._render(context, block)
+        if plain and self._autoescaped():
+            # autoescaping is compiled into the template: undo it for subject and text parts
+            return html.unescape(out)
+        return out
+
+    def _autoescaped(self) -> bool:
+        setting = self.template.environment.autoescape
+        return bool(setting(self.template.name) if callable(setting) else setting)
+
+    def _render(self, context: Mapping[str, Any], block: str | None) -> str:
         jinja2 = _jinja()
         t = self.template
         try:
