@@ -322,12 +322,27 @@ def send_templated_mail(
     from_email: str | None = None,
     using: str | None = None,
     fail_silently: bool = False,
+    subject: str | None = None,
     engine: TemplateEngine | None = None,
     language: str | None = None,
+    cc: Sequence[str] | None = None,
+    bcc: Sequence[str] | None = None,
+    reply_to: Sequence[str] | None = None,
+    headers: dict[str, Any] | None = None,
 ) -> int:
     """:func:`render_message` then ``send(using=...)``; returns the number sent (0 or 1)."""
     message = render_message(
-        name, context, to=to, from_email=from_email, engine=engine, language=language
+        name,
+        context,
+        to=to,
+        from_email=from_email,
+        subject=subject,
+        engine=engine,
+        language=language,
+        cc=cc,
+        bcc=bcc,
+        reply_to=reply_to,
+        headers=headers,
     )
     return message.send(fail_silently=fail_silently, using=using)
 
