@@ -8,6 +8,7 @@
     file:///var/mail/outgoing                   (file_path=/var/mail/outgoing)
     locmem://
     dummy://
+    capture://mail.sqlite3                      (capture store for mailpost preview)
 
 User name and password are percent-decoded (write ``@`` as ``%40``); IPv6 hosts go in
 brackets (``smtp://[::1]:1025``). Query values are typed: booleans accept
@@ -45,6 +46,7 @@ SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
     "file": ("mailpost.backends.filebased.EmailBackend", {"fail_silently": "bool"}),
     "locmem": ("mailpost.backends.locmem.EmailBackend", {}),
     "dummy": ("mailpost.backends.dummy.EmailBackend", {}),
+    "capture": ("mailpost.backends.capture.EmailBackend", {"fail_silently": "bool"}),
 }
 
 
@@ -97,6 +99,10 @@ def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
         if not parts.path:
             raise invalid("file:// URL needs a directory path, e.g. file:///var/mail/outgoing")
         options["file_path"] = unquote(parts.path)
+    elif scheme == "capture":  # capture:///abs/file.sqlite3, capture://rel/file.sqlite3, capture://
+        netloc = "" if parts.netloc == "localhost" else parts.netloc
+        if netloc + parts.path not in ("", "/"):
+            options["path"] = unquote(netloc + parts.path)
     elif parts.netloc or parts.path not in ("", "/"):
         raise invalid(f"{scheme}:// URLs take no host or path; write just {scheme}://")
 

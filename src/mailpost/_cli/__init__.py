@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailpost._cli import check, send, sendtestemail
+from mailpost._cli import preview as preview_cli
 from mailpost._cli._common import EXIT_USAGE, CliError, HelpFormatter, Streams, quiet_library_log
 
 __all__ = ["build_parser", "main"]
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.register(subparsers)
     sendtestemail.register(subparsers)
     _add_spool(subparsers)
+    preview_cli.register(subparsers)
     return parser
 
 
