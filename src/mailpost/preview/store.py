@@ -66,9 +66,13 @@ class CaptureStore:
             with self._lock:
                 if not self._ready:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    with sqlite3.connect(self.path, timeout=30) as conn:
+                    conn = sqlite3.connect(self.path, timeout=30)
+                    try:
                         conn.execute("PRAGMA journal_mode=WAL")
-                        conn.execute(_SCHEMA)
+                        with conn:
+                            conn.execute(_SCHEMA)
+                    finally:
+                        conn.close()
                     self._ready = True
         conn = sqlite3.connect(self.path, timeout=30)
         try:
