@@ -43,7 +43,7 @@
       const row = el("div", "row");
       row.append(el("span", "from", m.from || "(no sender)"), el("span", "when", when(m)));
       const subj = el("div", "subj", m.subject || "(no subject)");
-      if (m.attachments) subj.append(el("span", "tag", "\u{1F4CE}" + m.attachments));
+      if (m.attachments) subj.append(el("span", "tag", m.attachments + (m.attachments === 1 ? " file" : " files")));
       if (m.source !== "capture") subj.append(el("span", "tag", m.origin));
       li.append(row, subj, el("div", "snip", m.snippet));
       if (m.id === selected) li.classList.add("selected");
@@ -89,6 +89,7 @@
     current = m;
     remote = false;
     $("view").hidden = false;
+    $("placeholder").hidden = true;
     $("subject").textContent = m.subject || "(no subject)";
     $("from").textContent = m.from;
     $("to").textContent = m.to;
