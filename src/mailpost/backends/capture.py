@@ -68,7 +68,7 @@ class CaptureBackend(BaseEmailBackend):
             self.store.add(data, sender=sender, recipients=recipients, origin=origin)
 
         with self._lock:
-            sent = self.write_each(email_messages, write)
+            sent = self.write_each(email_messages, write, linesep="\r\n")  # as on the wire
             if self.max_messages is not None:
                 self.store.prune(self.max_messages)
         return sent

@@ -93,7 +93,7 @@ class SMTPCaptureServer:
         handler = _CaptureHandler(store)
         self._controller = Controller(
             handler, hostname=host, port=port, ready_timeout=10,
-            server_kwargs={"data_size_limit": 50 * 1024 * 1024},
+            data_size_limit=50 * 1024 * 1024,
         )  # fmt: skip
         self.port = port
 
