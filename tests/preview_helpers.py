@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import struct
 import zlib
-
 from email.message import MIMEPart
 
 import mailpost
@@ -36,7 +35,9 @@ def png(width: int = 60, height: int = 30, rgb: tuple[int, int, int] = (58, 102,
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+        )
 
     row = b"\x00" + bytes(rgb) * width
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
@@ -60,7 +61,8 @@ def newsletter() -> mailpost.EmailMultiAlternatives:
         '<html><body style="font-family:sans-serif">'
         '<h1 id="greeting" style="color:#3a66d6">Hello Ann</h1>'
         '<p id="intro">Your <b>December report</b> is attached.</p>'
-        '<p><img id="logo" src="cid:logo@example.com" alt="Example logo" width="60" height="30"></p>'
+        '<p><img id="logo" src="cid:logo@example.com" alt="Example logo" width="60" height="30">'
+        "</p>"
         '<p><img id="tracker" src="https://tracker.example.com/open.gif" alt=""></p>'
         '<p><a href="https://example.com/account">Your account</a></p>'
         "</body></html>",
@@ -68,8 +70,9 @@ def newsletter() -> mailpost.EmailMultiAlternatives:
     )
 
     image = MIMEPart()
-    image.set_content(png(), "image", "png", disposition="inline", filename="logo.png",
-                      cid="<logo@example.com>")  # fmt: skip
+    image.set_content(
+        png(), "image", "png", disposition="inline", filename="logo.png", cid="<logo@example.com>"
+    )
     message.attach(image)
     message.attach("report.bin", ATTACHMENT, "application/octet-stream")
     return message

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from preview_helpers import ATTACHMENT, hostile, newsletter, note
-from smtpd_harness import unused_port
 
 import mailpost
 from mailpost._cli import main
@@ -36,6 +34,8 @@ from mailpost.preview import (
 )
 from mailpost.preview.app import FRAME_CSP, UI_CSP
 from mailpost.preview.parse import frame_html, parse, split_log
+from preview_helpers import ATTACHMENT, hostile, newsletter, note
+from smtpd_harness import unused_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,7 +74,8 @@ def test_capture_mailer_keeps_exact_bytes_and_envelope_durably(tmp_path: Path) -
     assert stored[0].sender == "reports@example.com"
     assert stored[0].recipients == ["ann@example.com", "hidden@example.com"]
     assert stored[0].origin == "mailer:dev"
-    assert message.delivery is not None and message.delivery.ok
+    assert message.delivery is not None
+    assert message.delivery.ok
 
 
 def test_capture_store_lists_newest_first_and_version_changes(tmp_path: Path) -> None:
@@ -84,8 +85,10 @@ def test_capture_store_lists_newest_first_and_version_changes(tmp_path: Path) ->
     second = store.add(b"Subject: two\n\nbody\n")
     assert [m.id for m in store.list()] == [second, first]
     assert store.version() != before
-    assert store.delete(first) and not store.delete(first)
-    assert store.count() == 1 and store.clear() == 1
+    assert store.delete(first)
+    assert not store.delete(first)
+    assert store.count() == 1
+    assert store.clear() == 1
 
 
 def test_capture_mailer_max_messages_keeps_the_newest(tmp_path: Path) -> None:
@@ -116,7 +119,9 @@ def test_capture_url_scheme_forms() -> None:
     }
 
 
-def test_capture_url_builds_a_working_mailer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_capture_url_builds_a_working_mailer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     entry = parse_mailer_url("capture://mail.sqlite3", alias="default")
     CaptureBackend(alias="default", **entry["OPTIONS"]).send_messages([note()])
@@ -137,7 +142,8 @@ def test_directory_source_reads_file_backend_output(tmp_path: Path) -> None:
     assert subjects == ["one", "three", "two"]
     entry = next(e for e in source.entries() if e.summary.subject == "two")
     data = source.load(entry.key)
-    assert data is not None and parse(data).text == "Just text.\n"
+    assert data is not None
+    assert parse(data).text == "Just text.\n"
     assert source.load("../etc/passwd.0") is None
 
 
@@ -158,7 +164,8 @@ def test_spool_source_lists_spooled_messages_read_only(tmp_path: Path) -> None:
     assert [e.summary.subject for e in entries] == ["Your December report", "queued one"]
     assert entries[0].origin == "spool:queued"
     data = source.load(entries[1].key)
-    assert data is not None and b"queued one" in data
+    assert data is not None
+    assert b"queued one" in data
     assert SpoolSource(tmp_path / "missing.sqlite3").entries() == []
     assert not (tmp_path / "missing.sqlite3").exists()
 
@@ -173,7 +180,8 @@ def test_previews_source_renders_registered_functions_afresh() -> None:
     source = PreviewsSource({"welcome": welcome})
     assert [e.summary.subject for e in source.entries()] == ["Welcome #1"]
     data = source.load("welcome")
-    assert data is not None and b"Welcome #2" in data
+    assert data is not None
+    assert b"Welcome #2" in data
 
 
 def test_frame_html_turns_cid_into_data_urls() -> None:
@@ -200,8 +208,10 @@ def test_ui_page_sets_a_strict_csp_and_contains_no_message_content(server: Previ
     status, headers, body = get(server.url)
     assert status == 200
     assert headers["Content-Security-Policy"] == UI_CSP
-    assert "script-src 'self'" in UI_CSP and "unsafe-inline" not in UI_CSP
-    assert b"December" not in body and b"<script>" not in body.replace(b"<script src", b"")
+    assert "script-src 'self'" in UI_CSP
+    assert "unsafe-inline" not in UI_CSP
+    assert b"December" not in body
+    assert b"<script>" not in body.replace(b"<script src", b"")
 
 
 def test_api_lists_newest_first_and_searches(server: PreviewServer) -> None:
@@ -229,12 +239,14 @@ def test_detail_has_headers_text_attachments_and_lint(server: PreviewServer) -> 
     names = {a["filename"]: a for a in detail["attachments"]}
     assert set(names) == {"logo.png", "report.bin"}
     status, headers, body = get(server.url + names["report.bin"]["url"].lstrip("/"))
+    assert status == 200
     assert body == ATTACHMENT
     assert headers["Content-Type"] == "application/octet-stream"
     assert headers["Content-Disposition"] == "attachment; filename*=UTF-8''report.bin"
     assert isinstance(detail["lint"], list)
-    status, headers, raw = get(server.url + "m/capture-1/raw")
-    assert headers["Content-Type"] == "text/plain; charset=utf-8" and b"Content-ID:" in raw
+    _status, headers, raw = get(server.url + "m/capture-1/raw")
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert b"Content-ID:" in raw
 
 
 def test_unknown_messages_and_parts_are_404(server: PreviewServer) -> None:
@@ -265,9 +277,12 @@ def test_smtp_capture_server_stores_what_any_client_sends(tmp_path: Path) -> Non
     store = CaptureStore(tmp_path / "c.sqlite3")
     port = unused_port()
     data = serialize(newsletter())
-    with SMTPCaptureServer(store, "127.0.0.1", port):
-        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-            refused = client.sendmail("app@example.com", ["ann@example.com", "x@example.org"], data)
+    recipients = ["ann@example.com", "x@example.org"]
+    with (
+        SMTPCaptureServer(store, "127.0.0.1", port),
+        smtplib.SMTP("127.0.0.1", port, timeout=10) as client,
+    ):
+        refused = client.sendmail("app@example.com", recipients, data)
     assert refused == {}
     [captured] = store.list()
     assert captured.origin == "smtp"
@@ -294,15 +309,27 @@ def test_cli_preview_serves_ui_and_smtp_capture(tmp_path: Path) -> None:
     web, smtp = unused_port(), unused_port()
     capture = tmp_path / "c.sqlite3"
     process = subprocess.Popen(
-        [sys.executable, "-m", "mailpost", "preview", "--port", str(web),
-         "--smtp", f"127.0.0.1:{smtp}", "--capture", str(capture)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mailpost",
+            "preview",
+            "--port",
+            str(web),
+            "--smtp",
+            f"127.0.0.1:{smtp}",
+            "--capture",
+            str(capture),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                status, _, _ = get(f"http://127.0.0.1:{web}/api/version")
+                _status, _, _ = get(f"http://127.0.0.1:{web}/api/version")
                 break
             except OSError:
                 time.sleep(0.2)
@@ -326,7 +353,8 @@ def test_cli_lint_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["lint", str(good)]) == 0
     assert main(["lint", str(bad)]) == 1
     out = capsys.readouterr().out
-    assert "missing-message-id" in out and "missing-date" in out
+    assert "missing-message-id" in out
+    assert "missing-date" in out
     assert main(["lint", str(tmp_path / "missing.eml")]) == 2
     assert "cannot read" in capsys.readouterr().err
 
@@ -340,4 +368,5 @@ def test_cli_lint_reads_every_message_of_a_file_backend_log(
     [log] = tmp_path.glob("*.log")
     assert main(["lint", str(log)]) == 0
     out = capsys.readouterr().out
-    assert f"{log}#0: ok" in out and f"{log}#1: ok" in out
+    assert f"{log}#0: ok" in out
+    assert f"{log}#1: ok" in out

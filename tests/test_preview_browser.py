@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from preview_helpers import ATTACHMENT, hostile, newsletter, note
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -25,6 +24,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from mailpost.backends.capture import CaptureBackend
 from mailpost.preview import CaptureSource, PreviewApp, PreviewServer
+from preview_helpers import ATTACHMENT, hostile, newsletter, note
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -40,7 +40,7 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> 
     while time.monotonic() < deadline:
         try:
             last = condition()
-        except Exception as exc:  # noqa: BLE001 - an element not there yet
+        except Exception as exc:
             last = exc
         else:
             if last:
@@ -65,10 +65,18 @@ def browser(downloads: Path) -> Iterator[WebDriver]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--window-size=1280,820", f"--user-data-dir={profile}",
-    ):  # fmt: skip
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,820",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     options.add_experimental_option(
         "prefs",
@@ -109,8 +117,9 @@ def server(mailer: CaptureBackend) -> Iterator[PreviewServer]:
 def open_ui(browser: WebDriver, server: PreviewServer, count: int) -> list[Any]:
     browser.get(server.url)
     return wait_for(
-        lambda: len(items := browser.find_elements(By.CSS_SELECTOR, "#messages li")) == count
-        and items,
+        lambda: (
+            len(items := browser.find_elements(By.CSS_SELECTOR, "#messages li")) == count and items
+        ),
         f"{count} messages in the list",
     )
 
@@ -122,7 +131,9 @@ def open_message(browser: WebDriver, subject_part: str) -> None:
             break
     else:
         raise AssertionError(f"no message with {subject_part!r} in the list")
-    wait_for(lambda: subject_part in browser.find_element(By.ID, "subject").text, "the message view")
+    wait_for(
+        lambda: subject_part in browser.find_element(By.ID, "subject").text, "the message view"
+    )
 
 
 def test_list_shows_captured_messages_newest_first(
@@ -149,7 +160,8 @@ def test_message_view_renders_html_in_sandboxed_iframe_with_cid_image(
     open_message(browser, "Your December report")
     frame = browser.find_element(By.ID, "frame")
     sandbox = frame.get_attribute("sandbox") or ""
-    assert "allow-scripts" not in sandbox and "allow-same-origin" not in sandbox
+    assert "allow-scripts" not in sandbox
+    assert "allow-same-origin" not in sandbox
     wait_for(lambda: "/html" in (frame.get_attribute("src") or ""), "the iframe src")
     browser.switch_to.frame(frame)
     try:
@@ -158,8 +170,15 @@ def test_message_view_renders_html_in_sandboxed_iframe_with_cid_image(
         assert "December report" in browser.find_element(By.ID, "intro").text
         logo = browser.find_element(By.ID, "logo")
         assert (logo.get_attribute("src") or "").startswith("data:image/png;base64,")
-        assert wait_for(lambda: browser.execute_script(
-            "return arguments[0].complete && arguments[0].naturalWidth", logo), "the cid image") == 60
+        assert (
+            wait_for(
+                lambda: browser.execute_script(
+                    "return arguments[0].complete && arguments[0].naturalWidth", logo
+                ),
+                "the cid image",
+            )
+            == 60
+        )
         tracker = browser.find_element(By.ID, "tracker")
         assert browser.execute_script("return arguments[0].naturalWidth", tracker) == 0
     finally:
@@ -176,7 +195,9 @@ def test_allow_remote_images_reloads_the_frame_with_remote_csp(
     open_message(browser, "Your December report")
     browser.find_element(By.ID, "allow-remote").click()
     frame = browser.find_element(By.ID, "frame")
-    src = wait_for(lambda: "remote=1" in (s := frame.get_attribute("src") or "") and s, "remote src")
+    src = wait_for(
+        lambda: "remote=1" in (s := frame.get_attribute("src") or "") and s, "remote src"
+    )
     with urllib.request.urlopen(src, timeout=10) as response:
         assert "img-src cid: data: https: http:" in response.headers["Content-Security-Policy"]
     assert not browser.find_element(By.ID, "allow-remote").is_displayed()
@@ -227,9 +248,10 @@ def test_attachment_downloads_with_its_exact_bytes(
     open_ui(browser, server, 1)
     open_message(browser, "Your December report")
     link = next(
-        a for a in browser.find_elements(By.CSS_SELECTOR, "#attachments a")
+        a
+        for a in browser.find_elements(By.CSS_SELECTOR, "#attachments a")
         if a.text.startswith("report.bin")
-    )  # fmt: skip
+    )
     href = link.get_attribute("href") or ""
     with urllib.request.urlopen(href, timeout=10) as response:
         assert response.read() == ATTACHMENT
@@ -241,10 +263,12 @@ def test_attachment_downloads_with_its_exact_bytes(
 
 
 def _ui_state(browser: WebDriver) -> list[Any]:
-    return list(browser.execute_script(
-        "return [window.pwned === undefined ? null : window.pwned, document.title,"
-        " localStorage.getItem('pwned')]"
-    ))  # fmt: skip
+    return list(
+        browser.execute_script(
+            "return [window.pwned === undefined ? null : window.pwned, document.title,"
+            " localStorage.getItem('pwned')]"
+        )
+    )
 
 
 def test_script_and_onerror_payloads_run_nothing_in_the_ui_origin(

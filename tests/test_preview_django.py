@@ -58,21 +58,27 @@ def run(tmp_path: Path, mode: str) -> dict[str, object]:
     script.write_text(SCRIPT)
     result = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "c.sqlite3"), mode],
-        capture_output=True, text=True, timeout=90, cwd=tmp_path,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def test_django_mount_serves_the_preview_under_debug(tmp_path: Path) -> None:
     out = run(tmp_path, "debug")
-    assert out["/_mail/"][0] == 200 and "script-src 'self'" in out["/_mail/"][1]
+    assert out["/_mail/"][0] == 200
+    assert "script-src 'self'" in out["/_mail/"][1]
     assert out["/_mail/api/messages"][0] == 200
     assert out["/_mail/static/app.js"][0] == 200
     assert out["subjects"] == ["Hello from Django"]
     status, csp, xframe, html = out["html"]
-    assert status == 200 and csp.startswith("default-src 'none'; img-src cid: data:")
-    assert xframe == "SAMEORIGIN" and 'id=x' in html
+    assert status == 200
+    assert csp.startswith("default-src 'none'; img-src cid: data:")
+    assert xframe == "SAMEORIGIN"
+    assert "id=x" in html
     assert out["raw_url"] == "/_mail/m/capture-1/raw"
     assert 'src="/_mail/static/app.js"' in out["index"]
 

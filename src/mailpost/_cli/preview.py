@@ -49,15 +49,28 @@ def register(subparsers: Any) -> None:
         epilog=_PREVIEW_EPILOG,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8025, help="port for the web UI (default: 8025)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8025, help="port for the web UI (default: 8025)"
+    )
     parser.add_argument("--capture", metavar="PATH", help="a capture store (SQLite file) to show")
     parser.add_argument("--dir", metavar="PATH", help="a file-backend directory to show")
     parser.add_argument("--spool", metavar="PATH", help="a spool to show (read only)")
-    parser.add_argument("--smtp", metavar="HOST:PORT", type=_address,
-                        help="run an SMTP capture server there, storing into --capture")  # fmt: skip
-    parser.add_argument("--previews", metavar="MODULE", action="append", default=[],
-                        help="import MODULE to register @mailpost.preview.preview functions")  # fmt: skip
+    parser.add_argument(
+        "--smtp",
+        metavar="HOST:PORT",
+        type=_address,
+        help="run an SMTP capture server there, storing into --capture",
+    )
+    parser.add_argument(
+        "--previews",
+        metavar="MODULE",
+        action="append",
+        default=[],
+        help="import MODULE to register @mailpost.preview.preview functions",
+    )
     parser.set_defaults(handler=run_preview)
 
     lint = subparsers.add_parser(
@@ -86,7 +99,7 @@ def _sources(args: argparse.Namespace) -> list[Any]:
     if not (args.capture or args.dir or args.spool):
         try:
             sources.update((s.name, s) for s in sources_from_mailers())
-        except Exception:  # noqa: BLE001, S110 - no mailers configured: use the options only
+        except Exception:
             pass
     if args.capture or (args.smtp and "capture" not in sources) or not sources:
         sources["capture"] = CaptureSource(args.capture or DEFAULT_CAPTURE_PATH)
@@ -122,7 +135,9 @@ def run_preview(args: argparse.Namespace, streams: Streams) -> int:
             raise CliError(str(exc)) from exc
         except (OSError, RuntimeError) as exc:
             server.stop()
-            raise CliError(f"cannot start the SMTP capture server on {args.smtp[0]}:{args.smtp[1]}: {exc}") from exc
+            raise CliError(
+                f"cannot start the SMTP capture server on {args.smtp[0]}:{args.smtp[1]}: {exc}"
+            ) from exc
     for source in sources:
         streams.out(f"source: {source!r}")
     if smtp is not None:

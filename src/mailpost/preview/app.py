@@ -110,17 +110,27 @@ class PreviewApp:
         if self.allowed_hosts is not None:
             host = str(environ.get("HTTP_HOST", "")).lower()
             if host not in self.allowed_hosts:
-                return _respond(start_response, "400 Bad Request", b"unexpected Host header\n",
-                                "text/plain; charset=utf-8")  # fmt: skip
+                return _respond(
+                    start_response,
+                    "400 Bad Request",
+                    b"unexpected Host header\n",
+                    "text/plain; charset=utf-8",
+                )
         if method not in ("GET", "HEAD"):
-            return _respond(start_response, "405 Method Not Allowed", b"read only\n",
-                            "text/plain; charset=utf-8", [("Allow", "GET, HEAD")])  # fmt: skip
+            return _respond(
+                start_response,
+                "405 Method Not Allowed",
+                b"read only\n",
+                "text/plain; charset=utf-8",
+                [("Allow", "GET, HEAD")],
+            )
         query = parse_qs(environ.get("QUERY_STRING", ""))
         try:
             return self._route(path, query, environ, start_response)
         except _NotFound:
-            return _respond(start_response, "404 Not Found", b"not found\n",
-                            "text/plain; charset=utf-8")  # fmt: skip
+            return _respond(
+                start_response, "404 Not Found", b"not found\n", "text/plain; charset=utf-8"
+            )
 
     def _route(
         self,
@@ -133,9 +143,10 @@ class PreviewApp:
         if not parts:
             return self._index(environ, start_response)
         if parts[0] == "static" and len(parts) == 2 and parts[1] in _STATIC:
-            body = resources.files("mailpost.preview").joinpath("static", parts[1]).read_bytes()
-            return _respond(start_response, "200 OK", body, _STATIC[parts[1]],
-                            [("Cache-Control", "no-cache")])  # fmt: skip
+            body = (resources.files("mailpost.preview") / "static" / parts[1]).read_bytes()
+            return _respond(
+                start_response, "200 OK", body, _STATIC[parts[1]], [("Cache-Control", "no-cache")]
+            )
         if parts == ["api", "version"]:
             return _json(start_response, {"version": self.version()})
         if parts == ["api", "messages"]:
@@ -148,22 +159,37 @@ class PreviewApp:
 
     def _index(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         base = quote(environ.get("SCRIPT_NAME", "").rstrip("/"))
-        html = resources.files("mailpost.preview").joinpath("static", "index.html").read_text()
+        html = (resources.files("mailpost.preview") / "static" / "index.html").read_text()
         body = html.replace("{{BASE}}", base).encode()
-        return _respond(start_response, "200 OK", body, "text/html; charset=utf-8",
-                        [("Content-Security-Policy", UI_CSP)])  # fmt: skip
+        return _respond(
+            start_response,
+            "200 OK",
+            body,
+            "text/html; charset=utf-8",
+            [("Content-Security-Policy", UI_CSP)],
+        )
 
     def _list(self, query: str) -> dict[str, Any]:
         version = self.version()
         messages = []
         for name, entry in self.entries(query):
             s = entry.summary
-            messages.append({
-                "id": f"{name}-{entry.key}", "source": name, "origin": entry.origin,
-                "received_at": entry.received_at, "subject": s.subject, "from": s.sender,
-                "to": s.to, "date": s.date, "size": s.size, "snippet": s.snippet,
-                "has_html": s.has_html, "attachments": s.attachments,
-            })  # fmt: skip
+            messages.append(
+                {
+                    "id": f"{name}-{entry.key}",
+                    "source": name,
+                    "origin": entry.origin,
+                    "received_at": entry.received_at,
+                    "subject": s.subject,
+                    "from": s.sender,
+                    "to": s.to,
+                    "date": s.date,
+                    "size": s.size,
+                    "snippet": s.snippet,
+                    "has_html": s.has_html,
+                    "attachments": s.attachments,
+                }
+            )
         return {"version": version, "messages": messages}
 
     def _detail(self, message_id: str, environ: dict[str, Any]) -> dict[str, Any]:
@@ -210,12 +236,18 @@ class PreviewApp:
     ) -> Iterable[bytes]:
         _, _, data = self.load(message_id)
         if rest == ["raw"]:
-            return _respond(start_response, "200 OK", data, "text/plain; charset=utf-8",
-                            [("Content-Security-Policy", "default-src 'none'; sandbox")])  # fmt: skip
+            return _respond(
+                start_response,
+                "200 OK",
+                data,
+                "text/plain; charset=utf-8",
+                [("Content-Security-Policy", "default-src 'none'; sandbox")],
+            )
         parsed = parse(data)
         if rest == ["html"]:
-            return self._frame(parsed, remote=query.get("remote", [""])[0] == "1",
-                               start_response=start_response)  # fmt: skip
+            return self._frame(
+                parsed, remote=query.get("remote", [""])[0] == "1", start_response=start_response
+            )
         if len(rest) == 2 and rest[0] == "part" and rest[1].isdigit():
             index = int(rest[1])
             payload = parsed.payload(index)
@@ -223,9 +255,16 @@ class PreviewApp:
                 raise _NotFound(message_id)
             name = next(a.filename for a in parsed.attachments if a.index == index)
             disposition = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
-            return _respond(start_response, "200 OK", payload, "application/octet-stream",
-                            [("Content-Disposition", disposition),
-                             ("Content-Security-Policy", "default-src 'none'; sandbox")])  # fmt: skip
+            return _respond(
+                start_response,
+                "200 OK",
+                payload,
+                "application/octet-stream",
+                [
+                    ("Content-Disposition", disposition),
+                    ("Content-Security-Policy", "default-src 'none'; sandbox"),
+                ],
+            )
         raise _NotFound(message_id)
 
     def _frame(
@@ -235,8 +274,13 @@ class PreviewApp:
             raise _NotFound("html")
         body = frame_html(parsed).encode("utf-8")
         csp = FRAME_CSP_REMOTE if remote else FRAME_CSP
-        return _respond(start_response, "200 OK", body, "text/html; charset=utf-8",
-                        [("Content-Security-Policy", csp)])  # fmt: skip
+        return _respond(
+            start_response,
+            "200 OK",
+            body,
+            "text/html; charset=utf-8",
+            [("Content-Security-Policy", csp)],
+        )
 
 
 def _json(start_response: StartResponse, payload: Any) -> Iterable[bytes]:

@@ -95,9 +95,14 @@ def _header(item: LintInput, name: str) -> str | None:
 def missing_text_part(item: LintInput) -> list[Finding]:
     """HTML mail should carry a text/plain alternative (text-only clients, spam filters)."""
     if item.parsed.html is not None and item.parsed.text is None:
-        return [Finding("missing-text-part", "warning",
-                        "HTML message without a text/plain part; add one (spam filters "
-                        "score HTML-only mail, text-only clients show nothing)")]  # fmt: skip
+        return [
+            Finding(
+                "missing-text-part",
+                "warning",
+                "HTML message without a text/plain part; add one (spam filters "
+                "score HTML-only mail, text-only clients show nothing)",
+            )
+        ]
     return []
 
 
@@ -125,13 +130,23 @@ def bulk_without_unsubscribe(item: LintInput) -> list[Finding]:
         return []
     why = ", ".join(reasons)
     if _header(item, "List-Unsubscribe") is None:
-        return [Finding("bulk-without-unsubscribe", "error",
-                        f"bulk mail ({why}) without a List-Unsubscribe header; Gmail and Yahoo "
-                        "require one (with List-Unsubscribe-Post: List-Unsubscribe=One-Click)")]  # fmt: skip
+        return [
+            Finding(
+                "bulk-without-unsubscribe",
+                "error",
+                f"bulk mail ({why}) without a List-Unsubscribe header; Gmail and Yahoo "
+                "require one (with List-Unsubscribe-Post: List-Unsubscribe=One-Click)",
+            )
+        ]
     if _header(item, "List-Unsubscribe-Post") is None:
-        return [Finding("bulk-without-one-click", "warning",
-                        f"bulk mail ({why}) has List-Unsubscribe but no List-Unsubscribe-Post: "
-                        "List-Unsubscribe=One-Click (RFC 8058)")]  # fmt: skip
+        return [
+            Finding(
+                "bulk-without-one-click",
+                "warning",
+                f"bulk mail ({why}) has List-Unsubscribe but no List-Unsubscribe-Post: "
+                "List-Unsubscribe=One-Click (RFC 8058)",
+            )
+        ]
     return []
 
 
@@ -141,8 +156,13 @@ def images_without_alt(item: LintInput) -> list[Finding]:
     if not missing:
         return []
     shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-    return [Finding("image-without-alt", "warning",
-                    f"{len(missing)} image(s) without an alt attribute: {shown}")]  # fmt: skip
+    return [
+        Finding(
+            "image-without-alt",
+            "warning",
+            f"{len(missing)} image(s) without an alt attribute: {shown}",
+        )
+    ]
 
 
 def html_too_large(item: LintInput) -> list[Finding]:
@@ -150,9 +170,14 @@ def html_too_large(item: LintInput) -> list[Finding]:
     size = len((item.parsed.html or "").encode("utf-8"))
     if size <= GMAIL_CLIP_BYTES:
         return []
-    return [Finding("html-too-large", "warning",
-                    f"HTML part is {size / 1024:.1f} KB; Gmail clips messages over "
-                    f"{GMAIL_CLIP_BYTES // 1024} KB")]  # fmt: skip
+    return [
+        Finding(
+            "html-too-large",
+            "warning",
+            f"HTML part is {size / 1024:.1f} KB; Gmail clips messages over "
+            f"{GMAIL_CLIP_BYTES // 1024} KB",
+        )
+    ]
 
 
 def insecure_links(item: LintInput) -> list[Finding]:
@@ -185,13 +210,27 @@ def long_header_lines(item: LintInput) -> list[Finding]:
     for line in head.split(b"\n"):
         if len(line) <= 78:
             continue
-        name = line.split(b":", 1)[0].decode("ascii", "replace") if line[:1] not in b" \t" else "(continuation)"
+        name = (
+            line.split(b":", 1)[0].decode("ascii", "replace")
+            if line[:1] not in b" \t"
+            else "(continuation)"
+        )
         if len(line) > 998:
-            findings.append(Finding("header-line-too-long", "error",
-                                    f"{name}: a header line of {len(line)} octets (the limit is 998)"))  # fmt: skip
+            findings.append(
+                Finding(
+                    "header-line-too-long",
+                    "error",
+                    f"{name}: a header line of {len(line)} octets (the limit is 998)",
+                )
+            )
         else:
-            findings.append(Finding("header-line-long", "warning",
-                                    f"{name}: a header line of {len(line)} octets (fold at 78)"))  # fmt: skip
+            findings.append(
+                Finding(
+                    "header-line-long",
+                    "warning",
+                    f"{name}: a header line of {len(line)} octets (fold at 78)",
+                )
+            )
     return findings
 
 

@@ -110,7 +110,7 @@ def _header(message: Message, name: str) -> str:
 def parse(data: bytes) -> ParsedMessage:
     """Parse wire bytes (any line endings). Never raises on malformed mail: the parser's
     defects become best-effort values, since a preview must show what was captured."""
-    message = cast(StdMessage, BytesParser(policy=email.policy.default).parsebytes(data))
+    message = BytesParser(policy=email.policy.default).parsebytes(data)
     headers = [(name, _header_value(value)) for name, value in message.items()]
     text: str | None = None
     html: str | None = None
@@ -210,7 +210,7 @@ def frame_html(parsed: ParsedMessage) -> str:
     html = _CID.sub(replace, html)
     doctype = _DOCTYPE.match(html)
     head = doctype.group(0) if doctype else ""
-    return f'{head}<base target="_blank">{html[len(head):]}'
+    return f'{head}<base target="_blank">{html[len(head) :]}'
 
 
 def has_remote_content(html: str) -> bool:

@@ -21,13 +21,17 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
 def loopback_hosts(host: str, port: int) -> set[str]:
     """The Host header values a browser sends for a server on ``host:port``."""
-    names = {host, "localhost", "127.0.0.1", "[::1]"} if host in ("127.0.0.1", "localhost", "::1") else {host}
+    names = (
+        {host, "localhost", "127.0.0.1", "[::1]"}
+        if host in ("127.0.0.1", "localhost", "::1")
+        else {host}
+    )
     return {f"{name}:{port}" for name in names} | ({host} if port == 80 else set())
 
 
@@ -55,9 +59,11 @@ class PreviewServer:
 
     def start(self) -> PreviewServer:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-            name="mailpost-preview", daemon=True,
-        )  # fmt: skip
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="mailpost-preview",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -92,9 +98,12 @@ class SMTPCaptureServer:
         self.host = host
         handler = _CaptureHandler(store)
         self._controller = Controller(
-            handler, hostname=host, port=port, ready_timeout=10,
+            handler,
+            hostname=host,
+            port=port,
+            ready_timeout=10,
             data_size_limit=50 * 1024 * 1024,
-        )  # fmt: skip
+        )
         self.port = port
 
     def start(self) -> SMTPCaptureServer:
@@ -119,7 +128,7 @@ class _CaptureHandler:
     def __init__(self, store: CaptureStore) -> None:
         self.store = store
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         import asyncio
 
         data = envelope.original_content or envelope.content or b""

@@ -8,6 +8,7 @@ Directory and spool sources only read.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -106,7 +107,7 @@ class CaptureSource(Source):
         result = []
         for message_id, received_at, origin in self.store.index(limit=self.limit):
             key = str(message_id)
-            summary = self.summary(key, lambda key=key: self.load(key))
+            summary = self.summary(key, functools.partial(self.load, key))
             if summary is not None:
                 result.append(Entry(key, received_at, origin, summary))
         return result
@@ -176,7 +177,7 @@ class DirectorySource(Source):
         for name, stat in self._stats():
             for index, data in enumerate(self._messages(name, stat)):
                 key = f"{name}.{index}"
-                summary = self.summary(key, lambda data=data: data)
+                summary = self.summary(key, functools.partial(_same, data))
                 assert summary is not None
                 result.append(Entry(key, stat.st_mtime + index * 1e-6, "file", summary))
         result.sort(key=lambda e: (e.received_at, e.key), reverse=True)
@@ -238,7 +239,7 @@ class SpoolSource(Source):
         result = []
         for record in records:
             key = str(record.id)
-            summary = self.summary(key, lambda key=key: self.load(key))
+            summary = self.summary(key, functools.partial(self.load, key))
             if summary is not None:
                 result.append(Entry(key, record.created_at, f"spool:{record.state}", summary))
         return result
@@ -251,6 +252,10 @@ class SpoolSource(Source):
         except FileNotFoundError:
             return None
         return None if record is None or record.data is None else bytes(record.data)
+
+
+def _same(data: bytes) -> bytes | None:
+    return data
 
 
 # -- code-defined previews (a minimal gallery) ----------------------------------------------

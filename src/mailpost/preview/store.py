@@ -9,6 +9,7 @@ gets the raw message out.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sqlite3
@@ -91,7 +92,9 @@ class CaptureStore:
         received_at: float | None = None,
     ) -> int:
         """Store one message's bytes; returns its id (ids only grow)."""
-        return self.add_many([(data, sender, list(recipients))], origin=origin, received_at=received_at)[0]
+        return self.add_many(
+            [(data, sender, list(recipients))], origin=origin, received_at=received_at
+        )[0]
 
     def add_many(
         self,
@@ -137,7 +140,7 @@ class CaptureStore:
             rows = conn.execute(query, params).fetchall()
         return [_row(r) for r in rows]
 
-    def index(self, *, limit: int = 500) -> list[tuple[int, float, str]]:
+    def index(self, *, limit: int = 500) -> builtins.list[tuple[int, float, str]]:
         """``(id, received_at, origin)`` of the newest ``limit`` messages, without their bytes."""
         with self._connect() as conn:
             rows = conn.execute(
@@ -153,13 +156,17 @@ class CaptureStore:
     def version(self) -> str:
         """A token that changes whenever a message is added or deleted (for live updates)."""
         with self._connect() as conn:
-            top, count = conn.execute("SELECT COALESCE(MAX(id), 0), COUNT(*) FROM messages").fetchone()
+            top, count = conn.execute(
+                "SELECT COALESCE(MAX(id), 0), COUNT(*) FROM messages"
+            ).fetchone()
         return f"{top}.{count}"
 
     def delete(self, message_id: int) -> bool:
         """Delete one message; False if there was none with that id."""
         with self._connect() as conn:
-            return conn.execute("DELETE FROM messages WHERE id = ?", (int(message_id),)).rowcount > 0
+            return (
+                conn.execute("DELETE FROM messages WHERE id = ?", (int(message_id),)).rowcount > 0
+            )
 
     def clear(self) -> int:
         """Delete every message; returns how many there were."""

@@ -23,7 +23,6 @@ from typing import Any
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import re_path
-from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from mailpost.preview.app import PreviewApp
 
@@ -44,7 +43,6 @@ def _preview_app() -> PreviewApp:
         return _app
 
 
-@xframe_options_sameorigin  # the message HTML is framed by the UI page of the same origin
 def preview_view(request: HttpRequest, path: str = "") -> HttpResponse:
     """Serve one preview page; 404 unless ``settings.DEBUG``."""
     if not settings.DEBUG:
@@ -67,6 +65,9 @@ def preview_view(request: HttpRequest, path: str = "") -> HttpResponse:
     for name, value in started["headers"]:
         if name.lower() != "content-length":
             response[name] = value
+    # The message HTML is framed by the UI page of the same origin; XFrameOptionsMiddleware
+    # keeps a header that is already set.
+    response["X-Frame-Options"] = "SAMEORIGIN"
     return response
 
 
