@@ -9,9 +9,11 @@ become ``data:`` URLs, links open in a new tab).
 from __future__ import annotations
 
 import base64
+import email.errors
 import email.policy
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import EmailMessage as StdMessage
 from email.message import Message
 from email.parser import BytesParser
@@ -163,26 +165,66 @@ def _plain(html: str) -> str:
     return _SPACE.sub(" ", html_module.unescape(_TAG.sub(" ", html))).strip()
 
 
-def summarize(data: bytes, parsed: ParsedMessage | None = None) -> Summary:
-    """The list entry for a message (parses it unless ``parsed`` is given)."""
-    parsed = parsed or parse(data)
-    message = parsed.message
-    body = parsed.text if parsed.text is not None else _plain(parsed.html or "")
+def _decoded(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return str(make_header(decode_header(value))).replace("\r", "").replace("\n", "")
+    except (LookupError, ValueError, email.errors.HeaderParseError):
+        return value
+
+
+def _fast_body(message: Message) -> tuple[str | None, str | None, int]:
+    """(text, html, file count) from a compat32 parse: no header objects, several times
+    faster than the default policy, which the list needs for hundreds of messages."""
+    text = html = None
+    files = 0
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+        is_file = disposition == "attachment" or (
+            part.get_filename() is not None and disposition != "inline"
+        )
+        content_type = part.get_content_type()
+        if not is_file and content_type in ("text/plain", "text/html"):
+            raw = part.get_payload(decode=True)
+            charset = part.get_content_charset() or "utf-8"
+            try:
+                decoded = raw.decode(charset, "replace") if isinstance(raw, bytes) else ""
+            except LookupError:
+                decoded = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
+            if content_type == "text/plain" and text is None:
+                text = decoded
+                continue
+            if content_type == "text/html" and html is None:
+                html = decoded
+                continue
+        if is_file or not part.get("Content-ID"):
+            files += 1
+    return text, html, files
+
+
+def summarize(data: bytes) -> Summary:
+    """The list entry for a message."""
+    message = BytesParser(policy=email.policy.compat32).parsebytes(data)
+    text, html, files = _fast_body(message)
+    body = text if text is not None else _plain(html or "")
     snippet = _SPACE.sub(" ", body).strip()[:_SNIPPET]
-    subject = _header(message, "Subject")
-    sender = _header(message, "From")
-    to = ", ".join(v for v in (_header(message, "To"), _header(message, "Cc")) if v)
+    subject = _decoded(message.get("Subject"))
+    sender = _decoded(message.get("From"))
+    to = ", ".join(v for v in (_decoded(message.get("To")), _decoded(message.get("Cc"))) if v)
     search = " ".join((subject, sender, to, body[:_SEARCH_BODY])).lower()
     return Summary(
         subject=subject,
         sender=sender,
         to=to,
-        date=_header(message, "Date"),
-        message_id=_header(message, "Message-ID"),
+        date=_decoded(message.get("Date")),
+        message_id=_decoded(message.get("Message-ID")),
         size=len(data),
-        has_html=parsed.html is not None,
-        has_text=parsed.text is not None,
-        attachments=sum(1 for a in parsed.attachments if not a.inline),
+        has_html=html is not None,
+        has_text=text is not None,
+        attachments=files,
         snippet=snippet,
         search_text=search,
     )

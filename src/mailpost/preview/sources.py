@@ -104,9 +104,18 @@ class CaptureSource(Source):
         return self.store.version()
 
     def entries(self) -> list[Entry]:
+        index = self.store.index(limit=self.limit)
+        with self._cache_lock:
+            missing = [i for i, _, _ in index if str(i) not in self._summaries]
+        loaded = {m.id: m.data for m in self.store.get_many(missing)} if missing else {}
         result = []
-        for message_id, received_at, origin in self.store.index(limit=self.limit):
+        for message_id, received_at, origin in index:
             key = str(message_id)
+            if message_id in loaded:
+                summary = self.summary(key, functools.partial(_same, loaded[message_id]))
+                if summary is not None:
+                    result.append(Entry(key, received_at, origin, summary))
+                continue
             summary = self.summary(key, functools.partial(self.load, key))
             if summary is not None:
                 result.append(Entry(key, received_at, origin, summary))
@@ -290,6 +299,9 @@ class PreviewsSource(Source):
     def __init__(self, previews: dict[str, Callable[[], EmailMessage]] | None = None) -> None:
         super().__init__()
         self._previews = previews
+
+    def __repr__(self) -> str:
+        return f"<PreviewsSource {sorted(self._registry())!r}>"
 
     def _registry(self) -> dict[str, Callable[[], EmailMessage]]:
         return self._previews if self._previews is not None else _PREVIEWS

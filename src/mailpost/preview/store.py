@@ -127,6 +127,19 @@ class CaptureStore:
             ).fetchone()
         return None if row is None else _row(row)
 
+    def get_many(self, ids: Sequence[int]) -> builtins.list[CapturedMessage]:
+        """The messages with these ids (unknown ids are skipped), in one query."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id, received_at, origin, sender, recipients, data FROM messages "
+                f"WHERE id IN ({marks})",
+                [int(i) for i in ids],
+            ).fetchall()
+        return [_row(r) for r in rows]
+
     def list(self, *, limit: int = 500, before: int | None = None) -> list[CapturedMessage]:
         """Messages newest first, at most ``limit``, with ids below ``before`` when given."""
         query = "SELECT id, received_at, origin, sender, recipients, data FROM messages"
