@@ -370,3 +370,34 @@ def test_cli_lint_reads_every_message_of_a_file_backend_log(
     out = capsys.readouterr().out
     assert f"{log}#0: ok" in out
     assert f"{log}#1: ok" in out
+
+
+def test_summary_decodes_encoded_headers_and_counts_files() -> None:
+    from mailpost.preview.parse import summarize
+
+    message = mailpost.EmailMessage(
+        "Grüße – ünïcode", "körper", "Jörg <j@example.com>", ["b@example.com"]
+    )
+    message.attach("a.txt", "x", "text/plain")
+    summary = summarize(serialize(message))
+    assert summary.subject == "Grüße – ünïcode"
+    assert summary.sender == "Jörg <j@example.com>"
+    assert summary.snippet == "körper"
+    assert summary.attachments == 1
+    assert "grüße" in summary.search_text
+
+
+def test_cli_lint_strict_fails_on_warnings(tmp_path: Path) -> None:
+    message = mailpost.EmailMessage("S", "<p>only html</p>", "a@example.com", ["b@example.com"])
+    message.content_subtype = "html"
+    path = tmp_path / "html.eml"
+    path.write_bytes(serialize(message))
+    assert main(["lint", str(path)]) == 0
+    assert main(["lint", "--strict", str(path)]) == 1
+
+
+def test_cli_preview_help_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["preview", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--host", "--port", "--smtp", "--capture", "--dir", "--spool", "--previews"):
+        assert option in out
