@@ -376,11 +376,11 @@ def test_summary_decodes_encoded_headers_and_counts_files() -> None:
     from mailpost.preview.parse import summarize
 
     message = mailpost.EmailMessage(
-        "Grüße – ünïcode", "körper", "Jörg <j@example.com>", ["b@example.com"]
+        "Grüße · ünïcode", "körper", "Jörg <j@example.com>", ["b@example.com"]
     )
     message.attach("a.txt", "x", "text/plain")
     summary = summarize(serialize(message))
-    assert summary.subject == "Grüße – ünïcode"
+    assert summary.subject == "Grüße · ünïcode"
     assert summary.sender == "Jörg <j@example.com>"
     assert summary.snippet == "körper"
     assert summary.attachments == 1
