@@ -15,6 +15,9 @@ from mailpost.preview.store import CaptureStore
 __all__ = ["PreviewServer", "SMTPCaptureServer", "loopback_hosts"]
 
 
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -48,7 +51,8 @@ class PreviewServer:
         )
         self.host = host
         self.port = int(self._server.server_address[1])
-        if app.allowed_hosts is None:
+        if app.allowed_hosts is None and host not in _WILDCARDS:
+            # A wildcard bind was asked to be reachable under any name: no Host check then.
             app.allowed_hosts = loopback_hosts(host, self.port)
         self._thread: threading.Thread | None = None
 
