@@ -10,6 +10,7 @@
     dummy://
     failover://primary,backup                   (mailers=["primary", "backup"])
     round-robin://a,b?weights=3,1               (mailers=["a", "b"], weights=[3, 1])
+    capture://mail.sqlite3                      (capture store for mailpost preview)
 
 User name and password are percent-decoded (write ``@`` as ``%40``); IPv6 hosts go in
 brackets (``smtp://[::1]:1025``). Query values are typed: booleans accept
@@ -52,6 +53,7 @@ SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
         "mailpost.backends.round_robin.EmailBackend",
         {"fail_silently": "bool", "weights": "ints"},
     ),
+    "capture": ("mailpost.backends.capture.EmailBackend", {"fail_silently": "bool"}),
 }
 
 #: Schemes whose "host" is a comma-separated list of MAILERS aliases (composite mailers).
@@ -141,6 +143,10 @@ def parse_mailer_url(url: str, *, alias: str) -> dict[str, Any]:
             host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
             netloc = host if port is None else f"{host}:{port}"
             options["base_url"] = f"{'http' if loopback else 'https'}://{netloc}"
+    elif scheme == "capture":  # capture:///abs/file.sqlite3, capture://rel/file.sqlite3, capture://
+        netloc = "" if parts.netloc == "localhost" else parts.netloc
+        if netloc + parts.path not in ("", "/"):
+            options["path"] = unquote(netloc + parts.path)
     elif parts.netloc or parts.path not in ("", "/"):
         raise invalid(f"{scheme}:// URLs take no host or path; write just {scheme}://")
 

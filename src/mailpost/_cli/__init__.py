@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailpost._cli import check, send, sendtestemail
+from mailpost._cli import preview as preview_cli
 from mailpost._cli._common import EXIT_USAGE, CliError, HelpFormatter, Streams, quiet_library_log
 
 __all__ = ["build_parser", "main"]
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mailpost.events import cli as events_cli
 
     events_cli.register(subparsers)
+    preview_cli.register(subparsers)
     return parser
 
 
