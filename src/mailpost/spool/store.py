@@ -461,7 +461,7 @@ class SQLiteStore(SpoolStore):
 
     def complete(self, record: SpoolRecord, outcome: Outcome, *, worker: str) -> SpoolRecord | None:
         with self._write() as conn:
-            if self._complete_in(conn, record, outcome, worker) is None:
+            if not self._settle_in(conn, [(record, outcome)], worker)[0]:
                 return None
             fresh = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (record.id,)
@@ -478,7 +478,7 @@ class SQLiteStore(SpoolStore):
         """One transaction (one fsync) for a group of outcomes and the next lease."""
         where = None if lease is None else _lease_filter(None, lease.mailers)
         with self._write() as conn:
-            settled = [self._complete_in(conn, r, o, worker) for r, o in outcomes]
+            settled = self._settle_in(conn, outcomes, worker)
             leased: builtins.list[SpoolRecord] = []
             if lease is not None and where is not None and lease.limit > 0:
                 leased = self._lease_in(
@@ -486,90 +486,56 @@ class SQLiteStore(SpoolStore):
                 )
         return settled, leased
 
-    def _complete_in(
-        self, conn: Any, record: SpoolRecord, outcome: Outcome, worker: str
-    ) -> Settled | None:
-        """The body of :meth:`complete` inside the caller's transaction: the record's new
-        state and last error, or None if it was purged."""
-        now = outcome.finished_at
-        row = conn.execute(
-            "SELECT state, lease_token, recipients, attempts FROM messages WHERE id = ?",
-            (record.id,),
-        ).fetchone()
-        if row is None:
-            return None
-        state: str = row[0]
-        recipients = decode_recipients(row[2])
-        attempts = int(row[3]) + 1
-        by_address = {r.address: r for r in recipients}
-        for result in outcome.recipients:
-            current = by_address.get(result.address)
-            if current is None or current.status == "delivered":
+    def _settle_in(
+        self, conn: Any, outcomes: Sequence[tuple[SpoolRecord, Outcome]], worker: str
+    ) -> builtins.list[Settled | None]:
+        """Record outcomes inside the caller's transaction, a few statements for the whole
+        group: each record's new state and last error, or None if it was purged."""
+        if len({record.id for record, _ in outcomes}) < len(outcomes):
+            # the same record twice: each outcome must see the one before it
+            return [r for pair in outcomes for r in self._settle_in(conn, [pair], worker)]
+        rows: dict[int, Any] = {}
+        ids = [record.id for record, _ in outcomes]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for row in conn.execute(
+                "SELECT id, state, lease_token, recipients, attempts FROM messages "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall():
+                rows[int(row[0])] = row
+        settle_rows: builtins.list[tuple[Any, ...]] = []
+        lost_rows: builtins.list[tuple[Any, ...]] = []
+        history: builtins.list[tuple[Any, ...]] = []
+        settled: builtins.list[Settled | None] = []
+        for record, outcome in outcomes:
+            row = rows.get(record.id)
+            if row is None:
+                settled.append(None)
                 continue
-            if result.status == "delivered":
-                current.status = "delivered"
-            elif current.status == "pending":
-                current.status = result.status
-            else:
-                continue
-            current.code, current.reply = result.code, result.reply
-        owns = state == "leased" and row[1] == record.lease_token
-        pending = [r for r in recipients if r.status == "pending"]
-        outcome_label = _label(outcome, pending)
-        error = outcome.error
-        if owns and pending and outcome.give_up:
-            for r in pending:
-                r.status = "failed"
-                r.reply = f"gave up after {attempts} attempt(s); last reply: {r.reply}".strip()
-            error = f"gave up after {attempts} attempt(s): {error or 'not delivered'}"
-            outcome_label = "gave-up"
-            pending = []
-        if owns or state != "leased":
-            if pending:
-                new_state = "queued" if owns else state
-            else:
-                failed = any(r.status == "failed" for r in recipients)
-                new_state = "dead" if failed else "sent"
-            conn.execute(
+            settled.append(
+                _merge(row[1:], record, outcome, worker, settle_rows, lost_rows, history)
+            )
+        if settle_rows:
+            conn.executemany(
                 "UPDATE messages SET recipients = ?, state = ?, attempts = ?, "
                 "next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END, "
                 "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
                 "last_error = ?, updated_at = ? WHERE id = ?",
-                (
-                    encode_recipients(recipients),
-                    new_state,
-                    attempts,
-                    bool(owns and pending),
-                    outcome.retry_at,
-                    error,
-                    now,
-                    record.id,
-                ),
+                settle_rows,
             )
-        else:
-            new_state = state
-            outcome_label = f"{outcome_label} (lease lost)"
-            conn.execute(
+        if lost_rows:
+            conn.executemany(
                 "UPDATE messages SET recipients = ?, attempts = ?, updated_at = ? WHERE id = ?",
-                (encode_recipients(recipients), attempts, now, record.id),
+                lost_rows,
             )
-        conn.execute(
-            "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
-            "outcome, error, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                attempts,
-                outcome.started_at,
-                now,
-                worker,
-                outcome_label,
-                error,
-                json.dumps(
-                    [[r.address, r.status, r.code, r.reply] for r in outcome.recipients]
-                ),
-            ),
-        )
-        return new_state, error
+        if history:
+            conn.executemany(
+                "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
+                "outcome, error, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                history,
+            )
+        return settled
 
     # -- reading --------------------------------------------------------------------------
 
@@ -749,6 +715,89 @@ class SQLiteStore(SpoolStore):
             return int(cursor.rowcount)
 
 
+def _merge(
+    row: Sequence[Any],
+    record: SpoolRecord,
+    outcome: Outcome,
+    worker: str,
+    settle_rows: list[tuple[Any, ...]],
+    lost_rows: list[tuple[Any, ...]],
+    history: list[tuple[Any, ...]],
+) -> Settled:
+    """Apply one outcome to a stored row ``(state, lease_token, recipients, attempts)``:
+    append the statements' parameters, return the new state and last error.
+
+    Delivered is final; a refusal or failure changes only a pending recipient. Only the
+    current lease holder settles the state (queued for retry, sent, dead); a worker whose
+    lease was lost records only what it delivered.
+    """
+    now = outcome.finished_at
+    state: str = row[0]
+    if row[2] == record.recipients_text:  # unchanged since leased: reuse the decoded list
+        recipients = [SpoolRecipient(r.address, r.status, r.code, r.reply) for r in record.recipients]
+    else:
+        recipients = decode_recipients(row[2])
+    attempts = int(row[3]) + 1
+    by_address = {r.address: r for r in recipients}
+    for result in outcome.recipients:
+        current = by_address.get(result.address)
+        if current is None or current.status == "delivered":
+            continue
+        if result.status == "delivered":
+            current.status = "delivered"
+        elif current.status == "pending":
+            current.status = result.status
+        else:
+            continue
+        current.code, current.reply = result.code, result.reply
+    owns = state == "leased" and row[1] == record.lease_token
+    pending = [r for r in recipients if r.status == "pending"]
+    outcome_label = _label(outcome, pending)
+    error = outcome.error
+    if owns and pending and outcome.give_up:
+        for r in pending:
+            r.status = "failed"
+            r.reply = f"gave up after {attempts} attempt(s); last reply: {r.reply}".strip()
+        error = f"gave up after {attempts} attempt(s): {error or 'not delivered'}"
+        outcome_label = "gave-up"
+        pending = []
+    if owns or state != "leased":
+        if pending:
+            new_state = "queued" if owns else state
+        else:
+            failed = any(r.status == "failed" for r in recipients)
+            new_state = "dead" if failed else "sent"
+        settle_rows.append(
+            (
+                encode_recipients(recipients),
+                new_state,
+                attempts,
+                bool(owns and pending),
+                outcome.retry_at,
+                error,
+                now,
+                record.id,
+            )
+        )
+    else:
+        new_state = state
+        outcome_label = f"{outcome_label} (lease lost)"
+        lost_rows.append((encode_recipients(recipients), attempts, now, record.id))
+    history.append(
+        (
+            record.id,
+            attempts,
+            outcome.started_at,
+            now,
+            worker,
+            outcome_label,
+            error,
+            json.dumps([[r.address, r.status, r.code, r.reply] for r in outcome.recipients]),
+        )
+    )
+    return new_state, error
+
+
 def _lease_filter(
     ids: Collection[int] | None, mailers: Collection[str] | None
 ) -> tuple[str, list[Any]] | None:
@@ -801,6 +850,7 @@ def _record(row: Sequence[Any], *, with_data: bool = False) -> SpoolRecord:
         lease_token=row[16],
         queued_at=float(row[17]),
         data=bytes(row[18]) if with_data else None,
+        recipients_text=row[4],
     )
 
 

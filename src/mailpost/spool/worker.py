@@ -28,6 +28,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
@@ -111,6 +112,9 @@ class RateLimiter:
 DEFAULT_LEASE_SECONDS = 20.0
 #: Default records per lease (and per pipelined SMTP batch).
 DEFAULT_BATCH_SIZE = 100
+#: Longest an outcome waits for its group commit (seconds); a group also commits when
+#: half a batch of outcomes is in, or with the next lease.
+GROUP_WAIT = 0.005
 
 
 class Progress:
@@ -253,6 +257,7 @@ class _Committer:
         self._put = 0
         self._committed = 0
         self.error: BaseException | None = None
+        self.group_size = max(1, worker.batch_size // 2)
         self._thread = threading.Thread(target=self._run, name="mailpost-spool-store")
         self._thread.daemon = True
         self._thread.start()
@@ -261,7 +266,8 @@ class _Committer:
         with self._cond:
             self._outcomes.append((record, outcome))
             self._put += 1
-            self._cond.notify_all()
+            if len(self._outcomes) in (1, self.group_size):  # start the group / it is full
+                self._cond.notify_all()
 
     def lease_ahead(self, limit: int) -> Future[list[SpoolRecord]]:
         """Lease up to ``limit`` records in the next transaction; the future gets them."""
@@ -295,6 +301,16 @@ class _Committer:
             with self._cond:
                 while not self._outcomes and self._lease is None and not self._closing:
                     self._cond.wait()
+                # Let a group build up (a commit has a fixed cost: one fsync and a few
+                # statements), but never hold an outcome back for more than GROUP_WAIT.
+                until = time.monotonic() + GROUP_WAIT
+                while (
+                    len(self._outcomes) < self.group_size
+                    and self._lease is None
+                    and not self._closing
+                    and (left := until - time.monotonic()) > 0
+                ):
+                    self._cond.wait(left)
                 outcomes, self._outcomes = self._outcomes, []
                 lease, self._lease = self._lease, None
                 if not outcomes and lease is None:
