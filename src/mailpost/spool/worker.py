@@ -113,8 +113,10 @@ DEFAULT_LEASE_SECONDS = 20.0
 #: Default records per lease (and per pipelined SMTP batch).
 DEFAULT_BATCH_SIZE = 100
 #: Longest an outcome waits for its group commit (seconds); a group also commits when
-#: half a batch of outcomes is in, or with the next lease.
+#: half a batch of outcomes is in, with the next lease, or when outcomes pause.
 GROUP_WAIT = 0.005
+#: A pause in outcomes this long (seconds) ends a group at once.
+GROUP_GAP = 0.001
 
 
 class Progress:
@@ -301,16 +303,21 @@ class _Committer:
             with self._cond:
                 while not self._outcomes and self._lease is None and not self._closing:
                     self._cond.wait()
-                # Let a group build up (a commit has a fixed cost: one fsync and a few
-                # statements), but never hold an outcome back for more than GROUP_WAIT.
+                # Let a group build up while outcomes keep coming (a commit has a fixed
+                # cost: one fsync and a few statements), but commit as soon as they pause
+                # for GROUP_GAP, and never hold one back for more than GROUP_WAIT: a
+                # crash repeats only what was waiting.
                 until = time.monotonic() + GROUP_WAIT
+                seen = -1
                 while (
-                    len(self._outcomes) < self.group_size
+                    seen != len(self._outcomes)
+                    and len(self._outcomes) < self.group_size
                     and self._lease is None
                     and not self._closing
                     and (left := until - time.monotonic()) > 0
                 ):
-                    self._cond.wait(left)
+                    seen = len(self._outcomes)
+                    self._cond.wait(min(GROUP_GAP, left))
                 outcomes, self._outcomes = self._outcomes, []
                 lease, self._lease = self._lease, None
                 if not outcomes and lease is None:
