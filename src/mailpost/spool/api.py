@@ -191,6 +191,7 @@ class Spool:
             "batch_size": self.batch_size,
             "rate_limits": self.rate_limits,
             "policy": self.policy,
+            "heartbeat_interval": None,
         }
         unknown = sorted(set(overrides) - set(settings))
         if unknown:
