@@ -884,7 +884,7 @@ class _Batch:
             self.on_result(index, result)
 
     async def worker(self) -> None:
-        pool, config, items, results = self.pool, self.pool.config, self.items, self.results
+        pool, config, items = self.pool, self.pool.config, self.items
         limit = config.rate_limit
         per_connection = config.messages_per_connection
         policy = ReconnectPolicy()

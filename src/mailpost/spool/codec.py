@@ -129,7 +129,7 @@ class SpooledMessage(EmailMessage):
         self.spool_id = spool_id
         self._spool_recipients = list(recipients)
 
-    @property  # type: ignore[override]
+    @property
     def subject(self) -> str:
         """The stored Subject, parsed on first read (for display: delivery never needs it)."""
         if self._spool_subject is None:

@@ -734,7 +734,9 @@ def _merge(
     now = outcome.finished_at
     state: str = row[0]
     if row[2] == record.recipients_text:  # unchanged since leased: reuse the decoded list
-        recipients = [SpoolRecipient(r.address, r.status, r.code, r.reply) for r in record.recipients]
+        recipients = [
+            SpoolRecipient(r.address, r.status, r.code, r.reply) for r in record.recipients
+        ]
     else:
         recipients = decode_recipients(row[2])
     attempts = int(row[3]) + 1
