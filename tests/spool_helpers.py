@@ -265,8 +265,12 @@ def spool_entry(path: str, mailer: str = "smtp", **options: Any) -> dict[str, An
 
 
 def _worker_main(argv: list[str]) -> int:
-    """``worker PATH PORT LEASE``: deliver from the spool at PATH until killed or drained."""
-    path, port, lease = argv[0], int(argv[1]), float(argv[2])
+    """``worker PATH PORT [LEASE]``: deliver from the spool at PATH until killed or drained
+    (default lease and batch size unless LEASE is given)."""
+    path, port = argv[0], int(argv[1])
+    options: dict[str, Any] = {}
+    if len(argv) > 2:
+        options = {"lease_seconds": float(argv[2]), "batch_size": 5}
     import mailpost
     from mailpost.spool import Spool
 
@@ -276,7 +280,7 @@ def _worker_main(argv: list[str]) -> int:
                 "BACKEND": "mailpost.backends.smtp.EmailBackend",
                 "OPTIONS": {"host": HOST, "port": port, "timeout": 5.0},
             },
-            "spool": spool_entry(path, lease_seconds=lease, batch_size=5),
+            "spool": spool_entry(path, **options),
         }
     )
     worker = Spool.from_mailer("spool").worker()
@@ -376,6 +380,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["celery-worker"]:
         raise SystemExit(_celery_worker_main(sys.argv[2:]))
     raise SystemExit(
-        "usage: spool_helpers.py worker PATH PORT LEASE_SECONDS\n"
+        "usage: spool_helpers.py worker PATH PORT [LEASE_SECONDS]\n"
         "       spool_helpers.py celery-worker BROKER_URL SMTP_PORT PATH STATE_DIR"
     )

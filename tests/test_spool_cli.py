@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,44 @@ def test_retry_and_purge(spool_path: str, capsys: pytest.CaptureFixture[str]) ->
 def test_using_a_non_spool_mailer_is_an_error(spool_path: str) -> None:
     with pytest.raises(mailpost.InvalidMailer, match=r"MAILERS\['mem'\]: is not a spool mailer"):
         _run("spool", "stats", "--using", "mem")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_work_shows_progress_on_a_terminal(
+    spool_path: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert _run("spool", "work", "--until-idle") == 0
+    final = terminal.getvalue().split("\r")[-1]
+    assert final.startswith("delivered 3  retrying 0  failed 0  ")
+    assert "msg/s  queue 0" in final
+    assert final.endswith("\n")
+    assert "3 attempt(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_work_is_quiet_with_quiet_or_without_a_terminal(
+    spool_path: str, monkeypatch: pytest.MonkeyPatch, quiet: bool
+) -> None:
+    stream: io.StringIO = _Terminal() if quiet else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    argv = ["spool", "work", "--until-idle"] + (["--quiet"] if quiet else [])
+    assert _run(*argv) == 0
+    assert stream.getvalue() == ""
+    assert len(mailpost.outbox) == 3  # type: ignore[attr-defined]
+
+
+def test_stats_watch_reports_again(spool_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run("spool", "stats", "--watch", "0.05", "--count", "2", "--json") == 0
+    reports = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(reports) == 2
+    assert all(r["states"]["queued"] == 3 for r in reports)
+    assert _run("spool", "stats", "--watch", "0.01", "--count", "2") == 0
+    out = capsys.readouterr().out
+    assert out.count("queued   3") == 2
+    assert _run("spool", "stats", "--watch", "0") == 2

@@ -863,15 +863,28 @@ def unattempted(
 class _Batch:
     """The shared state of one batch: the queue of message indexes and the results."""
 
-    def __init__(self, pool: Pool, items: list[Item]) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        items: list[Item],
+        on_result: Callable[[int, DeliveryResult], None] | None = None,
+    ) -> None:
         self.pool = pool
         self.items = items
         self.queue: deque[int] = deque(range(len(items)))
         self.results: list[DeliveryResult | None] = [None] * len(items)
         self.problem: Problem | None = None
+        self.on_result = on_result
+
+    def settled(self, index: int, result: DeliveryResult) -> None:
+        """Item ``index`` has its final result: keep it, let its bytes go, tell the caller."""
+        self.results[index] = result
+        self.items[index].done()
+        if self.on_result is not None:
+            self.on_result(index, result)
 
     async def worker(self) -> None:
-        pool, config, items, results = self.pool, self.pool.config, self.items, self.results
+        pool, config, items = self.pool, self.pool.config, self.items
         limit = config.rate_limit
         per_connection = config.messages_per_connection
         policy = ReconnectPolicy()
@@ -897,7 +910,7 @@ class _Batch:
                     if problem is not None:
                         self.problem = problem
                         if interrupted is not None:
-                            results[index] = interrupted[1].result
+                            self.settled(index, interrupted[1].result)
                         else:
                             self.queue.appendleft(index)
                         return
@@ -931,8 +944,7 @@ class _Batch:
                     interrupted = (index, attempt)  # retried once, on a new connection
                     continue
                 interrupted = None
-                results[index] = attempt.result
-                items[index].done()
+                self.settled(index, attempt.result)
                 if attempt.result.sent:
                     policy.delivered()
                 if not attempt.usable:
@@ -1080,8 +1092,7 @@ class _Pump:
             self.stop = _Stop(self.index, attempt=attempt, follow=self.follow, following=following)
             return
         assert self.follow is not None
-        self.batch.results[self.index] = attempt.result
-        self.batch.items[self.index].done()
+        self.batch.settled(self.index, attempt.result)
         if attempt.result.sent:
             self.policy.delivered()
         self.step(self.follow, following)
@@ -1110,9 +1121,18 @@ class _Pump:
         return True
 
 
-async def send_batch(pool: Pool, items: list[Item]) -> list[DeliveryResult]:
-    """Send every item over the pool; one result per item, in order."""
-    batch = _Batch(pool, items)
+async def send_batch(
+    pool: Pool,
+    items: list[Item],
+    on_result: Callable[[int, DeliveryResult], None] | None = None,
+) -> list[DeliveryResult]:
+    """Send every item over the pool; one result per item, in order.
+
+    ``on_result(index, result)``, when given, is called on the pool's loop as soon as
+    each item's result is final (the spool worker records outcomes while the batch goes
+    on); it must be quick and must not raise.
+    """
+    batch = _Batch(pool, items, on_result)
     workers = min(pool.config.max_connections, len(items))
     if workers == 1:
         await batch.worker()
@@ -1124,7 +1144,9 @@ async def send_batch(pool: Pool, items: list[Item]) -> list[DeliveryResult]:
         assert problem is not None
         for index, result in enumerate(results):
             if result is None:
-                results[index] = unattempted(items[index], *problem)
+                results[index] = result = unattempted(items[index], *problem)
+                if on_result is not None:
+                    on_result(index, result)
     return [r for r in results if r is not None]
 
 

@@ -25,7 +25,7 @@ import os
 import socket
 import ssl
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -472,6 +472,47 @@ class SMTPBackend(BaseEmailBackend):
             else:
                 results = run_sync(self._send_once(batch))
         return self._report(prepared, results)
+
+    def send_each(
+        self,
+        email_messages: Sequence[EmailMessage],
+        on_result: Callable[[int, EmailMessage], None],
+    ) -> None:
+        """Send a batch on the open session(s), reporting each message as it settles.
+
+        For the spool worker: ``on_result(index, message)`` is called (on the engine's
+        thread, so it must be quick) as soon as ``message.delivery`` holds its final
+        result, while the rest of the batch is still on the wire; the worker commits
+        outcomes meanwhile. Nothing is raised or logged for failed messages: every
+        outcome is in ``delivery``. Needs :meth:`open` first.
+        """
+        pool = self.connection
+        if pool is None:
+            raise RuntimeError(f"{self.label}: send_each() needs an open session (call open())")
+        prepared = self._prepare_all(email_messages, same_thread=False)
+        positions: list[int] = []
+        batch: list[Item] = []
+        for index, item in enumerate(prepared):
+            if item.recipients:
+                positions.append(index)
+                batch.append(item)
+                continue
+            result = (
+                composition_failed(item)
+                if item.error is not None
+                else DeliveryResult(message_id=item.message_id)
+            )
+            self.record(item.message, result)
+            on_result(index, item.message)
+        if not batch:
+            return
+
+        def settled(position: int, result: DeliveryResult) -> None:
+            message = batch[position].message
+            self.record(message, result)
+            on_result(positions[position], message)
+
+        run_sync(send_batch(pool, batch, settled), pool.loop)
 
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Async :meth:`send_messages`, native: same results, records and errors. Messages

@@ -15,7 +15,9 @@ OPTIONS:
 - ``retry``: retry policy overrides, e.g. ``{"first_delay": 60, "max_age": 86400}``.
 - ``rate_limit``: messages per second through ``mailer``, evenly spaced, shared by every
   worker of this spool file (threads and processes; default: none).
-- ``lease_seconds`` (default 300), ``batch_size`` (default 20): worker tuning.
+- ``lease_seconds`` (default 20; renewed every quarter of it while a worker holds the
+  record, so a killed worker's messages are free again within it), ``batch_size``
+  (default 100: records per lease and per pipelined SMTP batch): worker tuning.
 - ``in_process_worker``: start a background delivery thread in this process on first send.
 - ``dispatch``: ``"celery"`` publishes one ``mailpost.deliver`` task per stored message
   (its id only) so Celery workers deliver it; see :mod:`mailpost.integrations.celery`.
@@ -71,8 +73,8 @@ class SpoolBackend(BaseEmailBackend):
         priority: int = 0,
         retry: dict[str, Any] | None = None,
         rate_limit: float | None = None,
-        lease_seconds: float = 300.0,
-        batch_size: int = 20,
+        lease_seconds: float = 20.0,
+        batch_size: int = 100,
         in_process_worker: bool = False,
         dispatch: str | None = None,
         celery_app: Any = None,

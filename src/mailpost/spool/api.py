@@ -21,7 +21,13 @@ from mailpost.spool.codec import capture, timestamp
 from mailpost.spool.policy import RetryPolicy
 from mailpost.spool.record import Attempt, SpoolRecord
 from mailpost.spool.store import SpoolStore, open_store
-from mailpost.spool.worker import MailerFactory, Worker, default_mailer_factory
+from mailpost.spool.worker import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_LEASE_SECONDS,
+    MailerFactory,
+    Worker,
+    default_mailer_factory,
+)
 
 if TYPE_CHECKING:
     from mailpost.message import EmailMessage
@@ -51,8 +57,8 @@ class Spool:
         mailer: str | None = None,
         policy: RetryPolicy | None = None,
         clock: Clock = system_clock,
-        lease_seconds: float = 300.0,
-        batch_size: int = 20,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         rate_limits: Mapping[str, float] | None = None,
         priority: int = 0,
     ) -> None:
@@ -185,6 +191,7 @@ class Spool:
             "batch_size": self.batch_size,
             "rate_limits": self.rate_limits,
             "policy": self.policy,
+            "heartbeat_interval": None,
         }
         unknown = sorted(set(overrides) - set(settings))
         if unknown:

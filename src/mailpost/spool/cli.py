@@ -12,6 +12,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -20,6 +21,7 @@ from typing import IO, Any
 
 from mailpost.spool.api import Spool
 from mailpost.spool.record import STATES, SpoolRecord
+from mailpost.spool.worker import Worker
 
 __all__ = ["add_spool_commands", "main"]
 
@@ -90,6 +92,15 @@ def add_spool_commands(subparsers: argparse._SubParsersAction[Any]) -> argparse.
 
     p = commands.add_parser("stats", parents=[common], help="counts by state and mailer")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=2.0,
+        metavar="SECONDS",
+        help="print the counts again every SECONDS (default 2) until interrupted",
+    )
+    p.add_argument("--count", type=int, help="with --watch: stop after this many reports")
     p.set_defaults(func=_stats)
 
     p = commands.add_parser("work", parents=[common], help="run a delivery worker")
@@ -98,6 +109,9 @@ def add_spool_commands(subparsers: argparse._SubParsersAction[Any]) -> argparse.
     p.add_argument("--max-messages", type=int, help="exit after this many attempts")
     p.add_argument("--poll-interval", type=float, default=1.0)
     p.add_argument("--worker-id", help="name in the history (default host:pid:random)")
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress line (it is shown only on a terminal)"
+    )
     p.set_defaults(func=_work)
     parser: argparse.ArgumentParser = spool
     return parser
@@ -225,11 +239,37 @@ def _purge(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     spool = _open(args)
-    stats = spool.stats()
     out = _out(args)
-    if args.json:
-        out.write(json.dumps(stats) + "\n")
+    if args.watch is None:
+        _print_stats(spool, out, as_json=args.json)
         return 0
+    if not args.watch > 0:
+        sys.stderr.write("mailpost spool stats: --watch needs a positive number of seconds\n")
+        return 2
+    clear = not args.json and out.isatty()
+    reports = 0
+    try:
+        while args.count is None or reports < args.count:
+            if reports:
+                time.sleep(args.watch)
+            if clear:
+                out.write("\x1b[H\x1b[J")  # home, clear screen: the counts stay in place
+            elif reports and not args.json:
+                out.write("\n")
+            out.write(f"{_when(time.time())}\n" if not args.json else "")
+            _print_stats(spool, out, as_json=args.json)
+            out.flush()
+            reports += 1
+    except KeyboardInterrupt:
+        out.write("\n")
+    return 0
+
+
+def _print_stats(spool: Spool, out: IO[str], *, as_json: bool) -> None:
+    stats = spool.stats()
+    if as_json:
+        out.write(json.dumps(stats) + "\n")
+        return
     for state in STATES:
         out.write(f"{state:<8} {stats['states'].get(state, 0)}\n")
     out.write(f"{'total':<8} {stats['total']}\n{'due':<8} {stats['due']}\n")
@@ -238,7 +278,6 @@ def _stats(args: argparse.Namespace) -> int:
     for mailer, counts in sorted(stats["mailers"].items()):
         text = " ".join(f"{k}={v}" for k, v in counts.items() if v)
         out.write(f"mailer {mailer}: {text}\n")
-    return 0
 
 
 def _work(args: argparse.Namespace) -> int:
@@ -249,7 +288,11 @@ def _work(args: argparse.Namespace) -> int:
         worker.stop()
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    status: IO[str] = getattr(args, "stderr", None) or sys.stderr
+    line = None if args.quiet or not status.isatty() else StatusLine(spool, worker, status)
     try:
+        if line is not None:
+            line.start()
         done = worker.run(
             until_idle=args.until_idle,
             max_messages=args.max_messages,
@@ -257,10 +300,75 @@ def _work(args: argparse.Namespace) -> int:
             poll_interval=args.poll_interval,
         )
     finally:
+        if line is not None:
+            line.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     _out(args).write(f"worker {worker.worker_id}: {done} attempt(s)\n")
     return 0
+
+
+class StatusLine:
+    """One self-rewriting line on a terminal: what the worker did, its rate, what waits.
+
+    Plain ``\\r`` rewriting from a daemon thread, twice a second (the queue depth once a
+    second, one cheap count): no dependency for one line of text, and nothing at all is
+    written when the stream is not a terminal.
+    """
+
+    def __init__(self, spool: Spool, worker: Worker, stream: IO[str], interval: float = 0.5):
+        self.spool = spool
+        self.worker = worker
+        self.stream = stream
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mailpost-spool-status")
+        self._thread.daemon = True
+        self._depth: int | None = None
+        self._width = 0
+
+    def render(self, now: float) -> str:
+        p = self.worker.progress
+        elapsed = max(now - p.started, 1e-9)
+        depth = "?" if self._depth is None else str(self._depth)
+        return (
+            f"delivered {p.delivered}  retrying {p.retrying}  failed {p.failed}  "
+            f"{p.attempts / elapsed:,.0f} msg/s  queue {depth}"
+        )
+
+    def _refresh_depth(self) -> None:
+        try:
+            states = self.spool.stats()["states"]
+            self._depth = int(states["queued"]) + int(states["leased"])
+        except Exception:  # the store is busy: show the last depth
+            pass
+
+    def _draw(self) -> None:
+        text = self.render(self.worker.clock())
+        pad = max(0, self._width - len(text))
+        self._width = len(text)
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+
+    def _run(self) -> None:
+        ticks = 0
+        while not self._stop.wait(self.interval):
+            if ticks % 2 == 0:
+                self._refresh_depth()
+            ticks += 1
+            self._draw()
+
+    def start(self) -> None:
+        self._refresh_depth()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+        self._refresh_depth()
+        self._draw()
+        self.stream.write("\n")
+        self.stream.flush()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,12 +123,23 @@ class SpooledMessage(EmailMessage):
     def __init__(
         self, data: bytes, sender: str, recipients: list[str], *, spool_id: int | None = None
     ) -> None:
-        super().__init__(from_email=sender)
         self.spool_data = data
+        self._spool_subject: str | None = None
+        super().__init__(from_email=sender)
         self.spool_id = spool_id
         self._spool_recipients = list(recipients)
-        subject = _parser.parsebytes(_header_block(data)).get("Subject")
-        self.subject = str(subject) if subject is not None else ""
+
+    @property
+    def subject(self) -> str:
+        """The stored Subject, parsed on first read (for display: delivery never needs it)."""
+        if self._spool_subject is None:
+            subject = _parser.parsebytes(_header_block(self.spool_data)).get("Subject")
+            self._spool_subject = str(subject) if subject is not None else ""
+        return self._spool_subject
+
+    @subject.setter
+    def subject(self, value: str) -> None:
+        self._spool_subject = value or None
 
     def _render(self, *, eight_bit: bool = False) -> bytes:
         return self.spool_data

@@ -63,6 +63,8 @@ class SpoolRecord:
     queued_at: float = 0.0
     data: bytes | None = field(default=None, repr=False)
     lease_token: str | None = field(default=None, repr=False)
+    #: The stored recipients as read (lets a settle skip decoding them again).
+    recipients_text: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def pending(self) -> list[str]:

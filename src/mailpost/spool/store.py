@@ -22,6 +22,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from mailpost.spool.codec import decode_recipients, encode_recipients, new_recipients_json
@@ -35,7 +36,29 @@ from mailpost.spool.record import (
     SpoolRecord,
 )
 
-__all__ = ["SQLiteStore", "SpoolStore", "display_location", "open_store", "shared_sqlite_store"]
+__all__ = [
+    "LeaseRequest",
+    "SQLiteStore",
+    "Settled",
+    "SpoolStore",
+    "display_location",
+    "open_store",
+    "shared_sqlite_store",
+]
+
+#: What settling one outcome did: the record's new state and its last error.
+Settled = tuple[str, "str | None"]
+
+
+@dataclass(frozen=True)
+class LeaseRequest:
+    """A lease to take in the same transaction as a group of outcomes (lease ahead)."""
+
+    owner: str
+    now: float
+    lease_seconds: float
+    limit: int
+    mailers: Collection[str] | None = None
 
 
 class SpoolStore(ABC):
@@ -75,6 +98,35 @@ class SpoolStore(ABC):
     @abstractmethod
     def complete(self, record: SpoolRecord, outcome: Outcome, *, worker: str) -> SpoolRecord | None:
         """Record one attempt on a leased record and settle its state; None if purged."""
+
+    def settle(
+        self,
+        outcomes: Sequence[tuple[SpoolRecord, Outcome]],
+        *,
+        worker: str,
+        lease: LeaseRequest | None = None,
+    ) -> tuple[builtins.list[Settled | None], builtins.list[SpoolRecord]]:
+        """Record a group of outcomes (as :meth:`complete`), then take ``lease``.
+
+        A store that can should do it in one transaction: one durable commit for the
+        whole group (a group commit). This default calls :meth:`complete` per outcome.
+        Returns the new (state, last error) of each record (None if purged) and the
+        records leased.
+        """
+        settled: builtins.list[Settled | None] = []
+        for record, outcome in outcomes:
+            fresh = self.complete(record, outcome, worker=worker)
+            settled.append(None if fresh is None else (fresh.state, fresh.last_error))
+        leased: builtins.list[SpoolRecord] = []
+        if lease is not None and lease.limit > 0:
+            leased = self.lease(
+                lease.owner,
+                now=lease.now,
+                lease_seconds=lease.lease_seconds,
+                limit=lease.limit,
+                mailers=lease.mailers,
+            )
+        return settled, leased
 
     @abstractmethod
     def get(self, record_id: int, *, with_data: bool = False) -> SpoolRecord | None:
@@ -321,60 +373,60 @@ class SQLiteStore(SpoolStore):
         ids: Collection[int] | None = None,
         mailers: Collection[str] | None = None,
     ) -> list[SpoolRecord]:
-        if limit < 1:
+        where = _lease_filter(ids, mailers)
+        if limit < 1 or where is None:
             return []
-        extra = ""
-        params: list[Any] = []
-        if ids is not None:
-            id_list = [int(i) for i in ids]
-            if not id_list:
-                return []
-            extra += f" AND id IN ({','.join('?' * len(id_list))})"
-            params += id_list
-        if mailers is not None:
-            mailer_list = list(mailers)
-            if not mailer_list:
-                return []
-            extra += f" AND mailer IN ({','.join('?' * len(mailer_list))})"
-            params += mailer_list
+        with self._write() as conn:
+            return self._lease_in(conn, owner, now, lease_seconds, limit, *where)
+
+    def _lease_in(
+        self,
+        conn: Any,
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        extra: str,
+        params: builtins.list[Any],
+    ) -> builtins.list[SpoolRecord]:
+        """The body of :meth:`lease`, inside the caller's write transaction."""
         token = uuid.uuid4().hex
         expires = now + lease_seconds
-        with self._write() as conn:
-            expired = conn.execute(
-                "SELECT id, lease_owner FROM messages WHERE state = 'leased' "
-                f"AND lease_expires_at <= ?{extra} ORDER BY lease_expires_at LIMIT ?",
-                [now, *params, limit],
+        expired = conn.execute(
+            "SELECT id, lease_owner FROM messages WHERE state = 'leased' "
+            f"AND lease_expires_at <= ?{extra} ORDER BY lease_expires_at LIMIT ?",
+            [now, *params, limit],
+        ).fetchall()
+        chosen = [int(r[0]) for r in expired]
+        if len(chosen) < limit:
+            due = conn.execute(
+                "SELECT id FROM messages WHERE state = 'queued' "
+                f"AND next_attempt_at <= ?{extra} "
+                "ORDER BY priority DESC, next_attempt_at, id LIMIT ?",
+                [now, *params, limit - len(chosen)],
             ).fetchall()
-            chosen = [int(r[0]) for r in expired]
-            if len(chosen) < limit:
-                due = conn.execute(
-                    "SELECT id FROM messages WHERE state = 'queued' "
-                    f"AND next_attempt_at <= ?{extra} "
-                    "ORDER BY priority DESC, next_attempt_at, id LIMIT ?",
-                    [now, *params, limit - len(chosen)],
-                ).fetchall()
-                chosen += [int(r[0]) for r in due]
-            if not chosen:
-                return []
-            if expired:
-                conn.executemany(
-                    "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
-                    "outcome, error, recipients) SELECT id, attempts, ?, ?, ?, 'lease-expired', "
-                    "?, '[]' FROM messages WHERE id = ?",
-                    [
-                        (now, now, str(old or "?"), f"lease of worker {old} expired", rid)
-                        for rid, old in expired
-                    ],
-                )
+            chosen += [int(r[0]) for r in due]
+        if not chosen:
+            return []
+        if expired:
             conn.executemany(
-                "UPDATE messages SET state = 'leased', lease_owner = ?, lease_token = ?, "
-                "lease_expires_at = ?, updated_at = ? WHERE id = ?",
-                [(owner, token, expires, now, rid) for rid in chosen],
+                "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
+                "outcome, error, recipients) SELECT id, attempts, ?, ?, ?, 'lease-expired', "
+                "?, '[]' FROM messages WHERE id = ?",
+                [
+                    (now, now, str(old or "?"), f"lease of worker {old} expired", rid)
+                    for rid, old in expired
+                ],
             )
-            marks = ",".join("?" * len(chosen))
-            rows = conn.execute(
-                f"SELECT {_COLUMNS}, data FROM messages WHERE id IN ({marks})", chosen
-            ).fetchall()
+        conn.executemany(
+            "UPDATE messages SET state = 'leased', lease_owner = ?, lease_token = ?, "
+            "lease_expires_at = ?, updated_at = ? WHERE id = ?",
+            [(owner, token, expires, now, rid) for rid in chosen],
+        )
+        marks = ",".join("?" * len(chosen))
+        rows = conn.execute(
+            f"SELECT {_COLUMNS}, data FROM messages WHERE id IN ({marks})", chosen
+        ).fetchall()
         by_id = {int(row[0]): _record(row, with_data=True) for row in rows}
         return [by_id[i] for i in chosen if i in by_id]
 
@@ -408,88 +460,82 @@ class SQLiteStore(SpoolStore):
             return bool(cursor.rowcount)
 
     def complete(self, record: SpoolRecord, outcome: Outcome, *, worker: str) -> SpoolRecord | None:
-        now = outcome.finished_at
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT state, lease_token, recipients, attempts FROM messages WHERE id = ?",
-                (record.id,),
-            ).fetchone()
-            if row is None:
+            if not self._settle_in(conn, [(record, outcome)], worker)[0]:
                 return None
-            state: str = row[0]
-            recipients = decode_recipients(row[2])
-            attempts = int(row[3]) + 1
-            by_address = {r.address: r for r in recipients}
-            for result in outcome.recipients:
-                current = by_address.get(result.address)
-                if current is None or current.status == "delivered":
-                    continue
-                if result.status == "delivered":
-                    current.status = "delivered"
-                elif current.status == "pending":
-                    current.status = result.status
-                else:
-                    continue
-                current.code, current.reply = result.code, result.reply
-            owns = state == "leased" and row[1] == record.lease_token
-            pending = [r for r in recipients if r.status == "pending"]
-            outcome_label = _label(outcome, pending)
-            error = outcome.error
-            if owns and pending and outcome.give_up:
-                for r in pending:
-                    r.status = "failed"
-                    r.reply = f"gave up after {attempts} attempt(s); last reply: {r.reply}".strip()
-                error = f"gave up after {attempts} attempt(s): {error or 'not delivered'}"
-                outcome_label = "gave-up"
-                pending = []
-            if owns or state != "leased":
-                if pending:
-                    new_state = "queued" if owns else state
-                else:
-                    failed = any(r.status == "failed" for r in recipients)
-                    new_state = "dead" if failed else "sent"
-                conn.execute(
-                    "UPDATE messages SET recipients = ?, state = ?, attempts = ?, "
-                    "next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END, "
-                    "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
-                    "last_error = ?, updated_at = ? WHERE id = ?",
-                    (
-                        encode_recipients(recipients),
-                        new_state,
-                        attempts,
-                        bool(owns and pending),
-                        outcome.retry_at,
-                        error,
-                        now,
-                        record.id,
-                    ),
-                )
-            else:
-                outcome_label = f"{outcome_label} (lease lost)"
-                conn.execute(
-                    "UPDATE messages SET recipients = ?, attempts = ?, updated_at = ? WHERE id = ?",
-                    (encode_recipients(recipients), attempts, now, record.id),
-                )
-            conn.execute(
-                "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
-                "outcome, error, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    attempts,
-                    outcome.started_at,
-                    now,
-                    worker,
-                    outcome_label,
-                    error,
-                    json.dumps(
-                        [[r.address, r.status, r.code, r.reply] for r in outcome.recipients]
-                    ),
-                ),
-            )
             fresh = conn.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (record.id,)
             ).fetchone()
         return _record(fresh)
+
+    def settle(
+        self,
+        outcomes: Sequence[tuple[SpoolRecord, Outcome]],
+        *,
+        worker: str,
+        lease: LeaseRequest | None = None,
+    ) -> tuple[builtins.list[Settled | None], builtins.list[SpoolRecord]]:
+        """One transaction (one fsync) for a group of outcomes and the next lease."""
+        where = None if lease is None else _lease_filter(None, lease.mailers)
+        with self._write() as conn:
+            settled = self._settle_in(conn, outcomes, worker)
+            leased: builtins.list[SpoolRecord] = []
+            if lease is not None and where is not None and lease.limit > 0:
+                leased = self._lease_in(
+                    conn, lease.owner, lease.now, lease.lease_seconds, lease.limit, *where
+                )
+        return settled, leased
+
+    def _settle_in(
+        self, conn: Any, outcomes: Sequence[tuple[SpoolRecord, Outcome]], worker: str
+    ) -> builtins.list[Settled | None]:
+        """Record outcomes inside the caller's transaction, a few statements for the whole
+        group: each record's new state and last error, or None if it was purged."""
+        if len({record.id for record, _ in outcomes}) < len(outcomes):
+            # the same record twice: each outcome must see the one before it
+            return [r for pair in outcomes for r in self._settle_in(conn, [pair], worker)]
+        rows: dict[int, Any] = {}
+        ids = [record.id for record, _ in outcomes]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for row in conn.execute(
+                "SELECT id, state, lease_token, recipients, attempts FROM messages "
+                f"WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall():
+                rows[int(row[0])] = row
+        settle_rows: builtins.list[tuple[Any, ...]] = []
+        lost_rows: builtins.list[tuple[Any, ...]] = []
+        history: builtins.list[tuple[Any, ...]] = []
+        settled: builtins.list[Settled | None] = []
+        for record, outcome in outcomes:
+            row = rows.get(record.id)
+            if row is None:
+                settled.append(None)
+                continue
+            settled.append(
+                _merge(row[1:], record, outcome, worker, settle_rows, lost_rows, history)
+            )
+        if settle_rows:
+            conn.executemany(
+                "UPDATE messages SET recipients = ?, state = ?, attempts = ?, "
+                "next_attempt_at = CASE WHEN ? THEN ? ELSE next_attempt_at END, "
+                "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
+                "last_error = ?, updated_at = ? WHERE id = ?",
+                settle_rows,
+            )
+        if lost_rows:
+            conn.executemany(
+                "UPDATE messages SET recipients = ?, attempts = ?, updated_at = ? WHERE id = ?",
+                lost_rows,
+            )
+        if history:
+            conn.executemany(
+                "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
+                "outcome, error, recipients) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                history,
+            )
+        return settled
 
     # -- reading --------------------------------------------------------------------------
 
@@ -669,6 +715,112 @@ class SQLiteStore(SpoolStore):
             return int(cursor.rowcount)
 
 
+def _merge(
+    row: Sequence[Any],
+    record: SpoolRecord,
+    outcome: Outcome,
+    worker: str,
+    settle_rows: list[tuple[Any, ...]],
+    lost_rows: list[tuple[Any, ...]],
+    history: list[tuple[Any, ...]],
+) -> Settled:
+    """Apply one outcome to a stored row ``(state, lease_token, recipients, attempts)``:
+    append the statements' parameters, return the new state and last error.
+
+    Delivered is final; a refusal or failure changes only a pending recipient. Only the
+    current lease holder settles the state (queued for retry, sent, dead); a worker whose
+    lease was lost records only what it delivered.
+    """
+    now = outcome.finished_at
+    state: str = row[0]
+    if row[2] == record.recipients_text:  # unchanged since leased: reuse the decoded list
+        recipients = [
+            SpoolRecipient(r.address, r.status, r.code, r.reply) for r in record.recipients
+        ]
+    else:
+        recipients = decode_recipients(row[2])
+    attempts = int(row[3]) + 1
+    by_address = {r.address: r for r in recipients}
+    for result in outcome.recipients:
+        current = by_address.get(result.address)
+        if current is None or current.status == "delivered":
+            continue
+        if result.status == "delivered":
+            current.status = "delivered"
+        elif current.status == "pending":
+            current.status = result.status
+        else:
+            continue
+        current.code, current.reply = result.code, result.reply
+    owns = state == "leased" and row[1] == record.lease_token
+    pending = [r for r in recipients if r.status == "pending"]
+    outcome_label = _label(outcome, pending)
+    error = outcome.error
+    if owns and pending and outcome.give_up:
+        for r in pending:
+            r.status = "failed"
+            r.reply = f"gave up after {attempts} attempt(s); last reply: {r.reply}".strip()
+        error = f"gave up after {attempts} attempt(s): {error or 'not delivered'}"
+        outcome_label = "gave-up"
+        pending = []
+    if owns or state != "leased":
+        if pending:
+            new_state = "queued" if owns else state
+        else:
+            failed = any(r.status == "failed" for r in recipients)
+            new_state = "dead" if failed else "sent"
+        settle_rows.append(
+            (
+                encode_recipients(recipients),
+                new_state,
+                attempts,
+                bool(owns and pending),
+                outcome.retry_at,
+                error,
+                now,
+                record.id,
+            )
+        )
+    else:
+        new_state = state
+        outcome_label = f"{outcome_label} (lease lost)"
+        lost_rows.append((encode_recipients(recipients), attempts, now, record.id))
+    history.append(
+        (
+            record.id,
+            attempts,
+            outcome.started_at,
+            now,
+            worker,
+            outcome_label,
+            error,
+            json.dumps([[r.address, r.status, r.code, r.reply] for r in outcome.recipients]),
+        )
+    )
+    return new_state, error
+
+
+def _lease_filter(
+    ids: Collection[int] | None, mailers: Collection[str] | None
+) -> tuple[str, list[Any]] | None:
+    """The SQL restriction of a lease to ``ids`` / ``mailers``; None when nothing can match."""
+    extra = ""
+    params: list[Any] = []
+    if ids is not None:
+        id_list = [int(i) for i in ids]
+        if not id_list:
+            return None
+        extra += f" AND id IN ({','.join('?' * len(id_list))})"
+        params += id_list
+    if mailers is not None:
+        mailer_list = list(mailers)
+        if not mailer_list:
+            return None
+        extra += f" AND mailer IN ({','.join('?' * len(mailer_list))})"
+        params += mailer_list
+    return extra, params
+
+
 def _label(outcome: Outcome, pending: list[SpoolRecipient]) -> str:
     statuses = {r.status for r in outcome.recipients}
     if statuses <= {"delivered"}:
@@ -700,6 +852,7 @@ def _record(row: Sequence[Any], *, with_data: bool = False) -> SpoolRecord:
         lease_token=row[16],
         queued_at=float(row[17]),
         data=bytes(row[18]) if with_data else None,
+        recipients_text=row[4],
     )
 
 
