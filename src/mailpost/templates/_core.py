@@ -112,6 +112,7 @@ class InlineImages:
             path = self._find(source)
             data = path.read_bytes()
             filename = filename or path.name
+        filename = str.__str__(filename)
         key = hashlib.sha256(data).hexdigest()[:24]
         cid = f"{key}.{re.sub(r'[^A-Za-z0-9.-]', '-', filename)}@mailpost"
         if cid not in self.parts:
@@ -124,7 +125,8 @@ class InlineImages:
         return f"cid:{cid}"
 
     def _find(self, source: str | os.PathLike[str]) -> Path:
-        path = Path(source)
+        # str() first: Python 3.10's pathlib cannot intern str subclasses (Django's SafeString).
+        path = Path(str.__str__(source) if isinstance(source, str) else source)
         if path.is_absolute():
             if path.is_file():
                 return path
