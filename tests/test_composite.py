@@ -797,3 +797,37 @@ def test_composites_nest_and_report_the_innermost_mailer(closed_port: int) -> No
     assert mailpost.mailers.default.send_messages(messages) == 2
     assert [m.delivery.mailer for m in messages if m.delivery] == ["a", "b"]
     assert [m.sent_using for m in messages] == ["default", "default"]
+
+
+def test_failover_to_an_http_provider_sends_only_the_recipients_still_pending(
+    make_smtp_server: MakeServer,
+) -> None:
+    from http_fakes import API_KEY, start_fake
+
+    primary = make_smtp_server(faults=Faults(refuse={"b@example.com": "452 4.2.2 Mailbox full"}))
+    fake, server = start_fake("resend")
+    try:
+        mailpost.configure(
+            MAILERS={
+                "primary": smtp(primary.port),
+                "backup": {
+                    "BACKEND": "mailpost.backends.resend.EmailBackend",
+                    "OPTIONS": {"api_key": API_KEY, "base_url": fake.url},
+                },
+                "fo": {
+                    "BACKEND": "mailpost.backends.failover.EmailBackend",
+                    "OPTIONS": {"mailers": ["primary", "backup"]},
+                },
+            }
+        )
+        msg = message(1, to=["a@example.com", "b@example.com"])
+        assert mailpost.mailers["fo"].send_messages([msg]) == 1
+        [first] = primary.messages
+        assert first.rcpt_tos == ["a@example.com"]
+        [posted] = fake.accepted
+        assert posted.recipients == ["b@example.com"]  # never re-sent to a@ through the API
+        assert msg.delivery is not None
+        assert sorted(msg.delivery.accepted) == ["a@example.com", "b@example.com"]
+    finally:
+        server.shutdown()
+        server.server_close()

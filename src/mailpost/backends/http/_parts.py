@@ -137,12 +137,15 @@ class Parts:
 _FIELD_HEADERS = frozenset({"from", "to", "cc", "reply-to", "subject", "date", "message-id"})
 
 
-def _formatted(items: list[Any], name: str) -> list[str]:
+def _formatted(items: list[Any], name: str, only: set[str] | None = None) -> list[str]:
+    """The addresses as the provider wants them; with ``only``, just those addr-specs."""
     out = []
     for item in items:
         if not item:
             continue
         address = parse_address(item, name)
+        if only is not None and address.addr_spec.lower() not in only:
+            continue
         if address.display_name:
             out.append(email.utils.formataddr((address.display_name, address.addr_spec)))
         else:
@@ -285,6 +288,11 @@ def message_parts(message: EmailMessage, provider: str) -> Parts:
             text = str(alternative.content)
         else:
             raise UnsupportedFeature(provider, f"a {alternative.mimetype} alternative body")
+    # A message whose recipients() is narrower than its fields (a failover's copy for the
+    # recipients the first mailer did not take) goes only to those recipients.
+    only: set[str] | None = None
+    if type(message).recipients is not EmailMessage.recipients:
+        only = {r.lower() for r in recipients}
     extras = getattr(message, "provider_extras", None) or ProviderExtras()
     if not isinstance(extras, ProviderExtras):
         raise TypeError(
@@ -294,9 +302,9 @@ def message_parts(message: EmailMessage, provider: str) -> Parts:
     return Parts(
         sender=sender,
         from_email=_formatted([from_email], "from_email")[0],
-        to=_formatted(list(message.to), "to"),
-        cc=_formatted(list(message.cc), "cc"),
-        bcc=_formatted(list(message.bcc), "bcc"),
+        to=_formatted(list(message.to), "to", only),
+        cc=_formatted(list(message.cc), "cc", only),
+        bcc=_formatted(list(message.bcc), "bcc", only),
         reply_to=_formatted(reply_to, "reply_to"),
         subject=subject,
         text=text,
