@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mailpost.exceptions import MailpostError
 
@@ -28,19 +28,9 @@ Kind = Literal[
     "clicked",
     "unsubscribed",
 ]
-KINDS: tuple[str, ...] = (
-    "sent",
-    "delivered",
-    "deferred",
-    "bounced",
-    "complained",
-    "rejected",
-    "opened",
-    "clicked",
-    "unsubscribed",
-)
+KINDS: tuple[str, ...] = get_args(Kind)
 BounceType = Literal["hard", "soft"]
-BOUNCE_TYPES: tuple[str, ...] = ("hard", "soft")
+BOUNCE_TYPES: tuple[str, ...] = get_args(BounceType)
 
 
 @dataclass(slots=True)
