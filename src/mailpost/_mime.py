@@ -133,7 +133,9 @@ def _header_lines(message: EmailMessage) -> list[str]:
 def _structure(message: EmailMessage, charset: str, eight_bit: bool = False) -> _Part:
     alternatives = list(getattr(message, "alternatives", ()))
     parts: list[_Part] = []
-    if message.body or not alternatives:
+    if message.body or not (alternatives or message.attachments):
+        # As Django's: an empty body is left out when alternatives or attachments carry
+        # the message, and a lone alternative keeps its multipart/alternative wrapper.
         parts.append(
             _text_part(
                 _as_text(message.body), message.content_subtype, charset, eight_bit=eight_bit
@@ -154,12 +156,14 @@ def _structure(message: EmailMessage, charset: str, eight_bit: bool = False) -> 
             mixed = related + mixed
         else:
             parts[html] = _multipart("related", [parts[html], *related])
-    if len(parts) == 1:
-        main = parts[0]
-    else:
+    main: _Part | None = None
+    if alternatives:
         main = _multipart(str(getattr(message, "alternative_subtype", "alternative")), parts)
+    elif parts:
+        main = parts[0]
     if mixed:
-        return _multipart(str(message.mixed_subtype), [main, *mixed])
+        return _multipart(str(message.mixed_subtype), [main, *mixed] if main else mixed)
+    assert main is not None
     return main
 
 
@@ -203,19 +207,16 @@ class FileContent:
         return f"<FileContent {self.path!r} {self.size} bytes>"
 
     def encoded_size(self) -> int:
-        """The length of the base64 text written for the file (76-column CRLF lines)."""
+        """The length of the base64 text written for the file (76-column CRLF lines, the
+        last one ended too, as Django's and the stdlib's are)."""
         chars = 4 * ((self.size + 2) // 3)
-        return chars + 2 * ((chars + 75) // 76) - 2 if chars else 0
+        return chars + 2 * ((chars + 75) // 76)
 
     def chunks(self) -> Iterator[bytes]:
-        """The base64 text, in chunks of whole lines, the last one without its CRLF."""
+        """The base64 text, in chunks of whole CRLF-ended lines."""
         with open(self.path, "rb") as f:
-            chunk = f.read(_FILE_CHUNK)
-            while chunk:
-                following = f.read(_FILE_CHUNK)
-                encoded = base64.encodebytes(chunk).replace(b"\n", _CRLF)
-                yield encoded if following else encoded[:-2]
-                chunk = following
+            while chunk := f.read(_FILE_CHUNK):
+                yield base64.encodebytes(chunk).replace(b"\n", _CRLF)
 
 
 class StreamedMessage:
@@ -582,10 +583,8 @@ class _Segments(io.BytesIO):
 
 def _write_b64(out: io.BytesIO, data: bytes) -> None:
     view = memoryview(data)
-    size = len(data)
-    for start in range(0, size, _B64_CHUNK):
-        encoded = base64.encodebytes(view[start : start + _B64_CHUNK]).replace(b"\n", _CRLF)
-        out.write(encoded if start + _B64_CHUNK < size else encoded[:-2])
+    for start in range(0, len(data), _B64_CHUNK):
+        out.write(base64.encodebytes(view[start : start + _B64_CHUNK]).replace(b"\n", _CRLF))
 
 
 _plain_headers: dict[tuple[str, str, str | None, str | None], list[str]] = {}

@@ -241,16 +241,22 @@ class EmailMessage:
     def message(self, *, policy: Policy = email.policy.default) -> email.message.EmailMessage:
         """The message as a stdlib :class:`email.message.EmailMessage` under ``policy``.
 
-        It is parsed from exactly the bytes a backend would send, so what you inspect is
-        what goes on the wire. Subclasses may override this to customise the message.
+        It is parsed from the bytes a backend sends to a server offering 8BITMIME (text
+        8bit where it can be, as Django's view), with ``\\n`` line endings; a policy whose
+        ``cte_type`` is ``"7bit"`` gets the 7-bit form, and a ``utf8`` policy (SMTPUTF8)
+        generates headers as UTF-8 instead of encoded-words. Subclasses may override this
+        to customise the message.
         """
         if not isinstance(policy, email.policy.Policy):
             raise TypeError(f"policy must be an email.policy.Policy, not {type(policy).__name__}")
         factory = getattr(policy, "message_factory", None) or email.message.EmailMessage
         parser = BytesParser(_class=factory, policy=policy)
-        # Django's view has "\n" line endings; the policy's generator writes its own.
-        data = self._render().replace(_CRLF, b"\n")
-        return cast("email.message.EmailMessage", parser.parsebytes(data))
+        eight_bit = getattr(policy, "cte_type", "8bit") == "8bit"
+        data = self._render(eight_bit=eight_bit).replace(_CRLF, b"\n")
+        msg = cast("email.message.EmailMessage", parser.parsebytes(data))
+        if getattr(policy, "utf8", False):
+            _utf8_headers(msg)
+        return msg
 
     def recipients(self) -> list[str]:
         """Every recipient, To, Cc and Bcc, as given (empty entries dropped)."""
@@ -358,6 +364,18 @@ class EmailMessage:
     def _compose(self, *, eight_bit: bool, streamed: bool) -> bytes | list[bytes | FileContent]:
         """The wire format, whole, or (``streamed``) as segments with files left to read."""
         return _mime.compose(self, eight_bit=eight_bit, streamed=streamed)
+
+
+def _utf8_headers(msg: email.message.Message) -> None:
+    """Turn encoded-word headers back into text, so a ``utf8`` policy writes them as UTF-8."""
+    for part in msg.walk():
+        items = list(part.items())
+        if not any("=?" in raw for _, raw in part.raw_items()):
+            continue
+        for name in {name.lower() for name, _ in items}:
+            del part[name]
+        for name, value in items:
+            part[name] = str(value)
 
 
 class EmailMultiAlternatives(EmailMessage):
