@@ -486,6 +486,26 @@ def test_subclass_overriding_message_is_respected_by_serialize() -> None:
     assert b"X-Tagged: yes\r\n" in data
 
 
+def test_subclass_overriding_message_stays_7bit_unless_8bitmime() -> None:
+    from mailpost.message import serialize
+
+    class Tagged(EmailMessage):
+        def message(
+            self, *, policy: email.policy.Policy = email.policy.default
+        ) -> email.message.EmailMessage:
+            m = super().message(policy=policy)
+            m["X-Tagged"] = "yes"
+            return m
+
+    msg = Tagged("s", "Grüße", "f@example.com", ["t@example.com"])
+    seven = email.message_from_bytes(serialize(msg), policy=email.policy.default)
+    eight = email.message_from_bytes(serialize(msg, eight_bit=True), policy=email.policy.default)
+    assert serialize(msg).isascii()
+    assert seven.get_content() == "Grüße\n"
+    assert eight.get_content() == "Grüße\r\n"  # the stdlib keeps an 8bit body's CRLF
+    assert eight["Content-Transfer-Encoding"] == "8bit"
+
+
 def test_legacy_mimebase_in_constructor_attachments_is_deprecated() -> None:
     with pytest.warns(MailpostDeprecationWarning):
         msg = EmailMessage(

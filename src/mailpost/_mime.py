@@ -44,6 +44,7 @@ __all__ = [
 DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
 
 _SMTP_POLICY = email.policy.SMTP
+_SMTP_7BIT = email.policy.SMTP.clone(cte_type="7bit")
 _MIMETYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+\Z")
 _ATTR_CHAR = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~"
@@ -184,7 +185,7 @@ def serialize(message: EmailMessage, *, linesep: str = "\r\n", eight_bit: bool =
     if type(message).message is EmailMessage.message:
         data = message._render(eight_bit=eight_bit)
     else:
-        data = message.message(policy=_SMTP_POLICY).as_bytes()
+        data = message.message(policy=_SMTP_POLICY if eight_bit else _SMTP_7BIT).as_bytes()
     if linesep != "\r\n":
         data = data.replace(_CRLF, linesep.encode("ascii"))
     return data
