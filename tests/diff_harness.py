@@ -162,18 +162,29 @@ def mask_header(name: str, value: str) -> str:
     if lower in {"message-id", "content-id"}:
         m = _MSGID.match(value.strip())
         return f"<id @{m.group('domain')}>" if m else value
+    if lower == "content-type":
+        # Boundaries are random, and Django's exists only once the message is generated.
+        return _BOUNDARY.sub("", value)
     return value
 
 
-def _mime(msg: email.message.Message) -> dict[str, Any]:
+_BOUNDARY = re.compile(r';\s*boundary=(?:"[^"]*"|[^;\s]*)', re.IGNORECASE)
+
+
+def _mime(msg: email.message.Message, root: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "type": msg.get_content_type(),
         # Sorted: header order is not something a program relies on; names, values and
-        # repetitions are.
-        "headers": sorted([k, mask_header(k, str(v))] for k, v in msg.items()),
+        # repetitions are. MIME-Version means something only at the top (RFC 2045 4);
+        # Django repeats it in some inner parts.
+        "headers": sorted(
+            [k, mask_header(k, str(v))]
+            for k, v in msg.items()
+            if root or k.lower() != "mime-version"
+        ),
     }
     if msg.is_multipart():
-        out["parts"] = [_mime(p) for p in msg.get_payload()]  # type: ignore[union-attr]
+        out["parts"] = [_mime(p, False) for p in msg.get_payload()]  # type: ignore[union-attr]
     else:
         payload = msg.get_payload()
         out["payload"] = payload if isinstance(payload, str) else repr(payload)

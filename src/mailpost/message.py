@@ -256,7 +256,9 @@ class EmailMessage:
             raise TypeError(f"policy must be an email.policy.Policy, not {type(policy).__name__}")
         factory = getattr(policy, "message_factory", None) or email.message.EmailMessage
         parser = BytesParser(_class=factory, policy=policy)
-        return cast("email.message.EmailMessage", parser.parsebytes(self._render()))
+        # Django's view has "\n" line endings; the policy's generator writes its own.
+        data = self._render().replace(_CRLF, b"\n")
+        return cast("email.message.EmailMessage", parser.parsebytes(data))
 
     def recipients(self) -> list[str]:
         """Every recipient, To, Cc and Bcc, as given (empty entries dropped)."""
@@ -674,6 +676,8 @@ def _date(localtime: bool) -> str:
     when, local, text = _last_date
     if when != now or local != localtime:
         text = formatdate(now, localtime=localtime)
+        if not localtime:  # UTC is a known zone: "+0000" (RFC 5322 3.3), as Django writes
+            text = text[:-5] + "+0000"
         _last_date = (now, localtime, text)
     return text
 
@@ -1004,6 +1008,8 @@ def _text_part(
     _check_mimetype(mimetype, "content_subtype")
     if not exact:
         text = _normalize_newlines(text)
+        if not text.endswith("\n"):  # as Django's: every line ends, even an empty body's
+            text += "\n"
     data = text.encode(charset)
     utf8 = charset in _UTF8_NAMES or charset.lower() in _UTF8_NAMES
     cte, body = _encode_text(
