@@ -72,6 +72,11 @@ def legacy_options(path: str) -> dict[str, Any]:
             if not defined or value is None or value == "":
                 continue
             options[option] = bool(value) if option in ("use_tls", "use_ssl") else value
+        if options.get("use_tls") and options.get("use_ssl"):
+            raise ValueError(
+                "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set one of those "
+                "settings to True."
+            )
     elif path == "mailpost.backends.filebased.EmailBackend":
         value, defined = _config.lookup("EMAIL_FILE_PATH")
         if defined and value is not None:
@@ -97,11 +102,13 @@ def _definitions() -> dict[str, Any] | None:
 
 
 def _import_backend(path: str, alias: str | None, label: str) -> type[Any]:
+    """The backend class at ``path``; errors start with Django's wording."""
     module_name, _, class_name = path.rpartition(".")
+    prefix = f"{label}: Could not find BACKEND {path!r}"
     if not module_name or not class_name:
         raise InvalidMailer(
-            f"{label}: BACKEND {path!r} is not a dotted path like "
-            "'mailpost.backends.smtp.EmailBackend'",
+            f"{prefix}: {path} doesn't look like a module path "
+            "(expected a dotted path like 'mailpost.backends.smtp.EmailBackend')",
             alias=alias,
         )
     try:
@@ -109,13 +116,12 @@ def _import_backend(path: str, alias: str | None, label: str) -> type[Any]:
     except MissingDependency:
         raise
     except ImportError as exc:
-        raise InvalidMailer(f"{label}: cannot import BACKEND {path!r}: {exc}", alias=alias) from exc
+        raise InvalidMailer(f"{prefix}: {exc}", alias=alias) from exc
     try:
         cls = getattr(module, class_name)
     except AttributeError:
         raise InvalidMailer(
-            f"{label}: cannot import BACKEND {path!r}: module {module_name!r} has no "
-            f"attribute {class_name!r}",
+            f'{prefix}: Module "{module_name}" does not define a "{class_name}" attribute/class',
             alias=alias,
         ) from None
     if not isinstance(cls, type) or not callable(getattr(cls, "send_messages", None)):
@@ -227,16 +233,12 @@ class MailersHandler:
         definitions = _definitions()
         if definitions is None:
             raise MailerDoesNotExist(
-                f"MAILERS[{alias!r}]: no mailers are configured, so there is no mailer "
-                f"{alias!r}. {_HOW_TO_CONFIGURE}",
-                alias=alias,
+                alias=alias, detail=f"No mailers are configured. {_HOW_TO_CONFIGURE}"
             )
         if alias not in definitions:
             defined = ", ".join(repr(a) for a in sorted(definitions, key=str)) or "none"
             raise MailerDoesNotExist(
-                f"MAILERS[{alias!r}]: no such mailer (defined aliases: {defined}). "
-                f"{_HOW_TO_CONFIGURE}",
-                alias=alias,
+                alias=alias, detail=f"Defined aliases: {defined}. {_HOW_TO_CONFIGURE}"
             )
         return _validated_entry(alias, definitions[alias])
 
@@ -250,12 +252,14 @@ class MailersHandler:
         in-memory backend is returned instead.
         """
         path, options = self._entry(alias)
+        # compat: the legacy EMAIL_BACKEND is no MAILERS alias; its backend has none (Django).
+        named: str | None = alias if mailers_defined() else None
         if _capture.memory_mode():
             from mailpost.backends.locmem import LocmemBackend
 
-            return LocmemBackend(bool(extra_options.get("fail_silently")), alias=alias)
+            return LocmemBackend(bool(extra_options.get("fail_silently")), alias=named)
         options.update(extra_options)
-        return build_backend(path, options, alias=alias, optional=_if_accepted)
+        return build_backend(path, options, alias=named, optional=_if_accepted)
 
     def __getitem__(self, alias: str) -> BaseEmailBackend:
         return self._create(alias)
