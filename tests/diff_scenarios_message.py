@@ -194,3 +194,134 @@ def text_attachment_is_kept_byte_for_byte(side: Side) -> Any:
 def long_lines_stay_7bit(side: Side) -> Any:
     msg = side.mail.EmailMessage("Subject", "x" * 200, "from@example.com", TO)
     return msg.message()["Content-Transfer-Encoding"]
+
+
+# -- addresses and headers ---------------------------------------------------------------
+
+
+@scenario(LOCMEM)
+def local_part_only_addresses(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", "django", ["root", "Root <root>"])
+    return {"recipients": msg.recipients(), "sent": msg.send()}
+
+
+@scenario()
+def local_part_only_addresses_over_smtp(side: Side) -> Any:
+    from django.test import override_settings
+
+    settings = {
+        "EMAIL_BACKEND": side.backend("smtp"),
+        "EMAIL_HOST": side.smtp.host,
+        "EMAIL_PORT": side.smtp.port,
+    }
+    with override_settings(**settings):
+        sent = side.mail.send_mail("Subject", "Body", "django", ["root"])
+    return {"sent": sent, "received": side.received()}
+
+
+@scenario(LOCMEM)
+def aware_datetime_date_header(side: Side) -> Any:
+    import datetime
+
+    when = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO, headers={"Date": when})
+    return msg.message()["Date"]
+
+
+@scenario(LOCMEM)
+def naive_datetime_date_header(side: Side) -> Any:
+    import datetime
+
+    when = datetime.datetime(2024, 5, 6, 7, 8, 9)
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO, headers={"Date": when})
+    return msg.message()["Date"]
+
+
+@scenario({**LOCMEM, "EMAIL_USE_LOCALTIME": False})
+def generated_utc_date_is_plus_0000(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO)
+    return msg.message()["Date"][-5:]
+
+
+@scenario(LOCMEM)
+def crlf_in_headers_is_accepted_by_the_constructor(side: Side) -> Any:
+    msg = side.mail.EmailMessage(
+        "Subject", "Body", "from@example.com", TO, headers={"X-Note": "a\r\nBcc: x@example.com"}
+    )
+    return msg.extra_headers
+
+
+@scenario(LOCMEM)
+def crlf_in_headers_raises_at_message(side: Side) -> Any:
+    msg = side.mail.EmailMessage(
+        "Subject", "Body", "from@example.com", TO, headers={"X-Note": "a\r\nBcc: x@example.com"}
+    )
+    return msg.message()
+
+
+@scenario(LOCMEM)
+def crlf_in_headers_raises_at_send(side: Side) -> Any:
+    msg = side.mail.EmailMessage(
+        "Subject", "Body", "from@example.com", TO, headers={"X-Note": "a\nBcc: x@example.com"}
+    )
+    return msg.send()
+
+
+@scenario(LOCMEM)
+def newline_in_subject_raises_at_message(side: Side) -> Any:
+    return side.mail.EmailMessage("Sub\nject", "Body", "from@example.com", TO).message()
+
+
+def _attachments_seen(msg: Any) -> list[Any]:
+    out = []
+    for part in msg.message().walk():
+        if part.get_filename():
+            data = part.get_payload(decode=True)
+            # Django adds a final newline to text attachments (text_attachment_is_kept_...)
+            out.append([part.get_content_type(), part.get_content_charset(), data.rstrip(b"\n")])
+    return out
+
+
+@scenario(LOCMEM)
+def attachments_set_directly_are_normalised(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO)
+    msg.attachments = [
+        side.mail.EmailAttachment("notes.txt", "héllo wörld".encode(), "text/plain"),
+        side.mail.EmailAttachment("raw.txt", b"\xff\xfe\x00", "text/plain"),
+        ("data.bin", b"\x00\x01", "application/octet-stream"),
+    ]
+    return _attachments_seen(msg)
+
+
+@scenario(LOCMEM)
+def positional_arguments_warn(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO, ["bcc@example.com"])
+    return msg.bcc
+
+
+@scenario(LOCMEM)
+def positional_arguments_of_multi_alternatives_warn(side: Side) -> Any:
+    alternatives = [("<p>Hi</p>", "text/html")]
+    msg = side.mail.EmailMultiAlternatives(
+        "Subject", "Body", "from@example.com", TO, None, None, None, None, alternatives
+    )
+    return msg.alternatives
+
+
+@scenario(LOCMEM)
+def legacy_mime_attachment_warns(side: Side) -> Any:
+    from email.mime.text import MIMEText
+
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO)
+    msg.attach(MIMEText("legacy"))
+    return len(msg.attachments)
+
+
+@scenario(LOCMEM)
+def legacy_mime_attachment_in_constructor_warns(side: Side) -> Any:
+    from email.mime.text import MIMEText
+
+    msg = side.mail.EmailMessage(
+        "Subject", "Body", "from@example.com", TO, attachments=[MIMEText("legacy")]
+    )
+    return len(msg.attachments)

@@ -727,3 +727,101 @@ def test_default_from_email_renders_and_is_the_envelope_sender() -> None:
     msg = EmailMessage("s", "b", to=["to@example.com"])
     assert envelope(msg)[0] == "webmaster@localhost"
     assert parse(msg)["From"] == "webmaster@localhost"
+
+
+# ----------------------------------------------- Django's structure and message() view
+
+
+def _shape(part: email.message.Message) -> object:
+    if part.is_multipart():
+        return (part.get_content_type(), [_shape(p) for p in part.get_payload()])  # type: ignore[union-attr]
+    return part.get_content_type()
+
+
+def test_every_text_part_ends_with_a_newline_and_an_empty_body_is_one() -> None:
+    assert EmailMessage("s", "", "f@example.com", ["t@example.com"]).message().get_payload() == "\n"
+    msg = EmailMultiAlternatives("s", "Body", "f@example.com", ["t@example.com"])
+    msg.attach_alternative("<p>Body</p>", "text/html")
+    assert [p.get_payload() for p in msg.message().iter_parts()] == ["Body\n", "<p>Body</p>\n"]
+    assert serialize(msg).count(b"Body\r\n") == 1
+
+
+def test_empty_body_with_one_alternative_keeps_multipart_alternative() -> None:
+    msg = EmailMultiAlternatives("s", "", "f@example.com", ["t@example.com"])
+    msg.attach_alternative("<p>Hi</p>", "text/html")
+    assert _shape(msg.message()) == ("multipart/alternative", ["text/html"])
+
+
+def test_empty_body_with_only_attachments_gains_no_text_part() -> None:
+    msg = EmailMessage("s", "", "f@example.com", ["t@example.com"])
+    msg.attach("a.pdf", b"%PDF", "application/pdf")
+    assert _shape(msg.message()) == ("multipart/mixed", ["application/pdf"])
+    assert msg.message()["MIME-Version"] == "1.0"
+
+
+def test_message_view_is_8bit_and_lf_the_wire_stays_7bit() -> None:
+    msg = EmailMessage("s", "Grüße\nteam", "f@example.com", ["t@example.com"])
+    view = msg.message()
+    assert view["Content-Transfer-Encoding"] == "8bit"
+    assert b"\r" not in view.as_bytes()
+    assert view.get_content() == "Grüße\nteam\n"
+    assert serialize(msg).isascii()
+    seven = msg.message(policy=email.policy.default.clone(cte_type="7bit"))
+    assert seven["Content-Transfer-Encoding"] in {"quoted-printable", "base64"}
+    assert seven.get_content() == "Grüße\nteam\n"
+
+
+def test_smtputf8_policy_view_writes_utf8_headers() -> None:
+    msg = EmailMessage("Sübject", "b", "Jö <f@example.com>", ["t@example.com"])
+    data = msg.message(policy=email.policy.SMTPUTF8).as_bytes()
+    assert "Subject: Sübject\r\n".encode() in data
+    assert "From: Jö <f@example.com>\r\n".encode() in data
+    assert b"=?utf-8?" not in msg.message(policy=email.policy.SMTPUTF8).as_bytes()
+
+
+def test_base64_bodies_end_with_a_line_break() -> None:
+    msg = EmailMessage("s", "b", "f@example.com", ["t@example.com"])
+    msg.attach("a.bin", b"\x00\x01", "application/octet-stream")
+    (part,) = [p for p in msg.message().walk() if p.get_filename()]
+    assert part.get_payload() == "AAE=\n"
+
+
+def test_datetime_header_is_written_as_an_rfc5322_date() -> None:
+    when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+    msg = EmailMessage("s", "b", "f@example.com", ["t@example.com"], headers={"Date": when})
+    assert msg.message()["Date"] == "Mon, 06 May 2024 07:08:09 +0000"
+    assert msg.message()["Date"].datetime == when
+
+
+def test_generated_utc_date_ends_plus_0000() -> None:
+    """UTC is a known zone: "+0000" (RFC 5322 3.3), not "-0000" (zone unknown)."""
+    mailpost.configure(EMAIL_USE_LOCALTIME=False)
+    date = EmailMessage("s", "b", "f@example.com", ["t@example.com"]).message()["Date"]
+    assert date.endswith(" +0000")
+
+
+def test_crlf_in_headers_raises_when_the_message_is_built_not_before() -> None:
+    msg = EmailMessage("s", "b", "f@example.com", ["t@example.com"], headers={"X-A": "a\r\nB: c"})
+    assert msg.extra_headers == {"X-A": "a\r\nB: c"}
+    with pytest.raises(BadHeaderError, match=r"^Header values may not contain linefeed") as info:
+        msg.message()
+    assert isinstance(info.value, ValueError)
+    assert "X-A" in str(info.value)
+
+
+def test_attachments_set_directly_get_the_normalisation_of_attach() -> None:
+    msg = EmailMessage("s", "b", "f@example.com", ["t@example.com"])
+    msg.attachments = [
+        ("notes.txt", "héllo".encode(), "text/plain"),
+        ("raw.txt", b"\xff\xfe", "text/plain"),
+        ("guess.pdf", b"%PDF", None),
+    ]
+    parts = [p for p in msg.message().walk() if p.get_filename()]
+    seen = [(p.get_content_type(), p.get_content_charset()) for p in parts]
+    assert seen == [("text/plain", "utf-8"), ("application/octet-stream", None),
+                    ("application/pdf", None)]  # fmt: skip
+    assert parts[0].get_content() == "héllo"
+    assert parts[1].get_payload(decode=True) == b"\xff\xfe"
+    msg.attachments = ["not a triple"]
+    with pytest.raises(TypeError, match="attachments: each entry must be"):
+        msg.message()

@@ -115,9 +115,11 @@ def check_value(field: str, value: str) -> str:
     """Return ``value`` if it cannot start a new header line, else raise naming ``field``."""
     match = _BREAKS.search(value)
     if match:
+        # Django's sentence first (programs match on it), then which header and what.
+        what = "linefeed or carriage return" if match.group() in "\r\n" else "line break or NUL"
         raise BadHeaderError(
-            f"{field}: header values may not contain line breaks or NUL "
-            f"(found {match.group()!r} in {_short(value)!r})",
+            f"Header values may not contain {what} characters "
+            f"({field}: found {match.group()!r} in {_short(value)!r})",
             field=field,
         )
     return value
@@ -142,7 +144,8 @@ class Address(NamedTuple):
 
     @property
     def addr_spec(self) -> str:
-        return f"{self.local}@{self.domain}"
+        """``local@domain``; just ``local`` for a local-part-only address (``"root"``)."""
+        return f"{self.local}@{self.domain}" if self.domain else self.local
 
     def tokens(self) -> list[str]:
         """Header text for this mailbox, as foldable tokens (later ones start with a space)."""
@@ -292,6 +295,9 @@ def _parse_addr_spec(addr: str, field: str, original: str) -> tuple[str, str]:
         escaped = local_text.replace("\\", "\\\\").replace('"', '\\"')
         local = f'"{escaped}"' if not _dot_atom(local_text) else local_text
     else:
+        if "@" not in addr and addr.isascii() and _dot_atom(addr) and len(addr) <= 64:
+            # A local part alone ("root"), which Django sends and a local MTA delivers.
+            return addr, ""
         if addr.count("@") != 1:
             raise InvalidAddress(
                 f"{field}: {_short(original)!r} must contain exactly one '@'"

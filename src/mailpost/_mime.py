@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import email.message
 import email.policy
+import email.utils
 import io
+import mimetypes
 import os
 import random
 import re
@@ -318,7 +321,7 @@ def _address_line(name: str, items: Sequence[AddressInput]) -> str:
     if len(items) == 1 and type(items[0]) is str and items[0]:
         address = parse_address(items[0], name)  # cached: the envelope reads it again
         if not address.display_name:
-            line = f"{name}: {address.local}@{address.domain}\r\n"
+            line = f"{name}: {address.addr_spec}\r\n"
             if len(line) <= _headers.SOFT_LINE + 2:
                 return line
     if all(type(a) is str for a in items):
@@ -381,6 +384,8 @@ def _as_text(value: Any) -> str:
         return value
     if isinstance(value, tuple):
         return "".join(parse_address(value, "address").tokens())
+    if isinstance(value, datetime.datetime):  # an RFC 5322 date-time, as Django writes it
+        return email.utils.format_datetime(value)
     return str(value)
 
 
@@ -746,9 +751,14 @@ def _rfc822_part(content: Any, filename: str | None) -> _Part:
 def _attachment_part(attachment: Attachment, charset: str) -> _Part:
     if isinstance(attachment, email.message.Message):
         return _mime_part(attachment)
-    filename, content, mimetype = attachment
-    mimetype = mimetype or DEFAULT_ATTACHMENT_MIME_TYPE
-    _check_mimetype(mimetype, "attachment mimetype")
+    try:
+        filename, content, mimetype = attachment
+    except (TypeError, ValueError):
+        raise TypeError(
+            "attachments: each entry must be (filename, content, mimetype) or a MIMEPart, "
+            f"not {_headers._short(repr(attachment))}"
+        ) from None
+    mimetype, content = attachment_content(filename, content, mimetype)
     if filename is not None:
         check_value("attachment filename", str(filename))
     return _content_part(
@@ -759,6 +769,23 @@ def _attachment_part(attachment: Attachment, charset: str) -> _Part:
         filename=None if filename is None else str(filename),
         disposition="attachment" if filename is not None else None,
     )
+
+
+def attachment_content(filename: Any, content: Any, mimetype: str | None) -> tuple[str, Any]:
+    """The MIME type and content an attachment is sent with, whether it came through
+    ``attach()`` or was put in ``msg.attachments`` directly: a missing type is guessed from
+    the name; ``text/*`` bytes are decoded as UTF-8, or sent as
+    ``application/octet-stream`` when they are not UTF-8."""
+    if mimetype is None:
+        guessed = mimetypes.guess_type(filename)[0] if isinstance(filename, str) else None
+        mimetype = guessed or DEFAULT_ATTACHMENT_MIME_TYPE
+    _check_mimetype(mimetype, "attachment mimetype")
+    if isinstance(content, (bytes, bytearray)) and mimetype.lower().startswith("text/"):
+        try:
+            content = bytes(content).decode("utf-8")
+        except UnicodeDecodeError:
+            mimetype = DEFAULT_ATTACHMENT_MIME_TYPE
+    return mimetype, content
 
 
 def _mime_part(part: email.message.Message) -> _Part:

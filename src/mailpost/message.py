@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import email.message
 import email.policy
-import mimetypes
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from mailpost import _headers, _mime
+from mailpost import _django, _headers, _mime
 from mailpost._config import settings
-from mailpost._headers import AddressInput, check_name, check_value
+from mailpost._headers import AddressInput, check_value
 from mailpost._mime import (
     _CRLF,
     DEFAULT_ATTACHMENT_MIME_TYPE,
@@ -37,7 +35,6 @@ from mailpost._mime import (
     serialize,
     serialize_stream,
 )
-from mailpost.exceptions import MailpostDeprecationWarning
 from mailpost.utils import DNS_NAME
 
 if TYPE_CHECKING:
@@ -127,10 +124,12 @@ def _legacy_args(
             f"{cls_name}() takes at most {4 + len(order)} positional arguments "
             f"({4 + len(args)} given)"
         )
-    warnings.warn(
-        f"Passing {', '.join(order[: len(args)])} to {cls_name}() positionally is "
-        "deprecated; pass them as keyword arguments.",
-        MailpostDeprecationWarning,
+    moved = order[: len(args)]
+    _django.deprecated(
+        f"Passing {', '.join(moved)} to {cls_name}() positionally is deprecated; "
+        "pass them as keyword arguments.",
+        f"Passing positional argument(s) {', '.join(repr(n) for n in moved)} to "
+        f"{cls_name}() is deprecated. Use keyword arguments instead.",
         stacklevel=3,
     )
     out = dict(given)
@@ -216,15 +215,14 @@ class EmailMessage:
                 self.attach(attachment)
             else:
                 self.attach(*attachment)
-        self.extra_headers: dict[str, Any] = {}
-        for name, value in (headers or {}).items():
-            self.extra_headers[check_name(name)] = value
-            check_value(name, str(value))
+        # Checked when the message is built (message(), send), as Django does.
+        self.extra_headers: dict[str, Any] = dict(headers or {})
         if connection is not None:  # compat:
-            warnings.warn(
+            _django.deprecated(
                 "The connection argument of EmailMessage is deprecated; configure MAILERS "
                 "and call send(using=alias) instead.",
-                MailpostDeprecationWarning,
+                "The 'connection' argument is deprecated. Switch to the 'using' argument "
+                "with a MAILERS alias.",
                 stacklevel=3,
             )
         self.connection = connection
@@ -295,10 +293,10 @@ class EmailMessage:
             if content is not None or mimetype is not None:
                 raise ValueError("attach(): content and mimetype must not be given with a MIMEPart")
             if not isinstance(filename, email.message.MIMEPart):  # compat:
-                warnings.warn(
+                _django.deprecated(
                     "Attaching legacy email.mime MIMEBase/Message objects is deprecated; "
                     "use email.message.MIMEPart instead.",
-                    MailpostDeprecationWarning,
+                    "MIMEBase attachments are deprecated. Use an email.message.MIMEPart instead.",
                     stacklevel=2,
                 )
             self.attachments.append(filename)
@@ -311,15 +309,7 @@ class EmailMessage:
                     f"attach(): filename must be a string, not {type(filename).__name__}"
                 )
             check_value("attachment filename", filename)
-        if mimetype is None:
-            guessed = mimetypes.guess_type(filename)[0] if filename else None
-            mimetype = guessed or DEFAULT_ATTACHMENT_MIME_TYPE
-        _check_mimetype(mimetype, "attachment mimetype")
-        if mimetype.lower().startswith("text/") and isinstance(content, (bytes, bytearray)):
-            try:
-                content = bytes(content).decode("utf-8")
-            except UnicodeDecodeError:
-                mimetype = DEFAULT_ATTACHMENT_MIME_TYPE
+        mimetype, content = _mime.attachment_content(filename, content, mimetype)
         self.attachments.append(EmailAttachment(filename, content, mimetype))
 
     def attach_file(
