@@ -325,3 +325,19 @@ def legacy_mime_attachment_in_constructor_warns(side: Side) -> Any:
         "Subject", "Body", "from@example.com", TO, attachments=[MIMEText("legacy")]
     )
     return len(msg.attachments)
+
+
+@scenario()
+def long_mixed_display_name_over_smtp(side: Side) -> Any:
+    from django.test import override_settings
+
+    name = "Dr. Jörg Müller-Lüdenscheidt von und zu Hohenzollern-Sigmaringen the Third of Many"
+    settings = {
+        "EMAIL_BACKEND": side.backend("smtp"),
+        "EMAIL_HOST": side.smtp.host,
+        "EMAIL_PORT": side.smtp.port,
+    }
+    with override_settings(**settings):
+        side.mail.send_mail("Subject", "Body", "from@example.com", [f'"{name}" <to@example.com>'])
+    parsed = email.message_from_bytes(side.smtp.messages[0].data, policy=email.policy.default)
+    return [a.display_name for a in parsed["To"].addresses]

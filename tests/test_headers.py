@@ -669,3 +669,29 @@ def test_non_ascii_local_part_in_tuple_is_rejected() -> None:
 def test_given_date_in_lower_case_is_not_duplicated() -> None:
     data = serialize(simple(headers={"date": "Tue, 01 Jan 2030 10:00:00 +0100"}))
     assert top_header_names(data).count("date") == 1
+
+
+# ------------------------------------------- mixed ASCII / non-ASCII display names
+
+
+MIXED_NAMES = [
+    "Dr. Jörg Müller-Lüdenscheidt von und zu Hohenzollern-Sigmaringen the Third of Many",
+    "Zoë Anne Marie-Louise Christine Wilhelmina Augusta Beatrice Smithson-Jones the Younger",
+    "The Accounts Receivable Department of Société Générale de Banque et de Crédit",
+    "Ann =?x?= Lee Ünï",
+]
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES)
+def test_long_mixed_display_name_parses_back_exactly(name: str) -> None:
+    """Only the words that need it are encoded, so Python's parser, which keeps the space
+    between adjacent encoded-words (CPython issue 128110), still reads the exact name."""
+    msg = simple(to=[(name, "t@example.com")])
+    data = serialize(msg)
+    (addr,) = parse(msg)["To"].addresses
+    assert addr.display_name == name
+    head = data.split(b"\r\n\r\n", 1)[0]
+    plain = [w for w in name.split(" ") if w.isascii() and w.isalpha()]
+    assert plain
+    assert all(f" {w}".encode() in head for w in plain[1:])  # written as they are
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))

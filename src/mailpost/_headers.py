@@ -416,7 +416,41 @@ def _display_tokens_uncached(name: str) -> list[str]:
         and "=?" not in name
     ):
         return [quoted]
+    if words and all(words) and "\t" not in name:
+        return _mixed_phrase(words)
     return encode_words(name, phrase=True)
+
+
+def _plain_atom(word: str) -> bool:
+    return bool(_ATEXT.match(word)) and "=?" not in word and len(word) <= 70
+
+
+def _mixed_phrase(words: list[str]) -> list[str]:
+    """A display name whose words are encoded only where they need it.
+
+    Runs of words that need encoding become encoded-words (their inner spaces inside the
+    encoding); the plain atoms between them stay as they are. Decoders keep the space
+    between an encoded-word and an atom, so the name reads back exactly even in parsers
+    that also keep the space between adjacent encoded-words (Python's, CPython issue
+    128110), which a name encoded whole and split over several encoded-words would hit.
+    """
+    out: list[str] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            tokens = encode_words(" ".join(run), phrase=True)
+            out.extend([(" " if out else "") + tokens[0], *tokens[1:]])
+            run.clear()
+
+    for word in words:
+        if _plain_atom(word):
+            flush()
+            out.append((" " if out else "") + word)
+        else:
+            run.append(word)
+    flush()
+    return out
 
 
 # -- free text --------------------------------------------------------------------------
