@@ -26,6 +26,21 @@ def _structure(msg: Any) -> Any:
     return tree
 
 
+def _parts(msg: Any) -> list[Any]:
+    """Each leaf of ``message()`` as a program reads it: type, name, charset, content.
+    (How a text attachment is transferred is a deliberate difference, see
+    ``text_attachment_is_kept_byte_for_byte``; what it decodes to is not.)"""
+    out = []
+    for part in msg.message().walk():
+        if part.is_multipart():
+            out.append(part.get_content_type())
+            continue
+        content = part.get_content() if part.get_content_maintype() == "text" else None
+        out.append([part.get_content_type(), part.get_filename(), part.get_content_charset(),
+                    content if content is not None else part.get_payload(decode=True)])  # fmt: skip
+    return out
+
+
 def _lines(data: bytes) -> list[str]:
     """The generated text's line endings and body lines; boundaries vary by run, and
     inner MIME-Version lines are Django's quirk (the harness ignores them too)."""
@@ -341,3 +356,186 @@ def long_mixed_display_name_over_smtp(side: Side) -> Any:
         side.mail.send_mail("Subject", "Body", "from@example.com", [f'"{name}" <to@example.com>'])
     parsed = email.message_from_bytes(side.smtp.messages[0].data, policy=email.policy.default)
     return [a.display_name for a in parsed["To"].addresses]
+
+
+# -- the rest of the message API ---------------------------------------------------------
+
+
+@scenario(LOCMEM)
+def full_message_attributes(side: Side) -> Any:
+    msg = side.mail.EmailMessage(
+        "Subject", "Body", "From <from@example.com>", ["a@example.com", "B <b@example.com>"],
+        bcc=["hidden@example.com"], cc=["c@example.com"], reply_to=["r@example.com"],
+        headers={"X-Tag": "1", "Message-ID": "<fixed@example.com>"},
+    )  # fmt: skip
+    return {"recipients": msg.recipients(), "msg": normalize(msg), "sent": msg.send()}
+
+
+@scenario(LOCMEM)
+def headers_override_to_and_from(side: Side) -> Any:
+    msg = side.mail.EmailMessage(
+        "Subject", "Body", "from@example.com", TO,
+        headers={"To": "Shown <shown@example.com>", "From": "Other <other@example.com>",
+                 "Reply-To": "rr@example.com", "Cc": "cc@example.com"},
+    )  # fmt: skip
+    return {"recipients": msg.recipients(), "view": normalize(msg.message())}
+
+
+@scenario(LOCMEM)
+def html_content_subtype(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "<p>Hi</p>", "from@example.com", TO)
+    msg.content_subtype = "html"
+    return _view(side, msg)
+
+
+@scenario(
+    LOCMEM,
+    deliberate="mixed_subtype / alternative_subtype still work (Django <= 5.2 projects set "
+    "them); Django 6.1 raises AttributeError",
+)
+def mixed_subtype(side: Side) -> Any:
+    msg = side.mail.EmailMultiAlternatives("Subject", "Body", "from@example.com", TO)
+    msg.mixed_subtype = "related"
+    msg.attach_alternative("<p>Hi</p>", "text/html")
+    msg.attach("a.bin", b"\x00", "application/octet-stream")
+    return _structure(msg)
+
+
+@scenario(LOCMEM)
+def attach_text_and_binary(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO)
+    msg.attach("notes.txt", "plain text\n", "text/plain")
+    msg.attach("report.csv", "a,b\n1,2\n")
+    msg.attach("image.png", b"\x89PNG\r\n\x1a\n", "image/png")
+    msg.attach("raw.txt", b"\xff\xfe not utf-8", "text/plain")
+    msg.attach("utf8.txt", "héllo\n".encode(), "text/plain")
+    return {"attachments": normalize(msg.attachments), "view": _parts(msg)}
+
+
+@scenario(LOCMEM)
+def attach_file(side: Side) -> Any:
+    path = side.tmp / "hello.txt"
+    path.write_text("hello file\n")
+    binary = side.tmp / "data.bin"
+    binary.write_bytes(b"\x00\x01\x02")
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO)
+    msg.attach_file(path)
+    msg.attach_file(str(binary), "application/x-thing")
+    return {"attachments": normalize(msg.attachments), "view": _parts(msg)}
+
+
+@scenario(LOCMEM)
+def attach_mimepart(side: Side) -> Any:
+    from email.message import MIMEPart
+
+    part = MIMEPart()
+    part.set_content(b"GIF89a", maintype="image", subtype="gif", disposition="inline")
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO)
+    msg.attach(part)
+    return _structure(msg)
+
+
+@scenario(LOCMEM)
+def attach_rfc822_message(side: Side) -> Any:
+    inner = side.mail.EmailMessage("Inner", "Inner body", "i@example.com", ["j@example.com"])
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO)
+    msg.attach("fwd.eml", inner.message(), "message/rfc822")
+    view = msg.message()
+    (att,) = [p for p in view.walk() if p.get_content_type() == "message/rfc822"]
+    fwd = att.get_payload()[0]
+    return {"inner_subject": fwd["Subject"], "inner_body": fwd.get_content()}
+
+
+@scenario(LOCMEM)
+def attach_errors(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", TO)
+    out = []
+    for args in [("a.txt", None, "text/plain"), (None, None, None)]:
+        try:
+            msg.attach(*args)
+            out.append("ok")
+        except Exception as exc:
+            out.append(type(exc).__name__)
+    return out
+
+
+@scenario(LOCMEM)
+def body_contains(side: Side) -> Any:
+    msg = side.mail.EmailMultiAlternatives("Subject", "I am content", "from@example.com", TO)
+    before = msg.body_contains("content")
+    msg.attach_alternative("<p>I am content</p>", "text/html")
+    msg.attach_alternative(b"\x00binary", "application/octet-stream")
+    return [before, msg.body_contains("content"), msg.body_contains("<p>")]
+
+
+@scenario(LOCMEM)
+def make_msgid_shapes(side: Side) -> Any:
+    make = side.module("message").make_msgid if side.django else side.mail.make_msgid
+    return [
+        make(domain="example.com").endswith("@example.com>"),
+        "tag" in make("tag", domain="example.com"),
+        make().startswith("<"),
+    ]
+
+
+@scenario(LOCMEM)
+def named_tuples(side: Side) -> Any:
+    msg = side.mail.EmailMultiAlternatives("Subject", "Body", "from@example.com", TO)
+    msg.attach("a.txt", "x", "text/plain")
+    msg.attach_alternative("<p>x</p>", "text/html")
+    att, alt = msg.attachments[0], msg.alternatives[0]
+    return [att.filename, att.content, att.mimetype, alt.content, alt.mimetype,
+            side.mail.DEFAULT_ATTACHMENT_MIME_TYPE]  # fmt: skip
+
+
+@scenario(LOCMEM)
+def encoding_attribute(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Sübject", "Grüße", "from@example.com", TO)
+    msg.encoding = "iso-8859-1"
+    return _view(side, msg)
+
+
+@scenario({**LOCMEM, "DEFAULT_CHARSET": "iso-8859-1"})
+def default_charset_setting(side: Side) -> Any:
+    return _view(side, side.mail.EmailMessage("Subject", "Grüße", "from@example.com", TO))
+
+
+@scenario({**LOCMEM, "DEFAULT_FROM_EMAIL": "Site <site@example.com>"})
+def default_from_email(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", to=TO)
+    return [msg.from_email, msg.message()["From"]]
+
+
+@scenario(LOCMEM)
+def to_must_be_a_list(side: Side) -> Any:
+    return side.mail.EmailMessage("Subject", "Body", "from@example.com", "to@example.com")
+
+
+@scenario(LOCMEM)
+def lazy_strings(side: Side) -> Any:
+    from django.utils.translation import gettext_lazy
+
+    msg = side.mail.EmailMessage(
+        gettext_lazy("Subject"), gettext_lazy("Body"), "from@example.com", TO
+    )
+    return _view(side, msg)
+
+
+@scenario(LOCMEM)
+def non_ascii_headers(side: Side) -> Any:
+    msg = side.mail.EmailMessage(
+        "Grüße aus Köln", "Body", "Jörg <from@example.com>", ["Zoë <to@bücher.example>"],
+        headers={"X-Note": "Ça va"},
+    )  # fmt: skip
+    return {"view": normalize(msg.message()), "sent": msg.send()}
+
+
+@scenario(LOCMEM)
+def empty_recipients_are_dropped(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", "from@example.com", ["", "to@example.com"])
+    return msg.recipients()
+
+
+@scenario(LOCMEM)
+def no_recipients_sends_nothing(side: Side) -> Any:
+    return side.mail.EmailMessage("Subject", "Body", "from@example.com").send()
