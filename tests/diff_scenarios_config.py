@@ -347,3 +347,69 @@ def forbid_multi_line_headers_encodes(side: Side) -> Any:
 @scenario()
 def forbid_multi_line_headers_rejects_newlines(side: Side) -> Any:
     return side.mail.forbid_multi_line_headers("Subject", "a\rb", "utf-8")
+
+
+# -- a Django-style third-party backend (takes **kwargs), under the legacy settings -------
+
+SEEN: list[Any] = []
+
+
+class RecordingBackend:
+    """A backend written for Django: ``**kwargs`` constructor, records what it was given."""
+
+    def __init__(self, fail_silently: bool = False, **kwargs: Any) -> None:
+        self.fail_silently = fail_silently
+        SEEN.append(["init", dict(sorted(kwargs.items())), fail_silently])
+
+    def send_messages(self, messages: list[Any]) -> int:
+        def connection(message: Any) -> Any:
+            found = vars(message)  # not the attribute: Django 6.1 warns on reading it
+            return found.get("_connection", found.get("connection"))
+
+        SEEN.append(["send", [connection(m) is self for m in messages]])
+        return len(messages)
+
+
+RECORDING = {
+    "EMAIL_BACKEND": "diff_scenarios_config.RecordingBackend",
+    "EMAIL_HOST_USER": "settings-user",
+    "EMAIL_HOST_PASSWORD": "settings-password",
+}
+
+
+@scenario(RECORDING)
+def auth_arguments_reach_a_kwargs_backend(side: Side) -> Any:
+    SEEN.clear()
+    side.mail.send_mail(*MSG, auth_user="user", auth_password="secret")
+    side.mail.send_mail(*MSG, auth_user="only-user")
+    return [entry for entry in SEEN if entry[0] == "init"]
+
+
+@scenario(RECORDING)
+def fail_silently_reaches_a_kwargs_backend(side: Side) -> Any:
+    SEEN.clear()
+    side.mail.send_mail(*MSG, fail_silently=True)
+    return [entry for entry in SEEN if entry[0] == "init"]
+
+
+@scenario(RECORDING)
+def get_connection_passes_keywords_to_a_kwargs_backend(side: Side) -> Any:
+    SEEN.clear()
+    side.mail.get_connection(username="x", colour="red")
+    return list(SEEN)
+
+
+@scenario(RECORDING)
+def send_mass_mail_connection_is_set_on_each_message(side: Side) -> Any:
+    connection = RecordingBackend()
+    SEEN.clear()
+    sent = side.mail.send_mass_mail([MSG, MSG], connection=connection)
+    return [sent, list(SEEN)]
+
+
+@scenario(RECORDING)
+def send_mail_connection_is_set_on_the_message(side: Side) -> Any:
+    connection = RecordingBackend()
+    SEEN.clear()
+    sent = side.mail.send_mail(*MSG, connection=connection)
+    return [sent, list(SEEN)]
