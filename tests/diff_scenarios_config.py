@@ -413,3 +413,61 @@ def send_mail_connection_is_set_on_the_message(side: Side) -> Any:
     SEEN.clear()
     sent = side.mail.send_mail(*MSG, connection=connection)
     return [sent, list(SEEN)]
+
+
+# -- the mailers mapping and the settings a send reads ------------------------------------
+
+TWO_MAILERS = {
+    "MAILERS": {
+        "default": {"BACKEND": "{backends}.locmem.EmailBackend"},
+        "bulk": {"BACKEND": "{backends}.dummy.EmailBackend"},
+    }
+}
+
+
+@scenario(TWO_MAILERS)
+def mailers_mapping(side: Side) -> Any:
+    mailers = side.mail.mailers
+    return [
+        mailers["bulk"],
+        mailers["bulk"].alias,
+        mailers.default.alias,
+        list(mailers),
+        "bulk" in mailers,
+        "nope" in mailers,
+        mailers.get("nope"),
+        mailers.get("bulk"),
+        mailers["default"] is mailers["default"],
+    ]
+
+
+@scenario(TWO_MAILERS)
+def send_mail_using_an_alias(side: Side) -> Any:
+    return [
+        side.mail.send_mail(*MSG, using="bulk"),
+        side.mail.send_mail(*MSG, using="default"),
+    ]
+
+
+@scenario({**TWO_MAILERS, "DEFAULT_FROM_EMAIL": "Shop <shop@example.com>"})
+def send_mail_from_default_from_email(side: Side) -> Any:
+    return side.mail.send_mail("Subject", "Body", None, ["to@example.com"])
+
+
+@scenario(TWO_MAILERS)
+def send_mail_with_lazy_strings(side: Side) -> Any:
+    from django.utils.translation import gettext_lazy
+
+    return side.mail.send_mail(
+        gettext_lazy("Subject"), gettext_lazy("Body"), "from@example.com", ["to@example.com"]
+    )
+
+
+@scenario(TWO_MAILERS)
+def message_send_using(side: Side) -> Any:
+    return side.mail.EmailMessage(*MSG).send(using="bulk")
+
+
+@scenario(TWO_MAILERS)
+def message_send_unknown_alias(side: Side) -> Any:
+    return side.mail.EmailMessage(*MSG).send(using="nope")
