@@ -471,3 +471,17 @@ def message_send_using(side: Side) -> Any:
 @scenario(TWO_MAILERS)
 def message_send_unknown_alias(side: Side) -> Any:
     return side.mail.EmailMessage(*MSG).send(using="nope")
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "no.such.Backend"}}})
+def invalid_mailer_pickles(side: Side) -> Any:
+    import pickle
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        _ = side.mail.mailers.default
+    except side.mail.InvalidMailer as exc:
+        copy = pickle.loads(pickle.dumps(exc))
+        return [type(copy).__name__, str(copy), isinstance(copy, ImproperlyConfigured)]
+    return None

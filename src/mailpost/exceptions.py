@@ -69,9 +69,6 @@ class MailpostError(Exception):
             cls = _django.flavoured(cls)
         return super().__new__(cls, *args)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_public(type(self)), self.args, self.__dict__ or None)
-
 
 class InvalidMailer(MailpostError):
     """A ``MAILERS`` entry is unusable: bad BACKEND, unknown or invalid OPTIONS, bad path.
@@ -122,6 +119,9 @@ class ImproperlyConfigured(MailpostError):
 
     def __str__(self) -> str:
         return Exception.__str__(self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_public(type(self)), self.args, self.__dict__ or None)
 
 
 class BadHeaderError(MailpostError, ValueError):
