@@ -21,8 +21,9 @@ def configure_console(alias: str = "contract", **options: Any) -> None:
 
 
 def split_output(text: str) -> list[str]:
-    """The messages written to a console stream, without their separator lines."""
-    chunks = text.split(SEPARATOR + "\n")
+    """The messages written to a console stream, without the blank line and separator line
+    that follow each one."""
+    chunks = text.split("\n" + SEPARATOR + "\n")
     assert chunks[-1] == ""
     return chunks[:-1]
 
@@ -56,12 +57,12 @@ def test_emailbackend_is_the_console_backend_class() -> None:
     assert EmailBackend is ConsoleBackend
 
 
-def test_console_writes_message_then_79_dashes() -> None:
+def test_console_writes_message_then_a_blank_line_and_79_dashes() -> None:
     stream = io.StringIO()
     configure_console(stream=stream)
     mailpost.mailers["contract"].send_messages([make_message(1)])
     out = stream.getvalue()
-    assert out.endswith("\n" + "-" * 79 + "\n")
+    assert out.endswith("Body 1\n\n" + "-" * 79 + "\n")
     assert "Subject: Message 1\n" in out
     assert "\r" not in out
     assert "Body 1" in out

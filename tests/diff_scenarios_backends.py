@@ -1,0 +1,178 @@
+"""Differential scenarios: the backends' edges (file, console, locmem, dummy, SMTP).
+
+Each backend is built the ways a Django project builds it: from ``MAILERS``, from the legacy
+``EMAIL_*`` settings, and directly. What is compared is what a program sees: attributes,
+return values of ``open()`` / ``close()`` / ``send_messages()``, the bytes written to a
+stream or a file (Date and Message-ID masked), what an SMTP server receives, errors and
+warnings.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from diff_harness import Side, scenario
+
+_SEPARATOR = "-" * 79 + "\n"
+_DATE = re.compile(r"^Date: .*?(?P<zone>[+-]\d{4})?$")
+_MSGID = re.compile(r"^Message-ID: <[^@<>]+@(?P<domain>[^<>]+)>$")
+
+
+def _header_line(line: str) -> str:
+    line = _DATE.sub(lambda m: f"Date: <date {m.group('zone')}>", line)
+    return _MSGID.sub(lambda m: f"Message-ID: <id @{m.group('domain')}>", line)
+
+
+def masked(text: str) -> str:
+    """Console or file output with Date and Message-ID masked (they vary per run) and each
+    message's header lines sorted (header order is not compared anywhere in the harness;
+    see ``diff_harness._mime``). Everything else, blank lines and separators included,
+    is kept byte for byte."""
+    out = []
+    for chunk in text.split(_SEPARATOR):
+        head, blank, body = chunk.partition("\n\n")
+        lines: list[str] = []
+        for line in head.split("\n"):
+            if lines and line[:1] in (" ", "\t"):
+                lines[-1] += "\n" + line
+            else:
+                lines.append(line)
+        out.append("\n".join(sorted(_header_line(line) for line in lines)) + blank + body)
+    return _SEPARATOR.join(out)
+
+
+def message(side: Side, n: int = 1) -> Any:
+    return side.mail.EmailMessage(
+        f"Subject {n}", f"Body {n}", "from@example.com", ["to@example.com"]
+    )
+
+
+def files(directory: Path) -> list[str]:
+    """The masked contents of every file in ``directory`` (names are random: sorted by
+    contents)."""
+    return sorted(masked(p.read_text(encoding="utf-8")) for p in directory.iterdir())
+
+
+def relative(side: Side, path: Any) -> Any:
+    """``path`` relative to the side's tmp (which differs per side), and its type."""
+    return [type(path).__name__, os.path.relpath(path, side.tmp)]
+
+
+def mailer(side: Side, short: str, **options: Any) -> dict[str, Any]:
+    return {"default": {"BACKEND": side.backend(short), "OPTIONS": options}}
+
+
+# -- file backend ----------------------------------------------------------------------
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.filebased.EmailBackend",
+                                   "OPTIONS": {"file_path": "{tmp}/mail"}}}})  # fmt: skip
+def file_path_is_a_str(side: Side) -> Any:
+    return relative(side, side.mail.mailers["default"].file_path)
+
+
+@scenario()
+def file_path_given_as_pathlib_path_is_a_str(side: Side) -> Any:
+    backend = side.module("backends.filebased").EmailBackend(file_path=side.tmp / "a" / ".." / "b")
+    return relative(side, backend.file_path)
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.filebased.EmailBackend",
+                                   "OPTIONS": {"file_path": "{tmp}/mail"}}}})  # fmt: skip
+def file_close_then_open_appends_to_the_same_file(side: Side) -> Any:
+    backend = side.mail.mailers["default"]
+    steps = [backend.open(), backend.open()]
+    steps.append(backend.send_messages([message(side, 1)]))
+    steps.append(backend.close())
+    steps.append(backend.open())
+    steps.append(backend.send_messages([message(side, 2), message(side, 3)]))
+    steps.append(backend.close())
+    steps.append(backend.close())
+    steps.append(backend.send_messages([message(side, 4)]))
+    return {"steps": steps, "files": files(side.tmp / "mail")}
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.filebased.EmailBackend",
+                                   "OPTIONS": {"file_path": "{tmp}/mail"}}}})  # fmt: skip
+def file_each_backend_instance_writes_its_own_file(side: Side) -> Any:
+    # Both kept alive: Django names a file after id(backend), which a new instance may reuse.
+    backends = [side.mail.mailers["default"], side.mail.mailers["default"]]
+    sent = [b.send_messages([message(side, n)]) for n, b in enumerate(backends, 1)]
+    return {"sent": sent, "files": files(side.tmp / "mail")}
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.filebased.EmailBackend",
+                                   "OPTIONS": {"file_path": "{tmp}/mail"}}}})  # fmt: skip
+def file_context_manager(side: Side) -> Any:
+    backend = side.mail.mailers["default"]
+    with backend as entered:
+        same = entered is backend
+        sent = entered.send_messages([message(side, 1)])
+    return {"same": same, "sent": sent, "files": files(side.tmp / "mail")}
+
+
+@scenario(
+    {
+        "EMAIL_BACKEND": "{backends}.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": "{tmp}/legacy",
+    }
+)
+def file_legacy_email_file_path(side: Side) -> Any:
+    direct = side.module("backends.filebased").EmailBackend()
+    sent = side.mail.mailers["default"].send_messages([message(side)])
+    return {
+        "direct": relative(side, direct.file_path),
+        "sent": sent,
+        "files": files(side.tmp / "legacy"),
+    }
+
+
+# -- console backend -------------------------------------------------------------------
+
+
+@scenario()
+def console_output_byte_for_byte(side: Side) -> Any:
+    stream = io.StringIO()
+    backend = side.module("backends.console").EmailBackend(stream=stream)
+    sent = backend.send_messages([message(side, 1), message(side, 2)])
+    return {"sent": sent, "output": masked(stream.getvalue())}
+
+
+@scenario()
+def console_body_ending_in_newline(side: Side) -> Any:
+    stream = io.StringIO()
+    backend = side.module("backends.console").EmailBackend(stream=stream)
+    msg = side.mail.EmailMessage("Subject", "Line\n", "from@example.com", ["to@example.com"])
+    return {"sent": backend.send_messages([msg]), "output": masked(stream.getvalue())}
+
+
+@scenario()
+def console_open_close_context_manager(side: Side) -> Any:
+    stream = io.StringIO()
+    backend = side.module("backends.console").EmailBackend(stream=stream)
+    steps = [backend.open(), backend.open(), backend.close(), backend.close()]
+    with backend as entered:
+        steps.append(entered is backend)
+        steps.append(entered.send_messages([message(side)]))
+    return {"steps": steps, "output": masked(stream.getvalue())}
+
+
+# -- locmem and dummy ------------------------------------------------------------------
+
+
+@scenario()
+def locmem_and_dummy_return_values(side: Side) -> Any:
+    out = {}
+    for short in ("locmem", "dummy"):
+        backend = side.module(f"backends.{short}").EmailBackend()
+        steps = [backend.send_messages([]), backend.open(), backend.open()]
+        steps += [backend.send_messages([message(side, 1), message(side, 2)])]
+        steps += [backend.close(), backend.close()]
+        with backend as entered:
+            steps += [entered is backend, entered.send_messages([message(side, 3)])]
+        out[short] = steps
+    return out
