@@ -176,3 +176,159 @@ def locmem_and_dummy_return_values(side: Side) -> Any:
             steps += [entered is backend, entered.send_messages([message(side, 3)])]
         out[short] = steps
     return out
+
+
+# -- SMTP backend: options -------------------------------------------------------------
+
+SMTP_ATTRS = (
+    "host",
+    "port",
+    "username",
+    "password",
+    "use_tls",
+    "use_ssl",
+    "timeout",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "fail_silently",
+)
+
+
+def smtp_attrs(backend: Any) -> dict[str, Any]:
+    return {name: getattr(backend, name) for name in SMTP_ATTRS}
+
+
+def under(side: Side, settings: dict[str, Any], build: Any) -> Any:
+    """``build()`` under extra settings (applied with Django's override_settings), or the
+    exception it raised, described."""
+    from django.test import override_settings
+
+    with override_settings(**settings):
+        try:
+            return build()
+        except Exception as exc:
+            return {"raises": type(exc).__name__, "message": str(exc)}
+
+
+SMTP_OPTIONS = [
+    {"host": "smtp.example.com"},
+    {"host": "smtp.example.com", "use_tls": True},
+    {"host": "smtp.example.com", "use_ssl": True},
+    {"host": "smtp.example.com", "port": 2525, "use_ssl": True},
+    {"host": "smtp.example.com", "ssl_certfile": "/etc/client.pem"},
+    {"host": "smtp.example.com", "ssl_certfile": "/etc/c.pem", "ssl_keyfile": "/etc/k.pem"},
+    {"host": "smtp.example.com", "use_tls": True, "ssl_certfile": "/etc/client.pem"},
+    {"host": "smtp.example.com", "username": "user", "password": "secret", "timeout": 5},
+    {"host": "smtp.example.com", "fail_silently": True},
+]
+
+
+@scenario()
+def smtp_options_under_mailers(side: Side) -> Any:
+    return [
+        under(
+            side,
+            {"MAILERS": mailer(side, "smtp", **options)},
+            lambda: smtp_attrs(side.mail.mailers["default"]),
+        )
+        for options in SMTP_OPTIONS
+    ]
+
+
+LEGACY_SMTP = [
+    {},
+    {"EMAIL_USE_TLS": True},
+    {"EMAIL_USE_SSL": True},
+    {"EMAIL_USE_SSL": True, "EMAIL_PORT": 2525},
+    {"EMAIL_HOST": "smtp.example.com", "EMAIL_HOST_USER": "user", "EMAIL_HOST_PASSWORD": "pw"},
+    {"EMAIL_SSL_CERTFILE": "/etc/client.pem"},
+    {"EMAIL_SSL_CERTFILE": "/etc/c.pem", "EMAIL_SSL_KEYFILE": "/etc/k.pem", "EMAIL_TIMEOUT": 3},
+]
+
+
+@scenario()
+def smtp_options_from_legacy_settings(side: Side) -> Any:
+    return [
+        under(
+            side,
+            {"EMAIL_BACKEND": side.backend("smtp"), **settings},
+            lambda: smtp_attrs(side.mail.mailers["default"]),
+        )
+        for settings in LEGACY_SMTP
+    ]
+
+
+# -- SMTP backend: sessions and return values (a real server on loopback) --------------
+
+
+def smtp_mailer(side: Side, **options: Any) -> dict[str, Any]:
+    return mailer(side, "smtp", host=side.smtp.host, port=side.smtp.port, **options)
+
+
+def sessions(side: Side) -> list[int]:
+    """How many messages each SMTP session carried, in order (the server's session numbers
+    run across the whole harness run)."""
+    counts: dict[int, int] = {}
+    for received in side.smtp.messages:
+        counts[received.session] = counts.get(received.session, 0) + 1
+    return list(counts.values())
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@scenario()
+def smtp_return_values_and_connection_reuse(side: Side) -> Any:
+    def run() -> Any:
+        backend = side.mail.mailers["default"]
+        steps = [backend.send_messages([]), backend.open(), backend.open()]
+        steps.append(backend.send_messages([message(side, 1), message(side, 2)]))
+        steps += [backend.close(), backend.close()]
+        steps.append(backend.send_messages([message(side, 3)]))
+        with backend as entered:
+            steps += [entered is backend, entered.send_messages([message(side, 4)])]
+        steps.append(backend.connection is None)
+        return {"steps": steps, "received": side.received(), "sessions": sessions(side)}
+
+    return under(side, {"MAILERS": smtp_mailer(side)}, run)
+
+
+@scenario()
+def smtp_message_without_recipients(side: Side) -> Any:
+    def run() -> Any:
+        nobody = side.mail.EmailMessage("Subject", "Body", "from@example.com", [])
+        sent = side.mail.mailers["default"].send_messages([nobody, message(side)])
+        return {"sent": sent, "received": side.received()}
+
+    return under(side, {"MAILERS": smtp_mailer(side)}, run)
+
+
+@scenario()
+def smtp_fail_silently_when_the_server_is_down(side: Side) -> Any:
+    def run() -> Any:
+        backend = side.mail.mailers["default"]
+        return [backend.open(), backend.send_messages([message(side)]), backend.close()]
+
+    options = {"host": "127.0.0.1", "port": closed_port(), "fail_silently": True}
+    return under(side, {"MAILERS": mailer(side, "smtp", **options)}, run)
+
+
+@scenario()
+def smtp_server_down_raises(side: Side) -> Any:
+    def run() -> Any:
+        backend = side.mail.mailers["default"]
+        try:
+            backend.open()
+        except OSError as exc:
+            return {"open raises": type(exc).__name__}
+        return "opened"
+
+    options = {"host": "127.0.0.1", "port": closed_port()}
+    return under(side, {"MAILERS": mailer(side, "smtp", **options)}, run)

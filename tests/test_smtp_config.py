@@ -51,7 +51,7 @@ def test_port_defaults_to_the_standard_port_for_the_protocol(
 
 def test_other_defaults() -> None:
     backend = mailer(host="smtp.example.net")
-    assert (backend.username, backend.password) == ("", "")
+    assert (backend.username, backend.password) == (None, None)  # as in Django
     assert (backend.use_tls, backend.use_ssl, backend.fail_silently) == (False, False, False)
     assert backend.timeout is None  # socket.getdefaulttimeout() is read when connecting
     assert (backend.ssl_certfile, backend.ssl_keyfile) == (None, None)
@@ -89,7 +89,7 @@ def test_timeout_must_be_a_positive_number(timeout: Any) -> None:
     )
 
 
-@pytest.mark.parametrize(("timeout", "stored"), [(10, 10.0), (0.5, 0.5), (None, None)])
+@pytest.mark.parametrize(("timeout", "stored"), [(10, 10), (0.5, 0.5), (None, None)])
 def test_valid_timeouts(timeout: Any, stored: Any) -> None:
     assert mailer(host="h", timeout=timeout).timeout == stored
 
@@ -110,15 +110,20 @@ def test_bad_password_type_is_reported_without_its_value() -> None:
     assert "12345678" not in message
 
 
-def test_keyfile_needs_certfile_and_certs_need_tls(tmp_path: Any) -> None:
+def test_keyfile_needs_certfile(tmp_path: Any) -> None:
     pem = str(tmp_path / "client.pem")
     assert "'ssl_keyfile' needs 'ssl_certfile'" in invalid(host="h", use_tls=True, ssl_keyfile=pem)
-    assert "no effect without 'use_tls' or 'use_ssl'" in invalid(host="h", ssl_certfile=pem)
     assert "option 'ssl_certfile' must be a file path, not int" in invalid(
         host="h", use_tls=True, ssl_certfile=3
     )
     backend = mailer(host="h", use_ssl=True, ssl_certfile=tmp_path / "c.pem")
     assert backend.ssl_certfile == tmp_path / "c.pem"
+
+
+def test_client_certificate_without_tls_is_accepted_like_django(tmp_path: Any) -> None:
+    pem = str(tmp_path / "client.pem")
+    backend = mailer(host="h", ssl_certfile=pem, ssl_keyfile=pem)
+    assert (backend.ssl_certfile, backend.ssl_keyfile, backend.use_tls) == (pem, pem, False)
 
 
 def test_unknown_option_is_rejected_by_name() -> None:

@@ -225,7 +225,8 @@ class SMTPBackend(BaseEmailBackend):
             )
         return value
 
-    def _check_credentials(self, username: Any, password: Any) -> tuple[str, str]:
+    def _check_credentials(self, username: Any, password: Any) -> tuple[str | None, str | None]:
+        """As given (None when not set, as in Django); both or neither under MAILERS."""
         if username is not None and not isinstance(username, str):
             raise self.invalid(
                 f"{self._option('username')} must be a string, not {type(username).__name__}"
@@ -234,7 +235,6 @@ class SMTPBackend(BaseEmailBackend):
             raise self.invalid(  # the value is a secret: name its type only
                 f"{self._option('password')} must be a string, not {type(password).__name__}"
             )
-        username, password = username or "", password or ""
         if not self._legacy and bool(username) != bool(password):
             missing = "password" if username else "username"
             raise self.invalid(
@@ -250,7 +250,7 @@ class SMTPBackend(BaseEmailBackend):
                 f"{self._option('timeout')} must be a positive number of seconds or None, "
                 f"not {value!r}"
             )
-        return float(value)
+        return value  # as given: an int stays an int
 
     def _check_count(self, name: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -282,8 +282,6 @@ class SMTPBackend(BaseEmailBackend):
             return certfile or None, keyfile or None
         if keyfile is not None and certfile is None:
             raise self.invalid("option 'ssl_keyfile' needs 'ssl_certfile' (the client cert)")
-        if certfile is not None and not (self.use_tls or self.use_ssl):
-            raise self.invalid("option 'ssl_certfile' has no effect without 'use_tls' or 'use_ssl'")
         return certfile, keyfile
 
     def __repr__(self) -> str:
@@ -355,8 +353,8 @@ class SMTPBackend(BaseEmailBackend):
             use_tls=self.use_tls,
             use_ssl=self.use_ssl,
             ssl_context=self.ssl_context if self.use_tls or self.use_ssl else None,
-            username=self.username,
-            password=self.password,
+            username=self.username or "",
+            password=self.password or "",
             local_hostname=DNS_NAME.get_fqdn(),
             pipelining=self.pipelining,
             max_connections=self.max_connections,
