@@ -111,14 +111,14 @@ def test_using_an_alias_without_any_mailer_is_a_configuration_error(
     assert main([*SEND, "--using", "bulk"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.startswith("mailpost send: MAILERS['bulk']: no mailers are configured")
+    assert err.startswith("mailpost send: \"The mailer 'bulk' is not configured.\" No mailers")
     assert len(err.splitlines()) == 1
 
 
 def test_unknown_alias_exits_2_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
     use_locmem()
     assert main([*SEND, "--using", "nope"]) == 2
-    assert "MAILERS['nope']: no such mailer" in capsys.readouterr().err
+    assert "The mailer 'nope' is not configured." in capsys.readouterr().err
 
 
 def test_invalid_mailer_exits_2_naming_alias_and_problem(
@@ -286,7 +286,8 @@ def test_spool_without_a_spool_mailer_exits_2_naming_it(
 ) -> None:
     use_locmem()
     assert main(["spool", "stats"]) == 2
-    assert capsys.readouterr().err.startswith("mailpost spool stats: MAILERS['spool']: no such")
+    err = capsys.readouterr().err
+    assert err.startswith("mailpost spool stats: \"The mailer 'spool' is not configured.\"")
 
 
 def python_m_mailpost(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:

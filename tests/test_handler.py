@@ -170,7 +170,7 @@ def test_unknown_alias_raises_mailer_does_not_exist_listing_the_defined_ones() -
     with pytest.raises(MailerDoesNotExist) as info:
         mailers["notifications"]
     message = str(info.value)
-    assert message.startswith("MAILERS['notifications']: no such mailer")
+    assert message.startswith("\"The mailer 'notifications' is not configured.\" Defined aliases")
     assert "'bulk', 'default'" in message
     assert info.value.alias == "notifications"
 
@@ -185,7 +185,7 @@ def test_no_mailers_configured_raises_and_says_how_to_configure() -> None:
     with pytest.raises(MailerDoesNotExist) as info:
         _ = mailers.default
     message = str(info.value)
-    assert "no mailers are configured" in message
+    assert "No mailers are configured" in message
     assert "mailpost.configure(MAILERS=" in message
     assert "MAILPOST_MAILERS" in message
     assert "Django's MAILERS setting" in message
@@ -193,7 +193,7 @@ def test_no_mailers_configured_raises_and_says_how_to_configure() -> None:
 
 def test_empty_mailers_setting_has_no_default() -> None:
     mailpost.configure(MAILERS={})
-    with pytest.raises(MailerDoesNotExist, match="defined aliases: none"):
+    with pytest.raises(MailerDoesNotExist, match="Defined aliases: none"):
         _ = mailers.default
 
 
@@ -237,11 +237,11 @@ def test_backend_path_that_does_not_import_names_path_and_cause() -> None:
 
 def test_backend_class_missing_from_module_is_invalid() -> None:
     message = invalid_message(main={"BACKEND": "mailpost.backends.console.NoSuchBackend"})
-    assert "has no attribute 'NoSuchBackend'" in message
+    assert 'does not define a "NoSuchBackend" attribute/class' in message
 
 
 def test_backend_path_without_dots_is_invalid() -> None:
-    assert "not a dotted path" in invalid_message(main={"BACKEND": "console"})
+    assert "doesn't look like a module path" in invalid_message(main={"BACKEND": "console"})
 
 
 def test_class_that_is_not_a_backend_is_invalid() -> None:

@@ -63,10 +63,20 @@ def test_package_is_typed() -> None:
     assert importlib.resources.files("mailpost").joinpath("py.typed").is_file()
 
 
-def test_mailer_does_not_exist_is_a_key_error_with_a_readable_message() -> None:
-    err = mailpost.MailerDoesNotExist("MAILERS['x'] is not defined", alias="x")
+def test_mailer_does_not_exist_is_built_from_the_alias_like_django() -> None:
+    err = mailpost.MailerDoesNotExist(alias="x", detail="Defined aliases: 'default'.")
     assert isinstance(err, KeyError)
-    assert str(err) == "MAILERS['x'] is not defined"
+    assert isinstance(err, mailpost.InvalidMailer)
+    assert str(err) == "\"The mailer 'x' is not configured.\" Defined aliases: 'default'."
+    assert pickle.loads(pickle.dumps(err)).alias == "x"
+    with pytest.raises(TypeError):
+        mailpost.MailerDoesNotExist("text")  # type: ignore[misc]
+
+
+def test_invalid_mailer_names_the_alias_like_django() -> None:
+    assert str(mailpost.InvalidMailer("bad", alias="x")) == "MAILERS['x']: bad"
+    assert str(mailpost.InvalidMailer("MAILERS['x']: bad", alias="x")) == "MAILERS['x']: bad"
+    assert str(mailpost.InvalidMailer("bad")) == "bad"
 
 
 def test_bad_header_error_is_a_value_error_naming_the_field() -> None:

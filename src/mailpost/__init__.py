@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailpost import _capture
+from mailpost import _django
 from mailpost._api import (
     amail_admins,
     amail_managers,
@@ -49,7 +49,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     """``mailpost.outbox`` during a Django test run is Django's ``mail.outbox``."""
     if name == "outbox":
-        box = _capture.django_outbox()
+        box = _django.outbox()
         if box is not None:
             return box
     raise AttributeError(f"module 'mailpost' has no attribute {name!r}")

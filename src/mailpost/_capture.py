@@ -13,7 +13,6 @@ No pytest here: the state is consulted on every ``mailers[alias]``.
 
 from __future__ import annotations
 
-import sys
 import threading
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -56,10 +55,3 @@ def record(message: EmailMessage) -> None:
     """Called by the in-memory backend for every message it keeps."""
     for outbox in _captures.get():
         outbox.append(message)
-
-
-def django_outbox() -> list[EmailMessage] | None:
-    """``django.core.mail.outbox`` when a Django test run has set it up, else None."""
-    django_mail = sys.modules.get("django.core.mail")
-    box = getattr(django_mail, "outbox", None) if django_mail is not None else None
-    return box if isinstance(box, list) else None

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable, Mapping
-from types import ModuleType
 from typing import Any
 
+from mailpost import _django
 from mailpost.exceptions import ImproperlyConfigured
 
 __all__ = ["configure", "is_defined", "settings"]
@@ -115,62 +114,10 @@ def is_configured() -> bool:
 
 
 def _django_settings() -> Any | None:
-    """Django's current settings holder, if this process runs a configured Django project.
-
-    Returns the object behind ``django.conf.settings`` (``settings._wrapped``), read fresh
-    on every call so ``override_settings`` applies. Reading it directly, rather than through
-    ``LazySettings.__getattr__``, keeps Django 6.1+ from warning that *the project* uses
-    the deprecated ``EMAIL_*`` settings when only mailpost's compatibility layer does.
-    """
-    if _explicit is not None or "django.conf" not in sys.modules:
+    """Django's settings holder, unless ``configure()`` was called (see mailpost._django)."""
+    if _explicit is not None:
         return None
-    try:
-        from django.conf import settings as dj
-
-        if not dj.configured:
-            if not os.environ.get("DJANGO_SETTINGS_MODULE"):
-                return None
-            dj._setup()
-        return dj._wrapped
-    except Exception:  # a settings module that fails to import is Django's error to report
-        return None
-
-
-def _django_test_mailers(wrapped: Any) -> dict[str, Any] | None:
-    """In-memory entries for the project's ``MAILERS`` during a Django < 6.1 test run.
-
-    Django 6.1's test runner swaps ``MAILERS`` for in-memory mailers itself; older Django
-    only switches ``EMAIL_BACKEND`` (``MAILERS`` is not their setting). This does the same
-    for them: only while Django's test environment is set up (``manage.py test``,
-    pytest-django), and only for the project's own ``MAILERS`` — a test that overrides
-    ``MAILERS`` (``override_settings``) gets exactly what it set, as on 6.1.
-    """
-    mail = sys.modules.get("django.core.mail")
-    if mail is None or hasattr(mail, "mailers"):
-        return None
-    state = getattr(sys.modules.get("django.test.utils"), "_TestState", None)
-    if state is None or not hasattr(state, "saved_data"):
-        return None
-    holder = wrapped
-    while True:  # override_settings layers sit above the project's settings module
-        below = getattr(holder, "__dict__", {}).get("default_settings")
-        if below is None or isinstance(below, ModuleType):
-            break
-        if "MAILERS" in holder.__dict__:
-            return None
-        holder = below
-    mailers = getattr(wrapped, "MAILERS", None)
-    if not isinstance(mailers, Mapping):
-        return None
-    return {alias: {"BACKEND": "mailpost.backends.locmem.EmailBackend"} for alias in mailers}
-
-
-def _plain(value: Any) -> Any:
-    """Turn Django lazy strings (``gettext_lazy``) into ``str``; leave the rest alone."""
-    functional = sys.modules.get("django.utils.functional")
-    if functional is not None and isinstance(value, functional.Promise):
-        return str(value)
-    return value
+    return _django.settings_holder()
 
 
 _MISSING = object()
@@ -250,12 +197,12 @@ def lookup(name: str) -> tuple[Any, bool]:
     dj = _django_settings()
     if dj is not None:
         if name == "MAILERS":
-            swapped = _django_test_mailers(dj)
+            swapped = _django.test_mailers(dj)
             if swapped is not None:
                 return swapped, True
         value = getattr(dj, name, _MISSING)
         if value is not _MISSING:
-            return _plain(value), True
+            return _django.plain(value), True
     value = _from_env(name)
     if value is not _MISSING:
         return value, True

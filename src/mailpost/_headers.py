@@ -23,10 +23,10 @@ import base64
 import functools
 import ipaddress
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from mailpost import _django
 from mailpost.exceptions import BadHeaderError, InvalidAddress
 
 __all__ = [
@@ -178,10 +178,7 @@ def parse_address(value: AddressInput, field: str) -> Address:
 
 def plain_text(value: object) -> object:
     """A Django lazy string (``gettext_lazy``) as ``str``; anything else unchanged."""
-    functional = sys.modules.get("django.utils.functional")
-    if functional is not None and isinstance(value, functional.Promise):
-        return str(value)
-    return value
+    return _django.plain(value)
 
 
 @functools.lru_cache(maxsize=4096)

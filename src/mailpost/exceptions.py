@@ -3,8 +3,8 @@
 ::
 
     MailpostError
-    ├── MailerDoesNotExist        (also KeyError)      no such alias in MAILERS
     ├── InvalidMailer                                   a MAILERS entry cannot be used
+    │   └── MailerDoesNotExist    (also KeyError)      no such alias in MAILERS
     ├── ImproperlyConfigured                            a non-mailer setting is wrong (ADMINS, ...)
     ├── BadHeaderError            (also ValueError)     header injection, bad header name/value
     │   └── InvalidAddress                              an address that cannot be sent to safely
@@ -15,7 +15,9 @@
 
     MailpostDeprecationWarning    (DeprecationWarning)  a deprecated (compatibility) path was used
 
-Errors carry structured, picklable fields and never contain secrets.
+Errors carry structured, picklable fields and never contain secrets. Inside a Django
+project each error is also an instance of Django's class of the same meaning (see
+:class:`MailpostError`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from mailpost._delivery import DeliveryResult
 
 __all__ = [
@@ -40,51 +44,98 @@ __all__ = [
 ]
 
 
+def _public(cls: type) -> type:
+    """The mailpost class behind a Django-flavoured subclass (what pickle must name)."""
+    for klass in cls.__mro__:
+        if "_mailpost_flavoured" not in vars(klass):
+            return klass
+    return cls  # pragma: no cover - the MRO always ends in a mailpost class
+
+
 class MailpostError(Exception):
-    """Root of every exception mailpost raises on purpose."""
+    """Root of every exception mailpost raises on purpose.
 
+    Inside a Django project, constructing any of these gives an instance of a subclass that
+    also derives from Django's class of the same meaning (``ImproperlyConfigured``,
+    ``django.core.mail.InvalidMailer``, ``BadHeaderError``, ...): see
+    :func:`mailpost._django.flavoured`. ``except`` clauses naming mailpost's class or Django's
+    both catch it; outside Django nothing changes.
+    """
 
-class MailerDoesNotExist(MailpostError, KeyError):
-    """The alias is not defined in ``MAILERS`` (or no ``MAILERS`` is configured)."""
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        if "_mailpost_flavoured" not in vars(cls):
+            from mailpost import _django
 
-    def __init__(self, message: str, alias: str | None = None) -> None:
-        super().__init__(message)
-        self.alias = alias
-
-    def __str__(self) -> str:  # KeyError would repr() the message; show it plainly.
-        return str(self.args[0]) if self.args else ""
+            cls = _django.flavoured(cls)
+        return super().__new__(cls, *args)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0] if self.args else "", self.alias))
+        return (_public(type(self)), self.args, self.__dict__ or None)
 
 
 class InvalidMailer(MailpostError):
     """A ``MAILERS`` entry is unusable: bad BACKEND, unknown or invalid OPTIONS, bad path.
 
-    The message starts with ``MAILERS['alias']:`` when the alias is known.
+    As in Django, the message starts with ``MAILERS['alias']:`` when the alias is given.
     """
 
     def __init__(self, message: str, alias: str | None = None) -> None:
-        super().__init__(message)
+        label = f"MAILERS[{alias!r}]: "
+        if alias is not None and not str(message).startswith(label):
+            message = f"{label}{message}"
+        Exception.__init__(self, message)
         self.alias = alias
 
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0] if self.args else "", self.alias))
+        return (_public(type(self)), (self.args[0] if self.args else "", self.alias))
+
+
+class MailerDoesNotExist(InvalidMailer, KeyError):
+    """The alias is not defined in ``MAILERS`` (or no ``MAILERS`` is configured).
+
+    Built as in Django, from the alias only: ``MailerDoesNotExist(alias="x")``; its text is
+    Django's (a ``KeyError``'s quoted message), then mailpost's ``detail`` when given.
+    """
+
+    def __init__(self, *, alias: str, detail: str = "") -> None:
+        Exception.__init__(self, f"The mailer {alias!r} is not configured.")
+        self.alias = alias
+        self.detail = detail
+
+    def __str__(self) -> str:
+        text = KeyError.__str__(self)
+        return f"{text} {self.detail}" if self.detail else text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_mailer_does_not_exist, (_public(type(self)), self.alias, self.detail))
+
+
+def _rebuild_mailer_does_not_exist(cls: type, alias: str, detail: str) -> MailerDoesNotExist:
+    return cls(alias=alias, detail=detail)  # type: ignore[no-any-return]
 
 
 class ImproperlyConfigured(MailpostError):
     """A setting other than a mailer definition is wrong (e.g. ``ADMINS`` is not a list)."""
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
 
 
 class BadHeaderError(MailpostError, ValueError):
     """A header name or value is unsafe or malformed; ``field`` names the header."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
+        Exception.__init__(self, message)
         self.field = field
 
+    def __str__(self) -> str:
+        return Exception.__str__(self)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0] if self.args else "", self.field))
+        return (_public(type(self)), (self.args[0] if self.args else "", self.field))
 
 
 class InvalidAddress(BadHeaderError):
@@ -118,7 +169,7 @@ class DeliveryError(MailpostError, smtplib.SMTPException):
         return bool(failed) and all(r.retryable for r in failed)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0] if self.args else "", self.results))
+        return (_public(type(self)), (self.args[0] if self.args else "", self.results))
 
 
 class MailpostDeprecationWarning(DeprecationWarning):

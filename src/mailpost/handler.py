@@ -97,11 +97,13 @@ def _definitions() -> dict[str, Any] | None:
 
 
 def _import_backend(path: str, alias: str | None, label: str) -> type[Any]:
+    """The backend class at ``path``; errors start with Django's wording."""
     module_name, _, class_name = path.rpartition(".")
+    prefix = f"{label}: Could not find BACKEND {path!r}"
     if not module_name or not class_name:
         raise InvalidMailer(
-            f"{label}: BACKEND {path!r} is not a dotted path like "
-            "'mailpost.backends.smtp.EmailBackend'",
+            f"{prefix}: {path} doesn't look like a module path "
+            "(expected a dotted path like 'mailpost.backends.smtp.EmailBackend')",
             alias=alias,
         )
     try:
@@ -109,13 +111,12 @@ def _import_backend(path: str, alias: str | None, label: str) -> type[Any]:
     except MissingDependency:
         raise
     except ImportError as exc:
-        raise InvalidMailer(f"{label}: cannot import BACKEND {path!r}: {exc}", alias=alias) from exc
+        raise InvalidMailer(f"{prefix}: {exc}", alias=alias) from exc
     try:
         cls = getattr(module, class_name)
     except AttributeError:
         raise InvalidMailer(
-            f"{label}: cannot import BACKEND {path!r}: module {module_name!r} has no "
-            f"attribute {class_name!r}",
+            f'{prefix}: Module "{module_name}" does not define a "{class_name}" attribute/class',
             alias=alias,
         ) from None
     if not isinstance(cls, type) or not callable(getattr(cls, "send_messages", None)):
@@ -227,16 +228,12 @@ class MailersHandler:
         definitions = _definitions()
         if definitions is None:
             raise MailerDoesNotExist(
-                f"MAILERS[{alias!r}]: no mailers are configured, so there is no mailer "
-                f"{alias!r}. {_HOW_TO_CONFIGURE}",
-                alias=alias,
+                alias=alias, detail=f"No mailers are configured. {_HOW_TO_CONFIGURE}"
             )
         if alias not in definitions:
             defined = ", ".join(repr(a) for a in sorted(definitions, key=str)) or "none"
             raise MailerDoesNotExist(
-                f"MAILERS[{alias!r}]: no such mailer (defined aliases: {defined}). "
-                f"{_HOW_TO_CONFIGURE}",
-                alias=alias,
+                alias=alias, detail=f"Defined aliases: {defined}. {_HOW_TO_CONFIGURE}"
             )
         return _validated_entry(alias, definitions[alias])
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mailpost import _capture
+from mailpost import _capture, _django
 from mailpost._headers import parse_address
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def mail_outbox() -> Outbox:
     """
     import mailpost
 
-    django_box = _capture.django_outbox()
+    django_box = _django.outbox()
     if django_box is not None and "outbox" not in vars(mailpost):
         return Outbox(django_box)
     box = getattr(mailpost, "outbox", None)

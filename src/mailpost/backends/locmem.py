@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mailpost import _capture
+from mailpost import _capture, _django
 from mailpost.backends.base import BaseEmailBackend
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def _store(message: EmailMessage) -> None:
     import mailpost
 
     with _outbox_lock:
-        django_box = _capture.django_outbox()
+        django_box = _django.outbox()
         own: list[EmailMessage] | None = vars(mailpost).get("outbox")
         if own is None and django_box is None:
             own = []
