@@ -332,3 +332,50 @@ def smtp_server_down_raises(side: Side) -> Any:
 
     options = {"host": "127.0.0.1", "port": closed_port()}
     return under(side, {"MAILERS": mailer(side, "smtp", **options)}, run)
+
+
+# -- unknown keyword arguments ---------------------------------------------------------
+
+
+def _built(side: Side, short: str, **kwargs: Any) -> Any:
+    backend = side.module(f"backends.{short}").EmailBackend(**kwargs)
+    return {"foo": hasattr(backend, "foo"), "bar": hasattr(backend, "bar")}
+
+
+@scenario()
+def unknown_keyword_arguments_locmem(side: Side) -> Any:
+    return _built(side, "locmem", foo=1, bar=2)
+
+
+@scenario()
+def unknown_keyword_arguments_dummy(side: Side) -> Any:
+    return _built(side, "dummy", foo=1)
+
+
+@scenario()
+def unknown_keyword_arguments_console(side: Side) -> Any:
+    return _built(side, "console", stream=io.StringIO(), foo=1)
+
+
+@scenario()
+def unknown_keyword_arguments_file(side: Side) -> Any:
+    return _built(side, "filebased", file_path=side.tmp, foo=1)
+
+
+def _unknown_options_scenario(short: str, options: dict[str, Any]) -> None:
+    entry = {"BACKEND": f"{{backends}}.{short}.EmailBackend", "OPTIONS": {**options, "foo": 1}}
+    entry["OPTIONS"]["bar"] = 2
+
+    @scenario({"MAILERS": {"default": entry}}, name=f"unknown_options_under_mailers_{short}")
+    def run(side: Side) -> Any:
+        return side.mail.mailers["default"]
+
+
+for _short, _options in {
+    "locmem": {},
+    "dummy": {},
+    "console": {},
+    "filebased": {"file_path": "{tmp}"},
+    "smtp": {"host": "smtp.example.com"},
+}.items():
+    _unknown_options_scenario(_short, _options)

@@ -331,7 +331,7 @@ def test_invalid_mailers_fail_and_the_others_are_still_checked(
     assert lines[1].startswith(
         f"FAIL   files     configuration: 'file_path' is not a directory: {not_a_dir}"
     )
-    assert lines[2].startswith("FAIL   typo      configuration: unknown OPTIONS 'prot'")
+    assert lines[2].startswith("FAIL   typo      configuration: Unknown options 'prot'.")
     assert "(hint: fix this mailer's entry in MAILERS" in lines[2]
     assert lines[3] == "3 mailer(s) checked: 1 ok, 0 with warnings, 2 failed"
 

@@ -128,7 +128,9 @@ def test_client_certificate_without_tls_is_accepted_like_django(tmp_path: Any) -
 
 def test_unknown_option_is_rejected_by_name() -> None:
     message = invalid(host="h", use_starttls=True)
-    assert "unknown OPTIONS 'use_starttls'" in message
+    assert "Unknown options 'use_starttls'. (" in message
+    assert "accepts OPTIONS: " in message  # a hint for the typo: the accepted names
+    assert " use_tls" in message
 
 
 def test_repr_names_alias_host_port_and_tls_mode_only() -> None:
