@@ -27,3 +27,239 @@ def unknown_backend_path(side: Side) -> Any:
 @scenario({"MAILERS": LOCMEM})
 def no_such_mailer(side: Side) -> Any:
     return side.mail.mailers["nope"]
+
+
+# -- exceptions: classes and messages --------------------------------------------------------
+
+SMTP_HOST = {"OPTIONS": {"host": "localhost"}}
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "os.path.NoSuchBackend"}}})
+def backend_class_missing_from_module(side: Side) -> Any:
+    return side.mail.mailers.default
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "nodots"}}})
+def backend_path_without_dots(side: Side) -> Any:
+    return side.mail.mailers.default
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "no.such.Backend"}}})
+def invalid_mailer_is_caught_as_improperly_configured(side: Side) -> Any:
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        _ = side.mail.mailers.default
+    except ImproperlyConfigured as exc:
+        return ["caught", type(exc).__name__]
+    return "not caught"
+
+
+@scenario({"MAILERS": LOCMEM})
+def mailer_does_not_exist_is_caught_as_key_error_and_invalid_mailer(side: Side) -> Any:
+    from django.core.exceptions import ImproperlyConfigured
+
+    caught = []
+    for kind in (KeyError, side.mail.InvalidMailer, ImproperlyConfigured):
+        try:
+            side.mail.mailers["nope"]
+        except kind:
+            caught.append(kind.__name__)
+    return caught
+
+
+@scenario({"MAILERS": LOCMEM})
+def mailer_does_not_exist_takes_alias_only(side: Side) -> Any:
+    return side.mail.MailerDoesNotExist("some text")
+
+
+@scenario({"MAILERS": LOCMEM})
+def mailer_does_not_exist_built_from_alias(side: Side) -> Any:
+    err = side.mail.MailerDoesNotExist(alias="x")
+    return [str(err), err.args]
+
+
+@scenario({"MAILERS": LOCMEM})
+def invalid_mailer_message_names_the_alias(side: Side) -> Any:
+    return [str(side.mail.InvalidMailer("bad", alias="x")), str(side.mail.InvalidMailer("bad"))]
+
+
+@scenario({"MAILERS": {}})
+def empty_mailers_have_no_default(side: Side) -> Any:
+    return side.mail.mailers.default
+
+
+@scenario({"MAILERS": {"other": {"BACKEND": "{backends}.locmem.EmailBackend"}}})
+def send_mail_without_a_default_mailer(side: Side) -> Any:
+    return side.mail.send_mail("Subject", "Body", "from@example.com", ["to@example.com"])
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_using_an_unknown_alias(side: Side) -> Any:
+    return side.mail.send_mail("S", "B", "from@example.com", ["to@example.com"], using="nope")
+
+
+# -- get_connection ----------------------------------------------------------------------
+
+
+@scenario({"MAILERS": LOCMEM})
+def get_connection_under_mailers(side: Side) -> Any:
+    return side.mail.get_connection()
+
+
+@scenario({"MAILERS": LOCMEM})
+def get_connection_with_a_backend_under_mailers(side: Side) -> Any:
+    return side.mail.get_connection(side.backend("locmem"))
+
+
+@scenario({"MAILERS": LOCMEM})
+def get_connection_fail_silently_positionally(side: Side) -> Any:
+    return side.mail.get_connection(None, True)
+
+
+@scenario({"MAILERS": LOCMEM})
+def get_connection_ignores_unknown_keywords_under_mailers(side: Side) -> Any:
+    return side.mail.get_connection(foo=1)
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.locmem.EmailBackend"})
+def get_connection_ignores_unknown_keywords_legacy(side: Side) -> Any:
+    return side.mail.get_connection(foo=1, bar=2)
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.locmem.EmailBackend"})
+def get_connection_with_a_backend_legacy(side: Side) -> Any:
+    conn = side.mail.get_connection(side.backend("locmem"), fail_silently=True)
+    return [conn, conn.alias]
+
+
+# -- deprecated arguments: warnings and the combinations Django rejects -------------------
+
+MSG = ("Subject", "Body", "from@example.com", ["to@example.com"])
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_fail_silently_positionally(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, True)
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_three_arguments_positionally(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, False, "user", "secret")
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_fail_silently_false_is_not_deprecated(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, fail_silently=False)
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_fail_silently(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, fail_silently=True)
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_auth_password(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, auth_password="secret")
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_connection(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, connection=side.mail.mailers.default)
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_using_and_fail_silently(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, fail_silently=True, using="default")
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_using_and_connection(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, connection=side.mail.mailers.default, using="default")
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_using_and_auth_user(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, auth_user="user", using="default")
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_connection_and_fail_silently(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, fail_silently=True, connection=side.mail.mailers.default)
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mail_connection_and_auth_user(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, auth_user="user", connection=side.mail.mailers.default)
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mass_mail_positionally(side: Side) -> Any:
+    return side.mail.send_mass_mail([MSG], False, "user")
+
+
+@scenario({"MAILERS": LOCMEM})
+def send_mass_mail_connection(side: Side) -> Any:
+    return side.mail.send_mass_mail([MSG, MSG], connection=side.mail.mailers.default)
+
+
+@scenario({"MAILERS": LOCMEM})
+def message_send_fail_silently(side: Side) -> Any:
+    return side.mail.EmailMessage(*MSG).send(fail_silently=True)
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.locmem.EmailBackend"})
+def send_mail_fail_silently_legacy(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, fail_silently=True)
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.locmem.EmailBackend"})
+def send_mail_using_and_fail_silently_legacy(side: Side) -> Any:
+    return side.mail.send_mail(*MSG, fail_silently=True, using="default")
+
+
+# -- legacy settings (no MAILERS) ----------------------------------------------------------
+
+LEGACY_LOCMEM = {"EMAIL_BACKEND": "{backends}.locmem.EmailBackend"}
+
+
+@scenario(LEGACY_LOCMEM)
+def legacy_default_mailer_has_no_alias(side: Side) -> Any:
+    return [side.mail.mailers.default, side.mail.mailers.default.alias]
+
+
+@scenario(LEGACY_LOCMEM)
+def legacy_settings_define_no_alias(side: Side) -> Any:
+    return ["default" in side.mail.mailers, list(side.mail.mailers)]
+
+
+@scenario(LEGACY_LOCMEM)
+def legacy_mailers_get_default(side: Side) -> Any:
+    return [side.mail.mailers.get("default"), side.mail.mailers["default"].alias]
+
+
+@scenario(LEGACY_LOCMEM)
+def legacy_unknown_alias(side: Side) -> Any:
+    return side.mail.mailers["other"]
+
+
+@scenario(
+    {
+        "EMAIL_BACKEND": "{backends}.smtp.EmailBackend",
+        "EMAIL_USE_TLS": True,
+        "EMAIL_USE_SSL": True,
+    }
+)
+def legacy_tls_and_ssl_together(side: Side) -> Any:
+    return side.mail.send_mail(*MSG)
+
+
+@scenario(
+    {
+        "EMAIL_BACKEND": "{backends}.smtp.EmailBackend",
+        "EMAIL_USE_TLS": True,
+        "EMAIL_USE_SSL": True,
+    }
+)
+def legacy_tls_and_ssl_together_get_connection(side: Side) -> Any:
+    return side.mail.get_connection()

@@ -317,8 +317,9 @@ def test_legacy_email_backend_builds_the_default_mailer_without_warning() -> Non
     mailpost.configure(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
     backend = mailers.default
     assert isinstance(backend, LocmemBackend)
-    assert backend.alias == "default"
-    assert list(mailers) == ["default"]
+    assert backend.alias is None  # as in Django: the legacy backend is no MAILERS alias
+    assert list(mailers) == []
+    assert "default" not in mailers
 
 
 def test_legacy_email_backend_provides_only_the_default_alias() -> None:
@@ -372,7 +373,7 @@ def test_legacy_smtp_email_backend_builds_the_default_smtp_mailer() -> None:
     backend = mailers.default
     assert isinstance(backend, SMTPBackend)
     assert (backend.host, backend.port, backend.use_tls) == ("mail.example.com", 2525, True)
-    assert backend.alias == "default"
+    assert backend.alias is None
 
 
 def test_legacy_smtp_defaults_are_localhost_port_25() -> None:

@@ -228,7 +228,7 @@ def test_legacy_email_backend_setting_builds_the_default_mailer() -> None:
     backend = mailpost.mailers.default
     assert isinstance(backend, SMTPBackend)
     assert (backend.alias, backend.host, backend.port, backend.use_ssl) == (
-        "default",
+        None,
         "legacy.example.net",
         25,
         True,

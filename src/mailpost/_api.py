@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from mailpost import _django
 from mailpost._config import settings
 from mailpost.backends.base import BaseEmailBackend
 from mailpost.exceptions import ImproperlyConfigured, MailpostDeprecationWarning
@@ -72,10 +73,11 @@ def _positional_compat(keep: int, names: tuple[str, ...]) -> Callable[[F], F]:
             for name in moved:
                 if name in kwargs:
                     raise TypeError(f"{func.__name__}() got multiple values for argument {name!r}")
-            warnings.warn(
+            _django.deprecated(
                 f"Passing {', '.join(moved)} to {func.__name__}() positionally is deprecated; "
                 "pass them as keyword arguments.",
-                MailpostDeprecationWarning,
+                f"Passing positional argument(s) {', '.join(repr(n) for n in moved)} to "
+                f"{func.__name__}() is deprecated. Use keyword arguments instead.",
                 stacklevel=3,
             )
             kwargs.update(moved)
@@ -110,41 +112,117 @@ def _check_legacy_combinations(
     auth_user: str | None = None,
     auth_password: str | None = None,
 ) -> None:
-    """Reject argument combinations that used to be silently ignored."""
-    legacy = [
-        name
-        for name, given in (
-            ("fail_silently", bool(fail_silently)),
-            ("auth_user", auth_user is not None),
-            ("auth_password", auth_password is not None),
-            ("connection", connection is not None),
-        )
-        if given
-    ]
-    if using is not None and legacy:
-        raise TypeError(
-            f"{func}(): {', '.join(legacy)} cannot be combined with using={using!r}; "
-            "put those settings in the MAILERS entry instead"
-        )
-    if connection is not None:
-        ignored = [n for n in legacy if n != "connection"]
-        if ignored:
+    """Reject argument combinations that used to be silently ignored (Django's sentences
+    first, then mailpost's hint)."""
+    auth = auth_user is not None or auth_password is not None
+    if using is not None:
+        hint = " Put those settings in the MAILERS entry instead."
+        if fail_silently:
+            raise TypeError(f"'fail_silently' is not compatible with 'using'.{hint}")
+        if connection is not None:
             raise TypeError(
-                f"{func}(): {', '.join(ignored)} cannot be combined with connection; "
-                "configure them on the connection (backend) itself"
+                "'connection' is not compatible with 'using'. Pass one of them: using names "
+                "a MAILERS alias."
+            )
+        if auth:
+            raise TypeError(
+                "'auth_user' and 'auth_password' are not compatible with 'using'. "
+                "Set 'username' and 'password' OPTIONS in MAILERS instead."
+            )
+    if connection is not None:
+        if fail_silently:
+            raise TypeError(
+                "fail_silently cannot be used with a connection. Pass fail_silently to "
+                "get_connection() instead. Or configure it on the connection itself."
+            )
+        if auth:
+            raise TypeError(
+                "auth_user and auth_password cannot be used with a connection. Pass auth_user "
+                "and auth_password to get_connection() instead. Or configure them on the "
+                "connection itself."
             )
 
 
-def _warn_legacy_arguments(func: str, **given: object) -> None:
-    """compat: one deprecation warning naming every deprecated argument that was passed."""
+#: compat: Django 6.1's warning for each deprecated argument (auth_* share one).
+_DJANGO_ARGUMENT_WARNINGS = {
+    "fail_silently": "The 'fail_silently' argument is deprecated. See 'Migrating email to "
+    "mailers' in Django's documentation for recommended replacements.",
+    "auth": "The 'auth_user' and 'auth_password' arguments are deprecated. Set 'username' "
+    "and 'password' OPTIONS in MAILERS instead.",
+    "connection": "The 'connection' argument is deprecated. Switch to the 'using' argument "
+    "with a MAILERS alias.",
+}
+
+
+def _warn_legacy_arguments(func: str, stacklevel: int = _USER_STACKLEVEL, **given: object) -> None:
+    """compat: warn about the deprecated arguments that were passed.
+
+    Outside Django, one mailpost warning naming them all. In a Django 6.1 project, Django's
+    own warnings, one per argument (``fail_silently`` only when true, as Django does).
+    """
+    if _django.in_django_mode():
+        kinds = []
+        if given.get("fail_silently"):
+            kinds.append("fail_silently")
+        if given.get("auth_user") is not None or given.get("auth_password") is not None:
+            kinds.append("auth")
+        if given.get("connection") is not None:
+            kinds.append("connection")
+        for kind in kinds:
+            _django.deprecated(
+                _DJANGO_ARGUMENT_WARNINGS[kind],
+                _DJANGO_ARGUMENT_WARNINGS[kind],
+                stacklevel=stacklevel,
+            )
+        return
     passed = [name for name, value in given.items() if value is not None]
     if passed:
         warnings.warn(
             f"{func}(): the {', '.join(passed)} argument(s) are deprecated; configure a "
             "mailer in MAILERS and pass using=alias instead.",
             MailpostDeprecationWarning,
-            stacklevel=_USER_STACKLEVEL,
+            stacklevel=stacklevel,
         )
+
+
+def _legacy_arguments(
+    func: str,
+    *,
+    using: str | None,
+    fail_silently: bool | None,
+    connection: object | None,
+    auth_user: str | None = None,
+    auth_password: str | None = None,
+) -> None:
+    """compat: reject bad combinations of the deprecated arguments and warn about them.
+
+    In a Django project the warnings come first, then the TypeError (Django's order, so a
+    project's warning filters see the same warnings); elsewhere the TypeError comes alone.
+    """
+
+    def check() -> None:
+        _check_legacy_combinations(
+            func,
+            using=using,
+            fail_silently=fail_silently,
+            connection=connection,
+            auth_user=auth_user,
+            auth_password=auth_password,
+        )
+
+    django_order = _django.in_django_mode()
+    if not django_order:
+        check()
+    _warn_legacy_arguments(
+        func,
+        _USER_STACKLEVEL + 1,
+        fail_silently=fail_silently,
+        auth_user=auth_user,
+        auth_password=auth_password,
+        connection=connection,
+    )
+    if django_order:
+        check()
 
 
 def _choose_backend(
@@ -227,20 +305,13 @@ def _prepare_send_mail(
     html_message: str | None,
     using: str | None,
 ) -> tuple[BaseEmailBackend, list[EmailMessage]]:
-    _check_legacy_combinations(
+    _legacy_arguments(
         func,
         using=using,
         fail_silently=fail_silently,
         connection=connection,
         auth_user=auth_user,
         auth_password=auth_password,
-    )
-    _warn_legacy_arguments(
-        func,
-        fail_silently=fail_silently,
-        auth_user=auth_user,
-        auth_password=auth_password,
-        connection=connection,
     )
     backend = _choose_backend(
         using=using,
@@ -337,14 +408,6 @@ def _prepare_send_mass_mail(
     connection: BaseEmailBackend | None,
     using: str | None,
 ) -> tuple[BaseEmailBackend, list[EmailMessage]]:
-    _check_legacy_combinations(
-        func,
-        using=using,
-        fail_silently=fail_silently,
-        connection=connection,
-        auth_user=auth_user,
-        auth_password=auth_password,
-    )
     items = list(datatuple)
     for index, item in enumerate(items):
         if isinstance(item, (str, bytes)) or len(item) != 4:
@@ -352,12 +415,13 @@ def _prepare_send_mass_mail(
                 f"{func}(): datatuple[{index}] must be a "
                 "(subject, message, from_email, recipient_list) tuple"
             )
-    _warn_legacy_arguments(
+    _legacy_arguments(
         func,
+        using=using,
         fail_silently=fail_silently,
+        connection=connection,
         auth_user=auth_user,
         auth_password=auth_password,
-        connection=connection,
     )
     backend = _choose_backend(
         using=using,
@@ -366,7 +430,9 @@ def _prepare_send_mass_mail(
         auth_user=auth_user,
         auth_password=auth_password,
     )
-    messages = [_message(s, m, f, r, None) for s, m, f, r in items]
+    from mailpost.message import EmailMessage as PlainMessage  # Django sends these plain
+
+    messages: list[EmailMessage] = [PlainMessage(s, m, f, r) for s, m, f, r in items]
     return backend, _with_recipients(messages)
 
 
@@ -466,11 +532,8 @@ def _prepare_server_mail(
     html_message: str | None,
     using: str | None,
 ) -> tuple[BaseEmailBackend | None, list[EmailMessage]]:
-    _check_legacy_combinations(
-        func, using=using, fail_silently=fail_silently, connection=connection
-    )
     recipients = _server_recipients(setting)
-    _warn_legacy_arguments(func, fail_silently=fail_silently, connection=connection)
+    _legacy_arguments(func, using=using, fail_silently=fail_silently, connection=connection)
     if not recipients:
         return None, []
     backend = _choose_backend(using=using, fail_silently=fail_silently, connection=connection)
@@ -596,15 +659,21 @@ def _prepare_send_message(
             f"send(): the message has a connection and using={using!r} was given; use one. "
             "(The connection argument is deprecated: prefer using.)"
         )
-    _check_legacy_combinations(
-        "send", using=using, fail_silently=fail_silently, connection=connection
-    )
+    django_order = _django.in_django_mode()  # Django warns, then rejects
+    if not django_order:
+        _check_legacy_combinations(
+            "send", using=using, fail_silently=fail_silently, connection=connection
+        )
     if fail_silently:  # compat:
-        warnings.warn(
+        _django.deprecated(
             "send(): the fail_silently argument is deprecated; configure a mailer in MAILERS "
             "and pass using=alias instead.",
-            MailpostDeprecationWarning,
+            _DJANGO_ARGUMENT_WARNINGS["fail_silently"],
             stacklevel=4,  # _prepare_send_message <- send_message <- EmailMessage.send <- caller
+        )
+    if django_order:
+        _check_legacy_combinations(
+            "send", using=using, fail_silently=fail_silently, connection=connection
         )
     if not msg.recipients():
         return None
@@ -637,26 +706,24 @@ def get_connection(
     """compat: deprecated; use ``mailers[alias]``.
 
     With ``MAILERS`` defined: no arguments returns ``mailers.default``; keyword arguments
-    are added to the default mailer's OPTIONS; a ``backend`` path is a TypeError. Without
-    ``MAILERS``: an instance of ``backend`` (or the legacy ``EMAIL_BACKEND``) built from
-    the legacy ``EMAIL_*`` settings and ``kwargs``.
+    are added to the default mailer's OPTIONS; a ``backend`` path is a RuntimeError (as in
+    Django). Without ``MAILERS``: an instance of ``backend`` (or the legacy
+    ``EMAIL_BACKEND``) built from the legacy ``EMAIL_*`` settings and ``kwargs``. As in
+    Django, keyword arguments the backend class does not take are ignored.
     """
-    if mailers_defined() and backend is not None:
-        raise TypeError(
-            f"get_connection({backend!r}) cannot choose a backend class when MAILERS is "
-            "defined; add a MAILERS entry and use mailpost.mailers[alias]"
-        )
-    warnings.warn(
+    _django.deprecated(
         "get_connection() is deprecated; use mailpost.mailers[alias] "
         "(or mailpost.mailers.default) instead.",
-        MailpostDeprecationWarning,
+        "get_connection() is deprecated. See 'Migrating email to mailers' in Django's "
+        "documentation for recommended replacements.",
         stacklevel=3,
     )
-    extra = dict(kwargs)
-    if fail_silently:
-        extra["fail_silently"] = True
+    if mailers_defined() and backend is not None:
+        raise RuntimeError(
+            "get_connection(backend, ...) is not supported with MAILERS. Add a MAILERS entry "
+            "for that backend and use mailpost.mailers[alias]."
+        )
+    extra: dict[str, Any] = {"fail_silently": True} if fail_silently else {}
     if backend is None:
-        return mailers._create("default", **extra) if extra else mailers.default
-    options = legacy_options(backend)
-    options.update(extra)
-    return build_backend(backend, options, alias=None)
+        return mailers._create("default", _if_accepted=kwargs, **extra)
+    return build_backend(backend, {**legacy_options(backend), **extra}, alias=None, optional=kwargs)

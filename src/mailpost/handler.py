@@ -72,6 +72,11 @@ def legacy_options(path: str) -> dict[str, Any]:
             if not defined or value is None or value == "":
                 continue
             options[option] = bool(value) if option in ("use_tls", "use_ssl") else value
+        if options.get("use_tls") and options.get("use_ssl"):
+            raise ValueError(
+                "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set one of those "
+                "settings to True."
+            )
     elif path == "mailpost.backends.filebased.EmailBackend":
         value, defined = _config.lookup("EMAIL_FILE_PATH")
         if defined and value is not None:
@@ -222,7 +227,9 @@ class MailersHandler:
     """
 
     def _definitions_or_empty(self) -> dict[str, Any]:
-        return _definitions() or {}
+        """The aliases ``MAILERS`` defines; none under the legacy settings (as in Django,
+        where ``mailers.default`` still works but no alias is configured)."""
+        return (_definitions() or {}) if mailers_defined() else {}
 
     def _entry(self, alias: str) -> tuple[str, dict[str, Any]]:
         definitions = _definitions()
@@ -247,12 +254,14 @@ class MailersHandler:
         in-memory backend is returned instead.
         """
         path, options = self._entry(alias)
+        # compat: the legacy EMAIL_BACKEND is no MAILERS alias; its backend has none (Django).
+        named: str | None = alias if mailers_defined() else None
         if _capture.memory_mode():
             from mailpost.backends.locmem import LocmemBackend
 
-            return LocmemBackend(bool(extra_options.get("fail_silently")), alias=alias)
+            return LocmemBackend(bool(extra_options.get("fail_silently")), alias=named)
         options.update(extra_options)
-        return build_backend(path, options, alias=alias, optional=_if_accepted)
+        return build_backend(path, options, alias=named, optional=_if_accepted)
 
     def __getitem__(self, alias: str) -> BaseEmailBackend:
         return self._create(alias)
@@ -264,7 +273,7 @@ class MailersHandler:
 
     def get(self, alias: str, default: Any = None) -> Any:
         """``mailers[alias]``, or ``default`` when the alias is not defined."""
-        if alias not in self:
+        if alias not in (_definitions() or {}):
             return default
         return self._create(alias)
 
