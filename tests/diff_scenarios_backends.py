@@ -379,3 +379,91 @@ for _short, _options in {
     "smtp": {"host": "smtp.example.com"},
 }.items():
     _unknown_options_scenario(_short, _options)
+
+
+# -- SMTP backend: constructed directly (deprecated) -----------------------------------
+
+
+def smtp_class(side: Side) -> Any:
+    return side.module("backends.smtp").EmailBackend
+
+
+@scenario()
+def smtp_direct_construction_legacy(side: Side) -> Any:
+    return smtp_attrs(smtp_class(side)())
+
+
+@scenario({"EMAIL_USE_SSL": True, "EMAIL_HOST": "smtp.example.com"})
+def smtp_direct_construction_keeps_port_25_with_ssl(side: Side) -> Any:
+    return smtp_attrs(smtp_class(side)())
+
+
+@scenario({"EMAIL_HOST": "smtp.example.com", "EMAIL_PORT": 2525})
+def smtp_direct_construction_positional_arguments(side: Side) -> Any:
+    return smtp_attrs(smtp_class(side)("h", 26, "user", "pw", True, True))
+
+
+@scenario()
+def smtp_direct_construction_tls_and_ssl(side: Side) -> Any:
+    return smtp_class(side)(use_tls=True, use_ssl=True)
+
+
+@scenario({"EMAIL_USE_TLS": True, "EMAIL_USE_SSL": True})
+def smtp_direct_construction_tls_and_ssl_settings(side: Side) -> Any:
+    return smtp_class(side)()
+
+
+@scenario()
+def smtp_direct_construction_unknown_keyword(side: Side) -> Any:
+    backend = smtp_class(side)(host="h", foo=1)
+    return [backend.host, hasattr(backend, "foo")]
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"}}})
+def smtp_direct_construction_under_mailers(side: Side) -> Any:
+    return smtp_class(side)(host="smtp.example.com")
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"}}})
+def smtp_direct_construction_under_mailers_every_option(side: Side) -> Any:
+    everything = {
+        "host": "h",
+        "port": 2525,
+        "username": "u",
+        "password": "p",
+        "use_tls": True,
+        "use_ssl": False,
+        "timeout": 3,
+        "ssl_keyfile": "/k.pem",
+        "ssl_certfile": "/c.pem",
+    }
+    return smtp_attrs(smtp_class(side)(**everything))
+
+
+@scenario({"EMAIL_HOST": "legacy.example.com", "EMAIL_PORT": 2525, "EMAIL_USE_SSL": True})
+def smtp_explicit_alias_ignores_legacy_settings(side: Side) -> Any:
+    return smtp_attrs(smtp_class(side)(alias="relay", host="h", use_tls=True))
+
+
+@scenario({"EMAIL_HOST": "legacy.example.com"})
+def smtp_explicit_alias_needs_host(side: Side) -> Any:
+    return smtp_class(side)(alias="relay")
+
+
+@scenario(
+    {
+        "MAILERS": {
+            "default": {
+                "BACKEND": "{backends}.smtp.EmailBackend",
+                "OPTIONS": {"host": "h", "use_tls": True, "use_ssl": True},
+            }
+        }
+    }
+)
+def smtp_tls_and_ssl_under_mailers(side: Side) -> Any:
+    return side.mail.mailers["default"]
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.smtp.EmailBackend"}}})
+def smtp_host_required_under_mailers(side: Side) -> Any:
+    return side.mail.mailers["default"]

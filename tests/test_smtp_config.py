@@ -60,8 +60,8 @@ def test_other_defaults() -> None:
 
 
 def test_host_is_required() -> None:
-    assert "option 'host' is required" in invalid()
-    assert "option 'host' is required" in invalid(host="")
+    assert invalid().startswith("MAILERS['relay']: OPTIONS must define 'host'. (")
+    assert invalid(host="").startswith("MAILERS['relay']: OPTIONS must define 'host'. (")
 
 
 @pytest.mark.parametrize("host", [42, "smtp example.net", "smtp.example.net\r\nX: y", "  "])
@@ -71,9 +71,10 @@ def test_host_must_be_a_host_name(host: Any) -> None:
 
 def test_use_tls_and_use_ssl_are_mutually_exclusive() -> None:
     message = invalid(host="h", use_tls=True, use_ssl=True)
-    assert "'use_tls'" in message
-    assert "'use_ssl'" in message
-    assert "mutually exclusive" in message
+    assert message.startswith(
+        "MAILERS['relay']: The 'use_ssl' and 'use_tls' OPTIONS are incompatible. Set at most "
+        "one of them to True."
+    )
 
 
 @pytest.mark.parametrize("port", ["25", 0, 65536, -1, 25.0, True])
@@ -169,11 +170,51 @@ def test_mailer_url_options_reach_the_backend() -> None:
 
 # -- direct construction (deprecated) ------------------------------------------------------
 
+DIRECT = r"^Directly creating SMTPBackend instances is deprecated"
 
-def test_direct_construction_is_refused_when_mailers_is_defined() -> None:
+
+def direct(*args: Any, **kwargs: Any) -> SMTPBackend:
+    """``SMTPBackend(...)`` as a user's code calls it: deprecated, warned at the caller."""
+    with pytest.warns(mailpost.MailpostDeprecationWarning, match=DIRECT) as caught:
+        backend = SMTPBackend(*args, **kwargs)
+    assert [w.filename for w in caught] == [__file__]
+    return backend
+
+
+def test_direct_construction_needs_every_option_when_mailers_is_defined() -> None:
     mailpost.configure(MAILERS={"default": {"BACKEND": SMTP, "OPTIONS": {"host": "h"}}})
-    with pytest.raises(AttributeError, match=r"mailers\[alias\]"):
-        SMTPBackend(host="smtp.example.net")
+    with pytest.raises(AttributeError) as info:
+        direct(host="smtp.example.net")
+    assert str(info.value).startswith(
+        "The EMAIL_PORT setting is not available when MAILERS is defined. (Use "
+        "mailpost.mailers[alias]"
+    )
+    everything = {
+        "host": "smtp.example.net",
+        "port": 2525,
+        "username": "u",
+        "password": "p",
+        "use_tls": True,
+        "use_ssl": False,
+        "timeout": 3,
+        "ssl_keyfile": "/k.pem",
+        "ssl_certfile": "/c.pem",
+    }
+    backend = direct(**everything)
+    assert (backend.host, backend.port, backend.alias) == ("smtp.example.net", 2525, None)
+
+
+def test_an_explicit_alias_never_reads_the_legacy_settings() -> None:
+    mailpost.configure(EMAIL_HOST="legacy.example.net", EMAIL_PORT=2525, EMAIL_USE_SSL=True)
+    backend = SMTPBackend(alias="relay", host="h", use_tls=True)
+    assert (backend.host, backend.port, backend.use_ssl, backend.username) == (
+        "h",
+        587,
+        False,
+        None,
+    )
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['relay'\]: OPTIONS must define 'host'"):
+        SMTPBackend(alias="relay")
 
 
 def test_direct_construction_reads_the_legacy_settings() -> None:
@@ -185,13 +226,13 @@ def test_direct_construction_reads_the_legacy_settings() -> None:
         EMAIL_USE_TLS=True,
         EMAIL_TIMEOUT=12,
     )
-    backend = SMTPBackend()
+    backend = direct()
     assert backend.alias is None
     assert (backend.host, backend.port, backend.use_tls, backend.timeout) == (
         "legacy.example.net",
         2525,
         True,
-        12.0,
+        12,
     )
     assert (backend.username, backend.password) == ("legacy-user", "legacy-password")
     assert "legacy-password" not in repr(backend)
@@ -199,23 +240,29 @@ def test_direct_construction_reads_the_legacy_settings() -> None:
 
 def test_direct_construction_defaults_to_localhost_port_25_even_with_tls() -> None:
     for kwargs in ({}, {"use_tls": True}, {"use_ssl": True}):
-        backend = SMTPBackend(**kwargs)
+        backend = direct(**kwargs)
         assert (backend.host, backend.port) == ("localhost", 25)
+        assert (backend.username, backend.password) == ("", "")  # EMAIL_HOST_USER's default
 
 
 def test_direct_construction_arguments_override_the_settings() -> None:
     mailpost.configure(EMAIL_HOST="legacy.example.net", EMAIL_PORT=2525)
-    backend = SMTPBackend("explicit.example.net", 26, fail_silently=True)
+    backend = direct("explicit.example.net", 26, fail_silently=True)
     assert (backend.host, backend.port, backend.fail_silently) == ("explicit.example.net", 26, True)
+
+
+def test_mailpost_building_the_legacy_mailer_does_not_warn() -> None:
+    mailpost.configure(EMAIL_BACKEND=SMTP)
+    assert isinstance(mailpost.mailers.default, SMTPBackend)  # filterwarnings=error
 
 
 def test_direct_construction_validates_too_and_names_the_setting() -> None:
     mailpost.configure(EMAIL_USE_TLS=True, EMAIL_USE_SSL=True)
-    with pytest.raises(InvalidMailer, match="mutually exclusive"):
-        SMTPBackend()
+    with pytest.raises(ValueError, match=r"^EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive"):
+        direct()
     mailpost.configure(EMAIL_PORT="twenty-five")
     with pytest.raises(InvalidMailer) as info:
-        SMTPBackend()
+        direct()
     assert str(info.value) == (
         "SMTPBackend: option 'port' (from settings.EMAIL_PORT) must be an integer from 1 to "
         "65535, not 'twenty-five'"

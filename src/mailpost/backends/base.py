@@ -19,8 +19,8 @@ import inspect
 import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, cast
 
 from mailpost import _django
 from mailpost._delivery import DeliveryResult, RecipientStatus
@@ -71,20 +71,22 @@ class BaseEmailBackend:
             "ignored now and will raise TypeError in a future mailpost release.",
             f"{path}.__init__() does not support {listed}. In Django 2028, "
             "BaseEmailBackend will raise a TypeError for unknown keyword arguments.",
-            stacklevel=self._caller_level(),
+            stacklevel=self._construction_site()[0],
         )
 
-    def _caller_level(self) -> int:
-        """The stack level of whoever constructed this backend, past every ``__init__``
-        of its class hierarchy (for warnings raised while constructing it)."""
-        level, frame = 2, sys._getframe(2)
-        while (
-            frame.f_back is not None
-            and frame.f_code.co_name == "__init__"
-            and (frame.f_locals.get("self") is self)
-        ):
+    def _construction_site(self) -> tuple[int, FrameType | None]:
+        """Where this backend is being constructed: the stack level (1 is the caller of
+        this method) and frame of the code that called its class, past every ``__init__``
+        of its class hierarchy. For warnings raised while constructing it."""
+        level, frame = 1, cast("FrameType | None", sys._getframe(1))
+        inside = False
+        while frame is not None:
+            is_init = frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is self
+            if inside and not is_init:
+                return level, frame
+            inside = inside or is_init
             level, frame = level + 1, frame.f_back
-        return level
+        return level, None  # pragma: no cover - always constructed from somewhere
 
     @classmethod
     def _dotted_path(cls) -> str:
