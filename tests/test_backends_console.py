@@ -82,8 +82,9 @@ def test_console_defaults_to_sys_stdout_looked_up_at_write_time(
 def test_console_write_error_is_reported_as_delivery_error_after_the_batch() -> None:
     configure_console(stream=BrokenStream())
     messages = [make_message(1), make_message(2)]
-    with pytest.raises(mailpost.DeliveryError, match=r"MAILERS\['contract'\]: 2 of 2") as info:
+    with pytest.raises(mailpost.DeliveryError) as info:
         mailpost.mailers["contract"].send_messages(messages)
+    assert str(info.value).startswith("MAILERS['contract']: 2 of 2 message(s) not fully delivered")
     assert [r.sent for r in info.value.results] == [False, False]
     assert isinstance(info.value.__cause__, OSError)
     assert all(m.delivery is not None and "disk on fire" in (m.delivery.error or "")
