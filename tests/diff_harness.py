@@ -306,9 +306,13 @@ def observe(sc: Scenario, side: Side) -> Observation:
                 except Exception as exc:
                     obs.exception = describe_exception(exc)
                     obs.exception["message"] = _generic(obs.exception["message"], side)
+            # ResourceWarning is the garbage collector reporting a leak (Django's file
+            # backend leaves its file open after an error), whenever collection happens: not
+            # a warning a program acts on.
             obs.warnings = [
                 {"category": _qualnames(w.category), "message": _generic(str(w.message), side)}
                 for w in caught
+                if not issubclass(w.category, ResourceWarning)
             ]
             obs.outbox = [normalize(m) for m in side.outbox()]
     except Exception:
