@@ -228,8 +228,8 @@ def legacy_default_mailer_has_no_alias(side: Side) -> Any:
     return [side.mail.mailers.default, side.mail.mailers.default.alias]
 
 
-@scenario(LEGACY_LOCMEM)
-def legacy_settings_define_no_alias(side: Side) -> Any:
+@scenario(LEGACY_LOCMEM, deliberate="the legacy default mailer is listed as 'default'")
+def legacy_settings_list_the_default_alias(side: Side) -> Any:
     return ["default" in side.mail.mailers, list(side.mail.mailers)]
 
 
@@ -263,3 +263,87 @@ def legacy_tls_and_ssl_together(side: Side) -> Any:
 )
 def legacy_tls_and_ssl_together_get_connection(side: Side) -> Any:
     return side.mail.get_connection()
+
+
+# -- public names, deprecated ones included ------------------------------------------------
+
+DJANGO_61_ALL = (
+    "InvalidMailer",
+    "MailerDoesNotExist",
+    "CachedDnsName",
+    "DNS_NAME",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "make_msgid",
+    "mailers",
+    "get_connection",
+    "send_mail",
+    "send_mass_mail",
+    "mail_admins",
+    "mail_managers",
+    "EmailAlternative",
+    "EmailAttachment",
+    "SafeMIMEText",
+    "SafeMIMEMultipart",
+    "forbid_multi_line_headers",
+)
+
+
+@scenario()
+def every_public_name_of_django_61(side: Side) -> Any:
+    return [name for name in DJANGO_61_ALL if hasattr(side.mail, name)]
+
+
+@scenario(deliberate="BadHeaderError is a supported mailpost class, not deprecated")
+def bad_header_error_is_not_deprecated(side: Side) -> Any:
+    return issubclass(side.mail.BadHeaderError, ValueError)
+
+
+@scenario()
+def dns_name_cache_reset_with_delattr(side: Side) -> Any:
+    first = str(side.mail.DNS_NAME)
+    delattr(side.mail.DNS_NAME, "_fqdn")
+    return [first == str(side.mail.DNS_NAME), type(side.mail.DNS_NAME).__name__]
+
+
+@scenario()
+def dns_name_fresh_cache_has_nothing_to_delete(side: Side) -> Any:
+    return delattr(side.mail.CachedDnsName(), "_fqdn")
+
+
+@scenario()
+def safe_mime_text(side: Side) -> Any:
+    text = side.mail.SafeMIMEText("hi")
+    text["Subject"] = "héllo"
+    return [text.as_string(), text.encoding, type(text).__name__]
+
+
+@scenario()
+def safe_mime_text_header_injection(side: Side) -> Any:
+    text = side.mail.SafeMIMEText("hi", "html")
+    text["Subject"] = "hi\nBcc: victim@example.com"
+
+
+@scenario()
+def safe_mime_multipart(side: Side) -> Any:
+    multi = side.mail.SafeMIMEMultipart("alternative", encoding="utf-8")
+    return [multi.get_content_type(), multi.encoding, multi["MIME-Version"]]
+
+
+@scenario()
+def forbid_multi_line_headers_encodes(side: Side) -> Any:
+    forbid = side.mail.forbid_multi_line_headers
+    return [
+        forbid("Subject", "héllo", "utf-8"),
+        forbid("Subject", "é", "iso-8859-1"),
+        forbid("X-Count", 5, None),
+        forbid("To", "Jo <j@example.com>, k@example.com", "utf-8"),
+        forbid("To", "Jö <j@example.com>, k@example.com", "utf-8"),
+        forbid("From", "j@exämple.com", "utf-8"),
+    ]
+
+
+@scenario()
+def forbid_multi_line_headers_rejects_newlines(side: Side) -> Any:
+    return side.mail.forbid_multi_line_headers("Subject", "a\rb", "utf-8")

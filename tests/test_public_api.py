@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import email.message
 import importlib
 import importlib.resources
 import pickle
 import smtplib
+import socket
+import warnings
 
 import pytest
 
@@ -40,8 +43,84 @@ def test_all_is_sorted_and_unique() -> None:
 
 
 def test_every_name_in_all_is_importable() -> None:
-    missing = [name for name in mailpost.__all__ if not hasattr(mailpost, name)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mailpost.MailpostDeprecationWarning)
+        missing = [name for name in mailpost.__all__ if not hasattr(mailpost, name)]
     assert missing == []
+
+
+#: django.core.mail.__all__ in Django 6.1, deprecated names included.
+DJANGO_61_ALL = {
+    "InvalidMailer",
+    "MailerDoesNotExist",
+    "CachedDnsName",
+    "DNS_NAME",
+    "EmailMessage",
+    "EmailMultiAlternatives",
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "make_msgid",
+    "mailers",
+    "get_connection",
+    "send_mail",
+    "send_mass_mail",
+    "mail_admins",
+    "mail_managers",
+    "EmailAlternative",
+    "EmailAttachment",
+    "BadHeaderError",
+    "SafeMIMEText",
+    "SafeMIMEMultipart",
+    "forbid_multi_line_headers",
+}
+
+
+def test_every_name_django_61_exports_is_exported() -> None:
+    assert set(mailpost.__all__) >= DJANGO_61_ALL
+
+
+def test_dns_name_cache_can_be_reset_like_djangos(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = mailpost.CachedDnsName()
+    monkeypatch.setattr(socket, "getfqdn", lambda: "first.example.com")
+    assert str(fresh) == "first.example.com"
+    monkeypatch.setattr(socket, "getfqdn", lambda: "second.example.com")
+    assert fresh.get_fqdn() == "first.example.com"  # cached
+    delattr(fresh, "_fqdn")
+    assert str(fresh) == "second.example.com"
+    assert mailpost.DNS_NAME is mailpost.utils.DNS_NAME
+
+
+@pytest.mark.parametrize("name", ["SafeMIMEText", "SafeMIMEMultipart"])
+def test_deprecated_mime_classes_warn_when_read(name: str) -> None:
+    with pytest.warns(mailpost.MailpostDeprecationWarning, match=f"mailpost.{name} is deprecated"):
+        cls = getattr(mailpost, name)
+    assert issubclass(cls, email.message.Message)
+
+
+def test_safe_mime_text_rejects_header_injection_and_sends_utf8_8bit() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mailpost.MailpostDeprecationWarning)
+        text = mailpost.SafeMIMEText("héllo", "plain", "utf-8")
+        with pytest.raises(mailpost.BadHeaderError, match="can't contain newlines"):
+            text["Subject"] = "a\nBcc: victim@example.com"
+        text["Subject"] = "héllo"
+    assert text["Content-Transfer-Encoding"] == "8bit"
+    assert text["Subject"] == "=?utf-8?b?aMOpbGxv?="
+    assert text.get_payload(decode=True) == "héllo".encode()
+
+
+def test_safe_mime_text_long_utf8_lines_are_quoted_printable() -> None:
+    with pytest.warns(mailpost.MailpostDeprecationWarning):
+        text = mailpost.SafeMIMEText("é" * 1000, "plain", "utf-8")
+    assert text["Content-Transfer-Encoding"] == "quoted-printable"
+    assert text.get_payload(decode=True) == ("é" * 1000).encode()
+
+
+def test_forbid_multi_line_headers_encodes_non_ascii_addresses() -> None:
+    with pytest.warns(mailpost.MailpostDeprecationWarning):
+        name, value = mailpost.forbid_multi_line_headers(
+            "To", "Jö <j@exämple.com>, k@example.com", "utf-8"
+        )
+    assert (name, value) == ("To", "=?utf-8?b?SsO2?= <j@xn--exmple-cua.com>, k@example.com")
 
 
 def test_spec_names_are_public() -> None:

@@ -22,6 +22,7 @@ from mailpost._api import (
 )
 from mailpost._config import configure
 from mailpost._delivery import DeliveryResult, RecipientStatus
+from mailpost._mime_compat import forbid_multi_line_headers
 from mailpost.exceptions import (
     BadHeaderError,
     DeliveryError,
@@ -42,22 +43,35 @@ from mailpost.message import (
     EmailMultiAlternatives,
     make_msgid,
 )
+from mailpost.utils import DNS_NAME, CachedDnsName
 
 __version__ = "0.1.0"
 
 
+#: compat: deprecated names Django 6.1 still exports; reading one warns, as in Django.
+_DEPRECATED_NAMES = ("SafeMIMEMultipart", "SafeMIMEText")
+
+
 def __getattr__(name: str) -> Any:
-    """``mailpost.outbox`` during a Django test run is Django's ``mail.outbox``."""
+    """``mailpost.outbox`` during a Django test run is Django's ``mail.outbox``; the
+    deprecated ``SafeMIMEText`` / ``SafeMIMEMultipart`` warn when read."""
     if name == "outbox":
         box = _django.outbox()
         if box is not None:
             return box
+    if name in _DEPRECATED_NAMES:
+        from mailpost import _mime_compat
+
+        _mime_compat.warn_name(name)
+        return getattr(_mime_compat, name)
     raise AttributeError(f"module 'mailpost' has no attribute {name!r}")
 
 
 __all__ = [
     "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "DNS_NAME",
     "BadHeaderError",
+    "CachedDnsName",
     "DeliveryError",
     "DeliveryResult",
     "EmailAlternative",
@@ -72,11 +86,14 @@ __all__ = [
     "MailpostError",
     "MissingDependency",
     "RecipientStatus",
+    "SafeMIMEMultipart",
+    "SafeMIMEText",
     "amail_admins",
     "amail_managers",
     "asend_mail",
     "asend_mass_mail",
     "configure",
+    "forbid_multi_line_headers",
     "get_connection",
     "mail_admins",
     "mail_managers",

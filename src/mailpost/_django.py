@@ -222,17 +222,20 @@ def deprecation_category() -> type[Warning]:
     return known
 
 
-def deprecated(mailpost_text: str, django_text: str | None, *, stacklevel: int) -> None:
-    """Warn that a deprecated path was used: Django's text and category inside a Django
-    project that has them (when Django warns about the same thing), mailpost's elsewhere."""
+def deprecated(mailpost_text: str | None, django_text: str | None, *, stacklevel: int) -> None:
+    """Warn that a deprecated path was used.
+
+    Inside a Django project whose Django deprecates the same thing, Django's text in
+    Django's category; elsewhere mailpost's text in ``MailpostDeprecationWarning``. A None
+    text means that side does not warn about it (Django does not, or mailpost's use is
+    internal).
+    """
     category = deprecation_category()
     from mailpost.exceptions import MailpostDeprecationWarning
 
-    in_django = category is not MailpostDeprecationWarning
-    if in_django and django_text is None:
-        return
-    text = django_text if in_django and django_text is not None else mailpost_text
-    warnings.warn(text, category, stacklevel=stacklevel + 1)
+    text = mailpost_text if category is MailpostDeprecationWarning else django_text
+    if text is not None:
+        warnings.warn(text, category, stacklevel=stacklevel + 1)
 
 
 def in_django_mode() -> bool:

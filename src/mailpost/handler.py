@@ -227,9 +227,7 @@ class MailersHandler:
     """
 
     def _definitions_or_empty(self) -> dict[str, Any]:
-        """The aliases ``MAILERS`` defines; none under the legacy settings (as in Django,
-        where ``mailers.default`` still works but no alias is configured)."""
-        return (_definitions() or {}) if mailers_defined() else {}
+        return _definitions() or {}
 
     def _entry(self, alias: str) -> tuple[str, dict[str, Any]]:
         definitions = _definitions()
@@ -273,7 +271,7 @@ class MailersHandler:
 
     def get(self, alias: str, default: Any = None) -> Any:
         """``mailers[alias]``, or ``default`` when the alias is not defined."""
-        if alias not in (_definitions() or {}):
+        if alias not in self:
             return default
         return self._create(alias)
 

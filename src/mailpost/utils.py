@@ -15,19 +15,23 @@ class CachedDnsName:
     every message would be unacceptable, and paying it at import would slow every program
     that imports mailpost. ``str(DNS_NAME)`` pays it once, on the first Message-ID.
     Non-ASCII host names are IDNA-encoded so they are valid in a Message-ID.
+
+    As with Django's, tests reset the cache with ``delattr(DNS_NAME, "_fqdn")``: the class
+    attribute below then shows through and the next use looks the name up again.
     """
 
+    _fqdn: str | None = None
+
     def __init__(self) -> None:
-        self._fqdn: str | None = None
         self._lock = threading.Lock()
 
     def get_fqdn(self) -> str:
         fqdn = self._fqdn
         if fqdn is None:
             with self._lock:
-                if self._fqdn is None:
-                    self._fqdn = _ascii_host(socket.getfqdn())
                 fqdn = self._fqdn
+                if fqdn is None:
+                    fqdn = self._fqdn = _ascii_host(socket.getfqdn())
         return fqdn
 
     def __str__(self) -> str:
