@@ -467,3 +467,191 @@ def smtp_tls_and_ssl_under_mailers(side: Side) -> Any:
 @scenario({"MAILERS": {"default": {"BACKEND": "{backends}.smtp.EmailBackend"}}})
 def smtp_host_required_under_mailers(side: Side) -> Any:
     return side.mail.mailers["default"]
+
+
+# -- file backend: configuration errors ------------------------------------------------
+
+
+def file_class(side: Side) -> Any:
+    return side.module("backends.filebased").EmailBackend
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.filebased.EmailBackend"})
+def file_legacy_without_email_file_path(side: Side) -> Any:
+    return side.mail.mailers["default"]
+
+
+@scenario()
+def file_direct_without_file_path(side: Side) -> Any:
+    return file_class(side)()
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.filebased.EmailBackend"}}})
+def file_mailer_without_file_path(side: Side) -> Any:
+    return side.mail.mailers["default"]
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.filebased.EmailBackend"}}})
+def file_direct_under_mailers_without_file_path(side: Side) -> Any:
+    return file_class(side)()
+
+
+@scenario()
+def file_direct_path_is_a_regular_file(side: Side) -> Any:
+    (side.tmp / "regular").write_text("x")
+    return file_class(side)(file_path=side.tmp / "regular")
+
+
+def file_mailer(path: str) -> dict[str, Any]:
+    entry = {"BACKEND": "{backends}.filebased.EmailBackend", "OPTIONS": {"file_path": path}}
+    return {"MAILERS": {"default": entry}}
+
+
+@scenario(file_mailer("{tmp}/regular"))
+def file_mailer_path_is_a_regular_file(side: Side) -> Any:
+    (side.tmp / "regular").write_text("x")
+    return side.mail.mailers["default"]
+
+
+@scenario()
+def file_path_cannot_be_created(side: Side) -> Any:
+    (side.tmp / "regular").write_text("x")
+    return file_class(side)(file_path=side.tmp / "regular" / "sub")
+
+
+@scenario(file_mailer("{tmp}/regular/sub"))
+def file_mailer_path_cannot_be_created(side: Side) -> Any:
+    (side.tmp / "regular").write_text("x")
+    return side.mail.mailers["default"]
+
+
+# -- errors while sending --------------------------------------------------------------
+
+
+class BrokenStream(io.StringIO):
+    """A stream that cannot be written to."""
+
+    def write(self, text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+#: Django stops a batch at the first message that fails and raises that message's error;
+#: mailpost sends the rest and then raises (docs/compatibility.md, "Backends").
+BATCH_GOES_ON = (
+    "a failed message does not stop the batch: the others are still sent, then the first "
+    "composing error, or one DeliveryError carrying every result, is raised"
+)
+
+
+def bad_header_message(side: Side) -> Any:
+    return side.mail.EmailMessage("Bad\nSubject", "Body", "from@example.com", ["to@example.com"])
+
+
+@scenario(deliberate=BATCH_GOES_ON)
+def console_write_error(side: Side) -> Any:
+    backend = side.module("backends.console").EmailBackend(stream=BrokenStream())
+    return backend.send_messages([message(side)])
+
+
+@scenario()
+def console_write_error_fail_silently(side: Side) -> Any:
+    backend = side.module("backends.console").EmailBackend(
+        stream=BrokenStream(), fail_silently=True
+    )
+    return backend.send_messages([message(side, 1), message(side, 2)])
+
+
+@scenario(deliberate=BATCH_GOES_ON)
+def console_bad_message_fail_silently(side: Side) -> Any:
+    stream = io.StringIO()
+    backend = side.module("backends.console").EmailBackend(stream=stream, fail_silently=True)
+    sent = backend.send_messages([message(side, 1), bad_header_message(side), message(side, 3)])
+    return {"sent": sent, "output": masked(stream.getvalue())}
+
+
+@scenario(deliberate=BATCH_GOES_ON)
+def console_bad_message(side: Side) -> Any:
+    stream = io.StringIO()
+    backend = side.module("backends.console").EmailBackend(stream=stream)
+    try:
+        backend.send_messages([message(side, 1), bad_header_message(side), message(side, 3)])
+    except Exception as exc:
+        return {"raises": type(exc).__name__, "output": masked(stream.getvalue())}
+    return "sent"
+
+
+@scenario(
+    {"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"}}},
+    deliberate=BATCH_GOES_ON,
+)
+def locmem_bad_message(side: Side) -> Any:
+    batch = [message(side, 1), bad_header_message(side), message(side, 3)]
+    return side.mail.mailers["default"].send_messages(batch)
+
+
+@scenario(file_mailer("{tmp}/mail"), deliberate=BATCH_GOES_ON)
+def file_bad_message(side: Side) -> Any:
+    batch = [message(side, 1), bad_header_message(side), message(side, 3)]
+    try:
+        side.mail.mailers["default"].send_messages(batch)
+    except Exception as exc:
+        return {"raises": type(exc).__name__, "files": files(side.tmp / "mail")}
+    return "sent"
+
+
+@scenario(file_mailer("{tmp}/mail"), deliberate=BATCH_GOES_ON)
+def file_bad_message_fail_silently(side: Side) -> Any:
+    backend = side.module("backends.filebased").EmailBackend(
+        file_path=side.tmp / "mail", fail_silently=True
+    )
+    sent = backend.send_messages([message(side, 1), bad_header_message(side), message(side, 3)])
+    return {"sent": sent, "files": files(side.tmp / "mail")}
+
+
+def refusing(side: Side, run: Any) -> Any:
+    """``run()`` while the SMTP server refuses ``bad@example.com`` (550)."""
+    side.smtp.faults.refuse["bad@example.com"] = "550 5.1.1 no such user"
+    try:
+        return under(side, {"MAILERS": smtp_mailer(side)}, run)
+    finally:
+        side.smtp.faults.refuse.clear()
+
+
+def to(side: Side, n: int, *recipients: str) -> Any:
+    return side.mail.EmailMessage(f"Subject {n}", "Body", "from@example.com", list(recipients))
+
+
+@scenario(deliberate="a message some of whose recipients were refused raises DeliveryError")
+def smtp_some_recipients_refused(side: Side) -> Any:
+    def run() -> Any:
+        msg = to(side, 1, "good@example.com", "bad@example.com")
+        sent = side.mail.mailers["default"].send_messages([msg])
+        return {"sent": sent, "received": side.received()}
+
+    return refusing(side, run)
+
+
+@scenario(deliberate=BATCH_GOES_ON)
+def smtp_every_recipient_refused(side: Side) -> Any:
+    def run() -> Any:
+        batch = [to(side, 1, "good@example.com"), to(side, 2, "bad@example.com")]
+        batch.append(to(side, 3, "good@example.com"))
+        try:
+            side.mail.mailers["default"].send_messages(batch)
+        except Exception as exc:
+            return {"raises": [c.__name__ for c in type(exc).__mro__], "received": side.received()}
+        return "sent"
+
+    return refusing(side, run)
+
+
+@scenario()
+def smtp_every_recipient_refused_fail_silently(side: Side) -> Any:
+    def run() -> Any:
+        batch = [to(side, 1, "good@example.com"), to(side, 2, "bad@example.com")]
+        batch.append(to(side, 3, "good@example.com"))
+        backend = side.mail.mailers["default"]
+        backend.fail_silently = True
+        return {"sent": backend.send_messages(batch), "received": side.received()}
+
+    return refusing(side, run)

@@ -59,7 +59,7 @@ class FileBackend(BaseEmailBackend):
                 )
         if file_path is None:
             raise self.invalid(
-                "OPTIONS must define 'file_path' (the directory to write message files to)."
+                "OPTIONS must define 'file_path'. (The directory to write message files to.)"
             )
         if not isinstance(file_path, (str, os.PathLike)):
             raise self.invalid(
