@@ -655,3 +655,24 @@ def smtp_every_recipient_refused_fail_silently(side: Side) -> Any:
         return {"sent": backend.send_messages(batch), "received": side.received()}
 
     return refusing(side, run)
+
+
+# -- what the console shows for non-ASCII text -----------------------------------------
+
+
+@scenario()
+def console_non_ascii_text(side: Side) -> Any:
+    stream = io.StringIO()
+    backend = side.module("backends.console").EmailBackend(stream=stream)
+    # ASCII headers: encoded-words differ in form (Django picks Q, mailpost B), not in text.
+    msg = side.mail.EmailMessage(
+        "Greetings", "Héllo wörld, ça va?\n", "from@example.com", ["to@example.com"]
+    )
+    return {"sent": backend.send_messages([msg]), "output": masked(stream.getvalue())}
+
+
+@scenario(deliberate="send_messages([]) returns 0 on every backend, never None")
+def console_and_file_send_messages_of_nothing(side: Side) -> Any:
+    console = side.module("backends.console").EmailBackend(stream=io.StringIO())
+    file = side.module("backends.filebased").EmailBackend(file_path=side.tmp)
+    return [console.send_messages([]), file.send_messages([])]

@@ -68,6 +68,16 @@ def test_console_writes_message_then_a_blank_line_and_79_dashes() -> None:
     assert "Body 1" in out
 
 
+def test_console_shows_non_ascii_text_readably_as_8bit() -> None:
+    stream = io.StringIO()
+    configure_console(stream=stream)
+    msg = mailpost.EmailMessage("Hi", "Grüße, ça va?", "from@example.com", ["to@example.com"])
+    mailpost.mailers["contract"].send_messages([msg])
+    out = stream.getvalue()
+    assert "Content-Transfer-Encoding: 8bit\n" in out
+    assert "\n\nGrüße, ça va?\n\n" + SEPARATOR + "\n" in out
+
+
 def test_console_defaults_to_sys_stdout_looked_up_at_write_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

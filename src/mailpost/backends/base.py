@@ -227,8 +227,12 @@ class BaseEmailBackend:
         write: Writer,
         *,
         linesep: str = "\n",
+        eight_bit: bool = False,
     ) -> int:
         """Compose and ``write`` each message, record a result on each, and report.
+
+        ``eight_bit`` lets non-ASCII body text be written as 8bit (readable, as Django's
+        console and file backends write it) instead of quoted-printable/base64.
 
         A message that cannot be composed (bad header, bad address) is not written and does
         not stop the batch: it is recorded as failed, and once the batch is done its
@@ -242,7 +246,7 @@ class BaseEmailBackend:
         compose_error: Exception | None = None
         for message in messages:
             try:
-                data = serialize(message, linesep=linesep)
+                data = serialize(message, linesep=linesep, eight_bit=eight_bit)
                 sender, recipients = envelope(message)
             except Exception as exc:
                 failed = DeliveryResult(

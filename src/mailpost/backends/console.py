@@ -67,7 +67,7 @@ class ConsoleBackend(BaseEmailBackend):
         if not email_messages:
             return 0
         with self._lock:
-            return self.write_each(email_messages, self._write)
+            return self.write_each(email_messages, self._write, eight_bit=True)
 
 
 EmailBackend = ConsoleBackend

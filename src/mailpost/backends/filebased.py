@@ -147,7 +147,7 @@ class FileBackend(BaseEmailBackend):
         with self._lock:
             opened = self.open()
             try:
-                return self.write_each(email_messages, self._write)
+                return self.write_each(email_messages, self._write, eight_bit=True)
             finally:
                 if opened:
                     self.close()
