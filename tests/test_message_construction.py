@@ -463,7 +463,9 @@ def test_message_matches_serialized_bytes() -> None:
     msg = EmailMessage("Héllo", "Bödy", "f@example.com", ["t@example.com"])
     m = msg.message(policy=email.policy.SMTP)
     stdlib = email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
-    ours = email.message_from_bytes(serialize(msg), policy=email.policy.default)
+    # The view is the form sent to a server offering 8BITMIME: text 8bit, as Django's.
+    assert m["Content-Transfer-Encoding"] == "8bit"
+    ours = email.message_from_bytes(serialize(msg, eight_bit=True), policy=email.policy.default)
     assert stdlib["Subject"] == ours["Subject"] == "Héllo"
     assert stdlib.get_content() == ours.get_content()
     assert stdlib.get_content_type() == ours.get_content_type()
@@ -482,6 +484,26 @@ def test_subclass_overriding_message_is_respected_by_serialize() -> None:
 
     data = serialize(Tagged("s", "b", "f@example.com", ["t@example.com"]))
     assert b"X-Tagged: yes\r\n" in data
+
+
+def test_subclass_overriding_message_stays_7bit_unless_8bitmime() -> None:
+    from mailpost.message import serialize
+
+    class Tagged(EmailMessage):
+        def message(
+            self, *, policy: email.policy.Policy = email.policy.default
+        ) -> email.message.EmailMessage:
+            m = super().message(policy=policy)
+            m["X-Tagged"] = "yes"
+            return m
+
+    msg = Tagged("s", "Grüße", "f@example.com", ["t@example.com"])
+    seven = email.message_from_bytes(serialize(msg), policy=email.policy.default)
+    eight = email.message_from_bytes(serialize(msg, eight_bit=True), policy=email.policy.default)
+    assert serialize(msg).isascii()
+    assert seven.get_content() == "Grüße\n"
+    assert eight.get_content() == "Grüße\r\n"  # the stdlib keeps an 8bit body's CRLF
+    assert eight["Content-Transfer-Encoding"] == "8bit"
 
 
 def test_legacy_mimebase_in_constructor_attachments_is_deprecated() -> None:

@@ -12,7 +12,7 @@ from datetime import datetime
 from email.parser import BytesHeaderParser
 from typing import Any
 
-from mailpost.message import EmailMessage, envelope, serialize
+from mailpost.message import EmailMessage, envelope, message_id_of, serialize
 from mailpost.spool.record import NewMessage, SpoolRecipient
 
 __all__ = [
@@ -30,12 +30,6 @@ _parser = BytesHeaderParser()
 def _header_block(data: bytes) -> bytes:
     end = data.find(b"\r\n\r\n")
     return data if end < 0 else data[: end + 2]
-
-
-def message_id_of(data: bytes) -> str | None:
-    """The Message-ID header of serialized message bytes, if any."""
-    value = _parser.parsebytes(_header_block(data)).get("Message-ID")
-    return str(value).strip() if value is not None else None
 
 
 def _fast_message_id(data: bytes) -> str | None:

@@ -1,0 +1,777 @@
+"""mailpost's MIME writer: an ``EmailMessage`` to wire bytes, in one pass.
+
+No ``email`` package header machinery: output that is 7-bit clean (unless the transport
+offers 8BITMIME), CRLF-terminated, with no line over 998 octets and no way for a value to
+add a header line. ``mailpost.message`` holds the classes a caller composes with and
+re-exports the public names here (:func:`serialize`, :func:`envelope`, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.message
+import email.policy
+import io
+import os
+import random
+import re
+import time
+from collections.abc import Iterator, Sequence
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+
+from mailpost import _headers
+from mailpost._config import settings
+from mailpost._headers import AddressInput, check_name, check_value, fold, parse_address
+from mailpost.exceptions import BadHeaderError
+
+if TYPE_CHECKING:
+    from mailpost.message import Attachment, EmailMessage
+
+__all__ = [
+    "DEFAULT_ATTACHMENT_MIME_TYPE",
+    "FileContent",
+    "StreamedMessage",
+    "compose",
+    "envelope",
+    "message_id_of",
+    "serialize",
+    "serialize_stream",
+]
+
+#: The MIME type given to attachments whose type cannot be guessed or decoded.
+DEFAULT_ATTACHMENT_MIME_TYPE = "application/octet-stream"
+
+_SMTP_POLICY = email.policy.SMTP
+_SMTP_7BIT = email.policy.SMTP.clone(cte_type="7bit")
+_MIMETYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+\Z")
+_ATTR_CHAR = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~"
+)
+_CRLF = b"\r\n"
+#: Boundaries and Message-IDs need uniqueness, not secrecy: bodies are checked for boundary
+#: collisions, and ``random`` reseeds itself in forked children.
+_rng = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_rng.seed)
+
+
+# -- composing a whole message ---------------------------------------------------------
+
+
+def compose(
+    message: EmailMessage, *, eight_bit: bool, streamed: bool
+) -> bytes | list[bytes | FileContent]:
+    """The wire format, whole, or (``streamed``) as segments with files left to read."""
+    charset = message._charset()
+    out = _header_lines(message) if message.extra_headers else _plain_header_lines(message)
+    out.append("MIME-Version: 1.0\r\n")
+    root = _structure(message, charset, eight_bit)
+    buffer = _Segments() if streamed else io.BytesIO()
+    buffer.write("".join(out).encode("ascii"))
+    root.write(buffer)
+    if isinstance(buffer, _Segments):
+        return buffer.finish()
+    return buffer.getvalue()
+
+
+def _plain_header_lines(message: EmailMessage) -> list[str]:
+    """The header lines when ``headers=`` is empty: the common case, made directly."""
+    from mailpost.message import make_msgid
+
+    out = [_headers.render("Subject", _as_text(message.subject))]
+    out.append(_address_line("From", (message.from_email,)))
+    for name, value in (("To", message.to), ("Cc", message.cc), ("Reply-To", message.reply_to)):
+        if value:
+            out.append(_address_line(name, value))
+    out.append(
+        f"Date: {_date(bool(settings.EMAIL_USE_LOCALTIME))}\r\nMessage-ID: {make_msgid()}\r\n"
+    )
+    return out
+
+
+def _header_lines(message: EmailMessage) -> list[str]:
+    """The header lines, ``headers=`` replacing generated ones of the same name."""
+    from mailpost.message import make_msgid
+
+    extra = _extra_headers(message.extra_headers)
+    if _GENERATED.isdisjoint(extra):  # only headers of its own: after the generated ones
+        out = _plain_header_lines(message)
+        for name, value in extra.values():
+            out.append(_headers.render(name, _as_text(value)))
+        return out
+    out = []
+    for name, value in (
+        ("Subject", None),
+        ("From", (message.from_email,)),
+        ("To", message.to),
+        ("Cc", message.cc),
+        ("Reply-To", message.reply_to),
+    ):
+        given = extra.pop(name.lower(), None)
+        if given is not None:
+            out.append(_headers.render(given[0], _as_text(given[1])))
+        elif value is None:
+            out.append(_headers.render(name, _as_text(message.subject)))
+        elif value:
+            out.append(_address_line(name, value))
+    given = extra.pop("date", None)
+    if given is not None:
+        out.append(_headers.render(given[0], _as_text(given[1])))
+    else:
+        out.append(f"Date: {_date(bool(settings.EMAIL_USE_LOCALTIME))}\r\n")
+    given = extra.pop("message-id", None)
+    if given is not None:
+        out.append(_headers.render(given[0], _as_text(given[1])))
+    else:
+        out.append(f"Message-ID: {make_msgid()}\r\n")
+    for name, value in extra.values():
+        out.append(_headers.render(name, _as_text(value)))
+    return out
+
+
+def _structure(message: EmailMessage, charset: str, eight_bit: bool = False) -> _Part:
+    alternatives = list(getattr(message, "alternatives", ()))
+    parts: list[_Part] = []
+    if message.body or not (alternatives or message.attachments):
+        # As Django's: an empty body is left out when alternatives or attachments carry
+        # the message, and a lone alternative keeps its multipart/alternative wrapper.
+        parts.append(
+            _text_part(
+                _as_text(message.body), message.content_subtype, charset, eight_bit=eight_bit
+            )
+        )
+    for alternative in alternatives:
+        content, mimetype = alternative
+        _check_mimetype(mimetype, "alternative mimetype")
+        parts.append(_content_part(content, mimetype, charset, exact=False, eight_bit=eight_bit))
+    related: list[_Part] = []
+    mixed: list[_Part] = []
+    for attachment in message.attachments:
+        part = _attachment_part(attachment, charset)
+        (related if part.content_id else mixed).append(part)
+    if related:
+        html = next((i for i, p in enumerate(parts) if p.mimetype == "text/html"), None)
+        if html is None:
+            mixed = related + mixed
+        else:
+            parts[html] = _multipart("related", [parts[html], *related])
+    main: _Part | None = None
+    if alternatives:
+        main = _multipart(str(getattr(message, "alternative_subtype", "alternative")), parts)
+    elif parts:
+        main = parts[0]
+    if mixed:
+        return _multipart(str(message.mixed_subtype), [main, *mixed] if main else mixed)
+    assert main is not None
+    return main
+
+
+# -- helpers for backends ---------------------------------------------------------------
+
+
+def serialize(message: EmailMessage, *, linesep: str = "\r\n", eight_bit: bool = False) -> bytes:
+    """The bytes a backend sends for ``message``, lines ended by ``linesep``.
+
+    By default the result is 7-bit clean. ``eight_bit=True`` (for a transport that offers
+    8BITMIME) lets non-ASCII body text go as 8bit instead of quoted-printable/base64:
+    smaller, and cheaper to produce. Attachments are encoded the same either way.
+    Uses mailpost's writer unless a subclass overrides ``message()``, whose result is then
+    honoured (generated with the SMTP policy).
+    """
+    from mailpost.message import EmailMessage
+
+    if type(message).message is EmailMessage.message:
+        data = message._render(eight_bit=eight_bit)
+    else:
+        data = message.message(policy=_SMTP_POLICY if eight_bit else _SMTP_7BIT).as_bytes()
+    if linesep != "\r\n":
+        data = data.replace(_CRLF, linesep.encode("ascii"))
+    return data
+
+
+class FileContent:
+    """The content of an attachment read from ``path`` only when the message is written.
+
+    ``EmailMessage.attach_file(path, stream=True)`` attaches one. It is always sent
+    base64-encoded, read in chunks.
+    """
+
+    __slots__ = ("path", "size")
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self.size = os.path.getsize(self.path)
+
+    def __repr__(self) -> str:
+        return f"<FileContent {self.path!r} {self.size} bytes>"
+
+    def encoded_size(self) -> int:
+        """The length of the base64 text written for the file (76-column CRLF lines, the
+        last one ended too, as Django's and the stdlib's are)."""
+        chars = 4 * ((self.size + 2) // 3)
+        return chars + 2 * ((chars + 75) // 76)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The base64 text, in chunks of whole CRLF-ended lines."""
+        with open(self.path, "rb") as f:
+            while chunk := f.read(_FILE_CHUNK):
+                yield base64.encodebytes(chunk).replace(b"\n", _CRLF)
+
+
+class StreamedMessage:
+    """A message whose file attachments are read while it is written (see ``stream=True``).
+
+    ``segments`` alternate wire bytes and :class:`FileContent`; ``size`` is the total
+    length on the wire, known before anything is read, for SMTP ``SIZE``.
+    """
+
+    __slots__ = ("head", "segments", "size")
+
+    def __init__(self, segments: list[bytes | FileContent]) -> None:
+        self.segments = segments
+        self.head = segments[0] if isinstance(segments[0], bytes) else b""
+        self.size = sum(len(s) if isinstance(s, bytes) else s.encoded_size() for s in segments)
+
+    def isascii(self) -> bool:
+        return all(s.isascii() for s in self.segments if isinstance(s, bytes))
+
+    def chunks(self) -> Iterator[bytes]:
+        """The wire bytes in order; each file is read and encoded as it is reached."""
+        for segment in self.segments:
+            if isinstance(segment, bytes):
+                yield segment
+            else:
+                yield from segment.chunks()
+
+
+def serialize_stream(message: EmailMessage, *, eight_bit: bool = False) -> StreamedMessage | None:
+    """The message as a :class:`StreamedMessage` when it has streamed attachments (and
+    uses mailpost's writer), else None: then :func:`serialize` is the way."""
+    from mailpost.message import EmailAttachment, EmailMessage
+
+    cls = type(message)
+    if cls.message is not EmailMessage.message or cls._render is not EmailMessage._render:
+        return None
+    if not any(
+        isinstance(a, EmailAttachment) and isinstance(a.content, FileContent)
+        for a in message.attachments
+    ):
+        return None
+    segments = message._compose(eight_bit=eight_bit, streamed=True)
+    assert isinstance(segments, list)
+    return StreamedMessage(segments)
+
+
+def envelope(message: EmailMessage) -> tuple[str, list[str]]:
+    """The SMTP envelope: (sender, recipients) as ASCII addr-specs, validated."""
+    sender = parse_address(message.from_email, "from_email").addr_spec
+    from mailpost.message import EmailMessage
+
+    if type(message).recipients is EmailMessage.recipients:
+        fields = (("to", message.to), ("cc", message.cc), ("bcc", message.bcc))
+        recipients = [parse_address(a, f).addr_spec for f, items in fields for a in items if a]
+    else:
+        recipients = [parse_address(a, "recipients").addr_spec for a in message.recipients()]
+    return sender, recipients
+
+
+_FORBIDDEN_EXTRA = {
+    "bcc": " (use bcc=[...])",
+    "mime-version": " (mailpost sets it)",
+    "content-type": " (mailpost sets it)",
+    "content-transfer-encoding": " (mailpost sets it)",
+}
+
+
+def _extra_headers(headers: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """``headers=`` by lower-case name, validated; Bcc and MIME structure are refused."""
+    extra = {}
+    for key, value in headers.items():
+        name = key if type(key) is str and key in _valid_names else _valid_name(str(key))
+        extra[name.lower()] = (name, value)
+    if not _FORBIDDEN_EXTRA.keys().isdisjoint(extra):
+        for lower, hint in _FORBIDDEN_EXTRA.items():
+            if lower in extra:
+                name = extra[lower][0]
+                raise BadHeaderError(f"{name}: cannot be set through headers={hint}", field=name)
+    return extra
+
+
+_valid_names: set[str] = set()
+
+
+def _valid_name(name: str) -> str:
+    check_name(name)
+    if len(_valid_names) < 1024:
+        _valid_names.add(name)
+    return name
+
+
+#: Header names mailpost generates; ``headers=`` may replace them.
+_GENERATED = frozenset({"subject", "from", "to", "cc", "reply-to", "date", "message-id"})
+
+
+def _address_line(name: str, items: Sequence[AddressInput]) -> str:
+    """The folded header line for an address list ("" when every entry is empty)."""
+    if len(items) == 1 and type(items[0]) is str and items[0]:
+        address = parse_address(items[0], name)  # cached: the envelope reads it again
+        if not address.display_name:
+            line = f"{name}: {address.local}@{address.domain}\r\n"
+            if len(line) <= _headers.SOFT_LINE + 2:
+                return line
+    if all(type(a) is str for a in items):
+        return _headers.address_header(name, tuple(items))
+    parsed = [parse_address(a, name) for a in items if a]
+    return fold(name, _headers.format_addresses(parsed)) if parsed else ""
+
+
+_last_date: tuple[float, bool, str] = (0.0, False, "")
+
+
+def _date(localtime: bool) -> str:
+    """The RFC 5322 date for now, formatted once per second."""
+    global _last_date
+    now = float(int(time.time()))
+    when, local, text = _last_date
+    if when != now or local != localtime:
+        text = formatdate(now, localtime=localtime)
+        if not localtime:  # UTC is a known zone: "+0000" (RFC 5322 3.3), as Django writes
+            text = text[:-5] + "+0000"
+        _last_date = (now, localtime, text)
+    return text
+
+
+_MESSAGE_ID_LINE = re.compile(
+    rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE
+)
+_FOLD = re.compile(rb"\r?\n[ \t]+")
+
+
+def message_id_of(data: bytes) -> str | None:
+    """The Message-ID header of serialized message bytes (without parsing the message)."""
+    head_end = data.find(b"\r\n\r\n")
+    start = data.find(b"\r\nMessage-ID: <", 0, head_end)
+    if start > 0 and b"\n\n" not in data[:start]:
+        # mailpost's writer: one unfolded line; exact unless an earlier header differs
+        # only by case (then the general search below decides).
+        start += 2
+        end = data.find(b"\r\n", start)
+        value = data[start + 12 : end]
+        if (
+            value.endswith(b">")
+            and data[end + 2 : end + 3] not in (b" ", b"\t")
+            and b"\nmessage-id:" not in data[:start].lower()
+            and data[:11].lower() != b"message-id:"
+        ):
+            return value.decode("ascii", "replace")
+    end = data.find(b"\n\n")
+    crlf_end = data.find(b"\r\n\r\n")
+    if crlf_end >= 0 and (end < 0 or crlf_end < end):
+        end = crlf_end
+    match = _MESSAGE_ID_LINE.search(data, 0, end if end >= 0 else len(data))
+    if match is None:
+        return None
+    return _FOLD.sub(b" ", match.group(1)).strip().decode("ascii", "replace") or None
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, tuple):
+        return "".join(parse_address(value, "address").tokens())
+    return str(value)
+
+
+_valid_mimetypes: set[str] = set()
+
+
+def _check_mimetype(mimetype: Any, field: str) -> None:
+    if type(mimetype) is str and mimetype in _valid_mimetypes:
+        return
+    if not isinstance(mimetype, str) or not _MIMETYPE.match(mimetype):
+        raise ValueError(f"{field}: {mimetype!r} is not a valid MIME type (type/subtype)")
+    if len(_valid_mimetypes) < 1024:
+        _valid_mimetypes.add(mimetype)
+
+
+# -- the MIME writer --------------------------------------------------------------------
+
+
+class _Part:
+    """One MIME entity, ready to write: content headers plus a body, children or raw bytes.
+
+    A base64 body is kept as its raw bytes and encoded in chunks straight into the output,
+    so a large attachment costs its encoded size once, not several intermediate copies.
+    """
+
+    __slots__ = (
+        "b64",
+        "body",
+        "children",
+        "content_id",
+        "headers",
+        "mimetype",
+        "qp",
+        "raw",
+        "source",
+    )
+
+    def __init__(
+        self,
+        mimetype: str,
+        headers: list[str],
+        body: bytes = b"",
+        *,
+        b64: bool = False,
+        qp: bool = False,
+        children: list[_Part] | None = None,
+        raw: bytes | None = None,
+        content_id: bool = False,
+        source: FileContent | None = None,
+    ) -> None:
+        self.source = source
+        self.mimetype = mimetype
+        self.headers = headers
+        self.body = body
+        self.b64 = b64
+        self.qp = qp
+        self.children = children
+        self.raw = raw
+        self.content_id = content_id
+
+    def write(self, out: io.BytesIO) -> None:
+        if self.raw is not None:
+            out.write(self.raw)
+            return
+        if self.children is None:
+            out.write("".join(self.headers).encode("ascii"))
+            out.write(_CRLF)
+            if self.source is not None:
+                if isinstance(out, _Segments):
+                    out.add_file(self.source)
+                else:
+                    for chunk in self.source.chunks():
+                        out.write(chunk)
+            elif self.b64:
+                _write_b64(out, self.body)
+            else:
+                out.write(self.body)
+            return
+        boundary = _boundary()
+        while self._contains(b"--" + boundary):  # pragma: no cover - 96 random bits
+            boundary = _boundary()
+        marker = b"--" + boundary
+        out.write("".join(self.headers).encode("ascii").replace(b"\x00BOUNDARY\x00", boundary))
+        out.write(_CRLF)
+        for child in self.children:
+            out.write(marker)
+            out.write(_CRLF)
+            child.write(out)
+            out.write(_CRLF)
+        out.write(marker + b"--" + _CRLF)
+
+    def _contains(self, marker: bytes) -> bool:
+        """Whether ``marker`` occurs in any body that is written unencoded.
+
+        Base64 and quoted-printable text cannot contain ``--=_mp_``; 7bit/8bit bodies and
+        caller-built parts are checked.
+        """
+        if self.raw is not None:
+            return marker in self.raw
+        if self.children is None:
+            # base64 has no "-" and quoted-printable always escapes "=": nothing to search
+            return not (self.b64 or self.qp) and marker in self.body
+        return any(child._contains(marker) for child in self.children)
+
+
+def _boundary() -> bytes:
+    return f"=_mp_{_rng.getrandbits(96):024x}".encode("ascii")
+
+
+def _multipart(subtype: str, children: list[_Part]) -> _Part:
+    cached = _multipart_headers.get(subtype)
+    if cached is None:
+        _check_mimetype(f"multipart/{subtype}", "multipart subtype")
+        ctype = fold("Content-Type", [f"multipart/{subtype};", ' boundary="\x00BOUNDARY\x00"'])
+        cached = (f"multipart/{subtype}", [ctype])
+        if len(_multipart_headers) < 64:
+            _multipart_headers[subtype] = cached
+    return _Part(cached[0], cached[1], children=children)
+
+
+_multipart_headers: dict[str, tuple[str, list[str]]] = {}
+
+
+def _normalize_newlines(text: str) -> str:
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _lines_fit(data: bytes, sep: bytes = b"\n") -> bool:
+    if len(data) <= 998:
+        return True
+    return max(map(len, data.split(sep))) <= 998
+
+
+_HIGH_BYTES = bytes(range(128, 256))
+_UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8", "UTF-8"})
+
+
+def _encode_text(
+    data: bytes, *, exact: bool, eight_bit: bool = False, utf8_chars: int | None = None
+) -> tuple[str, bytes]:
+    """Pick a transfer encoding for text bytes; return it and the body to write.
+
+    Normalized text (``exact=False``) has ``\\n`` line breaks that become CRLF. Exact
+    text keeps its bytes: it stays 7bit only if its breaks are already CRLF. A base64
+    body is returned unencoded (``_Part(b64=True)`` encodes it while writing).
+    ``utf8_chars``: the length of the text ``data`` is the UTF-8 encoding of, which bounds
+    its count of non-ASCII bytes without counting them.
+    """
+    if exact:
+        crlf_only = data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
+        if data.isascii() and b"\x00" not in data and crlf_only and _lines_fit(data, _CRLF):
+            return "7bit", data
+        return "base64", data
+    if data.isascii():
+        if b"\x00" not in data and _lines_fit(data):
+            return "7bit", data.replace(b"\n", _CRLF)
+        high = 0
+    else:
+        if eight_bit and b"\x00" not in data and _lines_fit(data):
+            return "8bit", data.replace(b"\n", _CRLF)
+        high = -1
+        if utf8_chars is not None:
+            # A k-byte UTF-8 character is k high bytes and k - 1 bytes more than characters,
+            # so the high bytes are between 4/3 and 2 times that excess.
+            excess = len(data) - utf8_chars
+            if excess * 12 <= len(data):
+                high = 2 * excess
+            elif excess * 8 > len(data):
+                high = len(data)
+        if high < 0:
+            high = len(data) - len(data.translate(None, _HIGH_BYTES))
+    if b"\x00" not in data and high * 6 <= len(data):
+        qp = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+        return "quoted-printable", qp.replace(b"\n", _CRLF)
+    return "base64", data
+
+
+_B64_CHUNK = 57 * 1024  # whole 76-character lines per chunk
+_FILE_CHUNK = 16 * _B64_CHUNK  # streamed files are read ~1 MB at a time
+
+
+class _Segments(io.BytesIO):
+    """A writer that leaves streamed files as placeholders between runs of bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[bytes | FileContent] = []
+
+    def add_file(self, source: FileContent) -> None:
+        self.parts.append(self.getvalue())
+        self.parts.append(source)
+        self.seek(0)
+        self.truncate()
+
+    def finish(self) -> list[bytes | FileContent]:
+        self.parts.append(self.getvalue())
+        return self.parts
+
+
+def _write_b64(out: io.BytesIO, data: bytes) -> None:
+    view = memoryview(data)
+    for start in range(0, len(data), _B64_CHUNK):
+        out.write(base64.encodebytes(view[start : start + _B64_CHUNK]).replace(b"\n", _CRLF))
+
+
+_plain_headers: dict[tuple[str, str, str | None, str | None], list[str]] = {}
+
+
+def _content_headers(
+    mimetype: str,
+    cte: str,
+    *,
+    charset: str | None = None,
+    filename: str | None = None,
+    disposition: str | None = None,
+) -> list[str]:
+    """Content-Type / Content-Transfer-Encoding / Content-Disposition lines for a part.
+
+    Without a file name the lines depend on few values, so they are made once and reused.
+    """
+    if filename is None:
+        key = (mimetype, cte, charset, disposition)
+        cached = _plain_headers.get(key)
+        if cached is None:
+            cached = _make_content_headers(mimetype, cte, charset, None, disposition)
+            if len(_plain_headers) < 512:
+                _plain_headers[key] = cached
+        return cached
+    return _make_content_headers(mimetype, cte, charset, filename, disposition)
+
+
+def _make_content_headers(
+    mimetype: str, cte: str, charset: str | None, filename: str | None, disposition: str | None
+) -> list[str]:
+    ctype = [mimetype + (";" if charset else "")]
+    if charset:
+        ctype.append(f' charset="{charset}"')
+    headers = [fold("Content-Type", ctype), f"Content-Transfer-Encoding: {cte}\r\n"]
+    if disposition:
+        tokens = [disposition]
+        if filename is not None:
+            tokens[0] += ";"
+            tokens.extend(_param("filename", filename))
+        headers.append(fold("Content-Disposition", tokens))
+    return headers
+
+
+def _param(name: str, value: str) -> list[str]:
+    """Tokens for a MIME parameter, RFC 2231-encoded (with continuations) when needed."""
+    check_value(f"{name} parameter", value)
+    if value.isascii() and all(" " <= c <= "~" for c in value):
+        quoted = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if len(quoted) + len(name) <= 70:
+            return [f" {name}={quoted}"]
+    encoded = "".join(chr(b) if b in _ATTR_CHAR else f"%{b:02X}" for b in value.encode("utf-8"))
+    segments: list[str] = []
+    while encoded:
+        cut = min(len(encoded), 60)
+        while cut < len(encoded) and "%" in encoded[max(cut - 2, 0) : cut]:
+            cut -= 1
+        segments.append(encoded[:cut])
+        encoded = encoded[cut:]
+    if len(segments) == 1:
+        return [f" {name}*=utf-8''{segments[0]}"]
+    tokens = [f" {name}*0*=utf-8''{segments[0]};"]
+    tokens += [f" {name}*{i}*={seg};" for i, seg in enumerate(segments[1:], 1)]
+    tokens[-1] = tokens[-1].rstrip(";")
+    return tokens
+
+
+def _text_part(
+    text: str,
+    subtype: str,
+    charset: str,
+    *,
+    exact: bool = False,
+    eight_bit: bool = False,
+    filename: str | None = None,
+    disposition: str | None = None,
+) -> _Part:
+    mimetype = f"text/{subtype}"
+    _check_mimetype(mimetype, "content_subtype")
+    if not exact:
+        text = _normalize_newlines(text)
+        if not text.endswith("\n"):  # as Django's: every line ends, even an empty body's
+            text += "\n"
+    data = text.encode(charset)
+    utf8 = charset in _UTF8_NAMES or charset.lower() in _UTF8_NAMES
+    cte, body = _encode_text(
+        data, exact=exact, eight_bit=eight_bit, utf8_chars=len(text) if utf8 else None
+    )
+    headers = _content_headers(
+        mimetype, cte, charset=charset, filename=filename, disposition=disposition
+    )
+    return _Part(mimetype.lower(), headers, body, b64=cte == "base64", qp=cte == "quoted-printable")
+
+
+def _content_part(
+    content: Any,
+    mimetype: str,
+    charset: str,
+    *,
+    exact: bool,
+    eight_bit: bool = False,
+    filename: str | None = None,
+    disposition: str | None = None,
+) -> _Part:
+    maintype, subtype = mimetype.split("/", 1)
+    if isinstance(content, FileContent):
+        headers = _content_headers(mimetype, "base64", filename=filename, disposition=disposition)
+        return _Part(mimetype.lower(), headers, b64=True, source=content)
+    if maintype.lower() == "text" and not isinstance(content, (bytes, bytearray)):
+        return _text_part(
+            _as_text(content),
+            subtype,
+            charset,
+            exact=exact,
+            eight_bit=eight_bit,
+            filename=filename,
+            disposition=disposition,
+        )
+    if maintype.lower() == "message" and subtype.lower() == "rfc822":
+        return _rfc822_part(content, filename)
+    if isinstance(content, str):
+        content = content.encode(charset)
+    if not isinstance(content, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"attachment {filename or mimetype!r}: content must be str or bytes, "
+            f"not {type(content).__name__}"
+        )
+    headers = _content_headers(mimetype, "base64", filename=filename, disposition=disposition)
+    return _Part(mimetype.lower(), headers, bytes(content), b64=True)
+
+
+def _rfc822_part(content: Any, filename: str | None) -> _Part:
+    from mailpost.message import EmailMessage
+
+    if isinstance(content, EmailMessage):
+        data = serialize(content)
+    elif isinstance(content, email.message.Message):
+        data = content.as_bytes(policy=_SMTP_POLICY)
+    elif isinstance(content, (str, bytes, bytearray)):
+        raw = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        data = raw.replace(_CRLF, b"\n").replace(b"\r", b"\n").replace(b"\n", _CRLF)
+    else:
+        raise TypeError(
+            "a message/rfc822 attachment must be an EmailMessage, an email.message.Message, "
+            f"str or bytes, not {type(content).__name__}"
+        )
+    disposition = "attachment" if filename else None
+    if not _lines_fit(data, _CRLF):
+        headers = _content_headers(
+            DEFAULT_ATTACHMENT_MIME_TYPE, "base64", filename=filename, disposition="attachment"
+        )
+        return _Part(DEFAULT_ATTACHMENT_MIME_TYPE, headers, data, b64=True)
+    cte = "7bit" if data.isascii() else "8bit"
+    headers = _content_headers("message/rfc822", cte, filename=filename, disposition=disposition)
+    return _Part("message/rfc822", headers, data)
+
+
+def _attachment_part(attachment: Attachment, charset: str) -> _Part:
+    if isinstance(attachment, email.message.Message):
+        return _mime_part(attachment)
+    filename, content, mimetype = attachment
+    mimetype = mimetype or DEFAULT_ATTACHMENT_MIME_TYPE
+    _check_mimetype(mimetype, "attachment mimetype")
+    if filename is not None:
+        check_value("attachment filename", str(filename))
+    return _content_part(
+        content,
+        mimetype,
+        charset,
+        exact=True,
+        filename=None if filename is None else str(filename),
+        disposition="attachment" if filename is not None else None,
+    )
+
+
+def _mime_part(part: email.message.Message) -> _Part:
+    """A caller-built MIMEPart (or legacy MIMEBase), rendered by the stdlib generator."""
+    for name, value in part.items():
+        check_name(name)
+        check_value(name, str(value))
+        if name.lower() in _headers.IDENTIFIER_HEADERS and not str(value).isascii():
+            raise BadHeaderError(f"{name}: must be ASCII (it is an identifier)", field=name)
+    data = part.as_bytes(policy=_SMTP_POLICY)
+    return _Part(
+        part.get_content_type(),
+        [],
+        raw=data,
+        content_id=part.get("Content-ID") is not None,
+    )
