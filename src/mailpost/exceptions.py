@@ -158,6 +158,9 @@ class DeliveryError(MailpostError, smtplib.SMTPException):
         super().__init__(message)
         self.results: list[DeliveryResult] = list(results)
 
+    def __str__(self) -> str:  # not OSError's "[Errno message] results" from two arguments
+        return str(self.args[0]) if self.args else ""
+
     @property
     def failed(self) -> list[DeliveryResult]:
         """The results of the messages that were not (fully) delivered."""
