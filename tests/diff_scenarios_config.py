@@ -485,3 +485,19 @@ def invalid_mailer_pickles(side: Side) -> Any:
         copy = pickle.loads(pickle.dumps(exc))
         return [type(copy).__name__, str(copy), isinstance(copy, ImproperlyConfigured)]
     return None
+
+
+@scenario()
+def no_mail_settings_default_mailer_is_smtp(side: Side) -> Any:
+    backend = side.mail.mailers.default
+    return [backend, backend.alias, backend.host, backend.port]
+
+
+@scenario()
+def no_mail_settings_get_connection(side: Side) -> Any:
+    return [side.mail.get_connection(), side.mail.get_connection(side.backend("locmem"))]
+
+
+@scenario()
+def no_mail_settings_mailers_lookups(side: Side) -> Any:
+    return [side.mail.mailers["default"], side.mail.mailers.get("default")]

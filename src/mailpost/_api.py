@@ -23,7 +23,13 @@ from mailpost import _django
 from mailpost._config import settings
 from mailpost.backends.base import BaseEmailBackend
 from mailpost.exceptions import ImproperlyConfigured, MailpostDeprecationWarning
-from mailpost.handler import build_backend, legacy_options, mailers, mailers_defined
+from mailpost.handler import (
+    build_backend,
+    legacy_options,
+    mailers,
+    mailers_defined,
+    warn_if_implicit_default,
+)
 
 if TYPE_CHECKING:
     from mailpost.message import EmailMessage
@@ -736,4 +742,5 @@ def get_connection(
     extra: dict[str, Any] = {"fail_silently": True} if fail_silently else {}
     if backend is None:
         return mailers._create("default", _if_accepted=kwargs, **extra)
+    warn_if_implicit_default(stacklevel=3)
     return build_backend(backend, {**legacy_options(backend), **extra}, alias=None, optional=kwargs)
