@@ -501,3 +501,11 @@ def no_mail_settings_get_connection(side: Side) -> Any:
 @scenario()
 def no_mail_settings_mailers_lookups(side: Side) -> Any:
     return [side.mail.mailers["default"], side.mail.mailers.get("default")]
+
+
+@scenario(
+    {"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend", "OPTION": {}}}},
+    deliberate="a MAILERS entry key other than BACKEND/OPTIONS is an InvalidMailer",
+)
+def mailer_entry_with_an_unknown_key(side: Side) -> Any:
+    return side.mail.mailers.default
