@@ -285,6 +285,13 @@ def _resolve(value: Any, side: Side) -> Any:
     return value
 
 
+def _generic(text: str, side: Side) -> str:
+    """A message with the side's own names put back as the scenario wrote them: each side
+    names its own backend classes (``django.core.mail.backends...`` / ``mailpost.backends...``)
+    and its own tmp directory."""
+    return text.replace(side.backends + ".", "{backends}.").replace(str(side.tmp), "{tmp}")
+
+
 def observe(sc: Scenario, side: Side) -> Observation:
     from django.test import override_settings
 
@@ -298,8 +305,14 @@ def observe(sc: Scenario, side: Side) -> Observation:
                     obs.value = normalize(sc.fn(side))
                 except Exception as exc:
                     obs.exception = describe_exception(exc)
+                    obs.exception["message"] = _generic(obs.exception["message"], side)
+            # ResourceWarning is the garbage collector reporting a leak (Django's file
+            # backend leaves its file open after an error), whenever collection happens: not
+            # a warning a program acts on.
             obs.warnings = [
-                {"category": _qualnames(w.category), "message": str(w.message)} for w in caught
+                {"category": _qualnames(w.category), "message": _generic(str(w.message), side)}
+                for w in caught
+                if not issubclass(w.category, ResourceWarning)
             ]
             obs.outbox = [normalize(m) for m in side.outbox()]
     except Exception:

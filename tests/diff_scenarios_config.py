@@ -347,3 +347,165 @@ def forbid_multi_line_headers_encodes(side: Side) -> Any:
 @scenario()
 def forbid_multi_line_headers_rejects_newlines(side: Side) -> Any:
     return side.mail.forbid_multi_line_headers("Subject", "a\rb", "utf-8")
+
+
+# -- a Django-style third-party backend (takes **kwargs), under the legacy settings -------
+
+SEEN: list[Any] = []
+
+
+class RecordingBackend:
+    """A backend written for Django: ``**kwargs`` constructor, records what it was given."""
+
+    def __init__(self, fail_silently: bool = False, **kwargs: Any) -> None:
+        self.fail_silently = fail_silently
+        SEEN.append(["init", dict(sorted(kwargs.items())), fail_silently])
+
+    def send_messages(self, messages: list[Any]) -> int:
+        def connection(message: Any) -> Any:
+            found = vars(message)  # not the attribute: Django 6.1 warns on reading it
+            return found.get("_connection", found.get("connection"))
+
+        SEEN.append(["send", [connection(m) is self for m in messages]])
+        return len(messages)
+
+
+RECORDING = {
+    "EMAIL_BACKEND": "diff_scenarios_config.RecordingBackend",
+    "EMAIL_HOST_USER": "settings-user",
+    "EMAIL_HOST_PASSWORD": "settings-password",
+}
+
+
+@scenario(RECORDING)
+def auth_arguments_reach_a_kwargs_backend(side: Side) -> Any:
+    SEEN.clear()
+    side.mail.send_mail(*MSG, auth_user="user", auth_password="secret")
+    side.mail.send_mail(*MSG, auth_user="only-user")
+    return [entry for entry in SEEN if entry[0] == "init"]
+
+
+@scenario(RECORDING)
+def fail_silently_reaches_a_kwargs_backend(side: Side) -> Any:
+    SEEN.clear()
+    side.mail.send_mail(*MSG, fail_silently=True)
+    return [entry for entry in SEEN if entry[0] == "init"]
+
+
+@scenario(RECORDING)
+def get_connection_passes_keywords_to_a_kwargs_backend(side: Side) -> Any:
+    SEEN.clear()
+    side.mail.get_connection(username="x", colour="red")
+    return list(SEEN)
+
+
+@scenario(RECORDING)
+def send_mass_mail_connection_is_set_on_each_message(side: Side) -> Any:
+    connection = RecordingBackend()
+    SEEN.clear()
+    sent = side.mail.send_mass_mail([MSG, MSG], connection=connection)
+    return [sent, list(SEEN)]
+
+
+@scenario(RECORDING)
+def send_mail_connection_is_set_on_the_message(side: Side) -> Any:
+    connection = RecordingBackend()
+    SEEN.clear()
+    sent = side.mail.send_mail(*MSG, connection=connection)
+    return [sent, list(SEEN)]
+
+
+# -- the mailers mapping and the settings a send reads ------------------------------------
+
+TWO_MAILERS = {
+    "MAILERS": {
+        "default": {"BACKEND": "{backends}.locmem.EmailBackend"},
+        "bulk": {"BACKEND": "{backends}.dummy.EmailBackend"},
+    }
+}
+
+
+@scenario(TWO_MAILERS)
+def mailers_mapping(side: Side) -> Any:
+    mailers = side.mail.mailers
+    return [
+        mailers["bulk"],
+        mailers["bulk"].alias,
+        mailers.default.alias,
+        list(mailers),
+        "bulk" in mailers,
+        "nope" in mailers,
+        mailers.get("nope"),
+        mailers.get("bulk"),
+        mailers["default"] is mailers["default"],
+    ]
+
+
+@scenario(TWO_MAILERS)
+def send_mail_using_an_alias(side: Side) -> Any:
+    return [
+        side.mail.send_mail(*MSG, using="bulk"),
+        side.mail.send_mail(*MSG, using="default"),
+    ]
+
+
+@scenario({**TWO_MAILERS, "DEFAULT_FROM_EMAIL": "Shop <shop@example.com>"})
+def send_mail_from_default_from_email(side: Side) -> Any:
+    return side.mail.send_mail("Subject", "Body", None, ["to@example.com"])
+
+
+@scenario(TWO_MAILERS)
+def send_mail_with_lazy_strings(side: Side) -> Any:
+    from django.utils.translation import gettext_lazy
+
+    return side.mail.send_mail(
+        gettext_lazy("Subject"), gettext_lazy("Body"), "from@example.com", ["to@example.com"]
+    )
+
+
+@scenario(TWO_MAILERS)
+def message_send_using(side: Side) -> Any:
+    return side.mail.EmailMessage(*MSG).send(using="bulk")
+
+
+@scenario(TWO_MAILERS)
+def message_send_unknown_alias(side: Side) -> Any:
+    return side.mail.EmailMessage(*MSG).send(using="nope")
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "no.such.Backend"}}})
+def invalid_mailer_pickles(side: Side) -> Any:
+    import pickle
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        _ = side.mail.mailers.default
+    except side.mail.InvalidMailer as exc:
+        copy = pickle.loads(pickle.dumps(exc))
+        return [type(copy).__name__, str(copy), isinstance(copy, ImproperlyConfigured)]
+    return None
+
+
+@scenario()
+def no_mail_settings_default_mailer_is_smtp(side: Side) -> Any:
+    backend = side.mail.mailers.default
+    return [backend, backend.alias, backend.host, backend.port]
+
+
+@scenario()
+def no_mail_settings_get_connection(side: Side) -> Any:
+    return [side.mail.get_connection(), side.mail.get_connection(side.backend("locmem"))]
+
+
+@scenario()
+def no_mail_settings_mailers_lookups(side: Side) -> Any:
+    return [side.mail.mailers["default"], side.mail.mailers.get("default")]
+
+
+@scenario(
+    {"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend", "OPTION": {}}}},
+    deliberate="a MAILERS entry key other than BACKEND/OPTIONS is an InvalidMailer",
+)
+def mailer_entry_with_an_unknown_key(side: Side) -> Any:
+    return side.mail.mailers.default

@@ -306,6 +306,16 @@ def test_send_mass_mail_sends_one_message_per_tuple_over_one_connection() -> Non
     ]
 
 
+def test_send_mass_mail_messages_carry_the_callers_connection_like_django() -> None:
+    use_locmem()
+    connection = RecordingBackend()
+    with pytest.warns(MailpostDeprecationWarning, match="connection"):
+        sent = send_mass_mail([("A", "1", None, ["a@example.com"])] * 2, connection=connection)
+    assert sent == 2
+    assert [m.connection for m in connection.sent[0]] == [connection, connection]
+    assert type(connection.sent[0][0]) is mailpost.EmailMessage  # plain, as Django sends
+
+
 def test_send_mass_mail_using_routes_to_that_mailer() -> None:
     use_locmem("bulk")
     send_mass_mail([("S", "B", None, ["a@example.com"])], using="bulk")

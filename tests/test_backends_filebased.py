@@ -1,4 +1,5 @@
-"""The file backend: one new .log file per session in file_path."""
+"""The file backend: one .log file per backend instance in file_path, appended to by each
+session of that instance."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def messages_in(directory: Path) -> list[bytes]:
     """Every message written to the directory, file by file in creation order."""
     out: list[bytes] = []
     for path in sorted(directory.glob("*.log"), key=lambda p: p.stat().st_mtime_ns):
-        chunks = path.read_bytes().split(SEPARATOR.encode() + b"\n")
+        # Each message is its bytes, a blank line, the separator (Django's layout).
+        chunks = path.read_bytes().split(b"\n" + SEPARATOR.encode() + b"\n")
         assert chunks[-1] == b""
         out.extend(chunks[:-1])
     return out
@@ -108,14 +110,61 @@ def test_directory_removed_after_lookup_is_recreated_on_open(tmp_path: Path) -> 
     assert len(messages_in(target)) == 1
 
 
-def test_each_send_outside_a_session_writes_a_new_file(tmp_path: Path) -> None:
+def test_each_lookup_writes_a_new_file_and_one_instance_appends_to_its_own(
+    tmp_path: Path,
+) -> None:
     configure_file(tmp_path)
     backend = mailpost.mailers["contract"]
     backend.send_messages([make_message(1)])
     backend.send_messages([make_message(2)])
+    assert len(list(tmp_path.glob("*.log"))) == 1
+    mailpost.mailers["contract"].send_messages([make_message(3)])
     files = list(tmp_path.glob("*.log"))
-    assert len(files) == 2
     assert len({f.name for f in files}) == 2
+    assert [parse(d)["Subject"] for d in messages_in(tmp_path)] == [
+        "Message 1",
+        "Message 2",
+        "Message 3",
+    ]
+
+
+def test_close_then_open_appends_to_the_same_file(tmp_path: Path) -> None:
+    configure_file(tmp_path)
+    backend = mailpost.mailers["contract"]
+    with backend:
+        backend.send_messages([make_message(1)])
+        first = backend.current_file
+    with backend:
+        backend.send_messages([make_message(2)])
+        assert backend.current_file == first
+    assert [p.name for p in tmp_path.glob("*.log")] == [first.name]
+    assert [parse(d)["Subject"] for d in messages_in(tmp_path)] == ["Message 1", "Message 2"]
+
+
+def test_message_is_followed_by_a_blank_line_and_the_separator(tmp_path: Path) -> None:
+    configure_file(tmp_path)
+    mailpost.mailers["contract"].send_messages([make_message(1)])
+    [path] = tmp_path.glob("*.log")
+    assert path.read_bytes().endswith(b"\n\n" + SEPARATOR.encode() + b"\n")
+    assert not path.read_bytes().endswith(b"\n\n\n" + SEPARATOR.encode() + b"\n")
+
+
+def test_file_path_is_an_absolute_str(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    backend = FileBackend(file_path=Path("a") / ".." / "mail")
+    assert backend.file_path == str(tmp_path / "mail")
+    assert type(backend.file_path) is str
+
+
+def test_direct_construction_reads_legacy_email_file_path(tmp_path: Path) -> None:
+    mailpost.configure(EMAIL_FILE_PATH=str(tmp_path / "legacy"))
+    assert FileBackend().file_path == str(tmp_path / "legacy")
+
+
+def test_direct_construction_without_any_path_names_the_setting() -> None:
+    mailpost.configure()
+    with pytest.raises(mailpost.ImproperlyConfigured, match=r"^The EMAIL_FILE_PATH setting must"):
+        FileBackend()
 
 
 def test_one_session_writes_one_file(tmp_path: Path) -> None:

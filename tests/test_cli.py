@@ -128,7 +128,7 @@ def test_invalid_mailer_exits_2_naming_alias_and_problem(
                                             "OPTIONS": {"colour": "red"}}})  # fmt: skip
     assert main(SEND) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mailpost send: MAILERS['default']: unknown OPTIONS 'colour'")
+    assert err.startswith("mailpost send: MAILERS['default']: Unknown options 'colour'.")
 
 
 def test_malformed_environment_configuration_exits_2(

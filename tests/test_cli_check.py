@@ -328,9 +328,10 @@ def test_invalid_mailers_fail_and_the_others_are_still_checked(
     code, lines, _ = run(capsys)
     assert code == 1
     assert lines[0].startswith("ok     default")
-    assert lines[1].startswith("FAIL   files     configuration: file_path ")
-    assert "exists but is not a directory" in lines[1]
-    assert lines[2].startswith("FAIL   typo      configuration: unknown OPTIONS 'prot'")
+    assert lines[1].startswith(
+        f"FAIL   files     configuration: 'file_path' is not a directory: {not_a_dir}"
+    )
+    assert lines[2].startswith("FAIL   typo      configuration: Unknown options 'prot'.")
     assert "(hint: fix this mailer's entry in MAILERS" in lines[2]
     assert lines[3] == "3 mailer(s) checked: 1 ok, 0 with warnings, 2 failed"
 

@@ -417,7 +417,7 @@ def test_round_robin_async_spreads_and_sends_in_parallel(make_smtp_server: MakeS
         ({"mailers": ["a", "a"]}, r"names 'a' more than once"),
         ({"mailers": ["a", "nope"]}, r"MAILERS\['fo'\]: OPTIONS 'mailers' names 'nope', which"),
         ({"mailers": ["a", "fo"]}, r"names 'fo', this mailer itself"),
-        ({"mailers": ["a"], "retries": 3}, r"MAILERS\['fo'\]: unknown OPTIONS 'retries'"),
+        ({"mailers": ["a"], "retries": 3}, r"MAILERS\['fo'\]: Unknown options 'retries'\."),
     ],
 )
 def test_failover_configuration_errors_name_the_alias_and_option(

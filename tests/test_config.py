@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import warnings
+
 import pytest
 
 import mailpost
@@ -137,3 +141,37 @@ def test_default_from_email_is_used_for_messages_without_a_sender() -> None:
     mailpost.configure(DEFAULT_FROM_EMAIL="noreply@example.com", MAILERS={"default": "locmem://"})
     mailpost.send_mail("Hi", "Body", None, ["to@example.com"])
     assert mailpost.outbox[0].from_email == "noreply@example.com"
+
+
+# -- the Django bridge, outside Django ----------------------------------------------------
+
+
+def test_outside_django_the_bridge_changes_nothing() -> None:
+    """This suite never configures Django in-process (the differential harness does, in a
+    subprocess), so the bridge must report plain mailpost behaviour."""
+    from mailpost import _django
+
+    assert not _django.in_project()
+    assert _django.settings_holder() is None
+    assert _django.outbox() is None
+    assert _django.deprecation_category() is mailpost.MailpostDeprecationWarning
+    assert _django.flavoured(mailpost.InvalidMailer) is mailpost.InvalidMailer
+    assert _django.plain("text") == "text"
+
+
+def test_outside_django_deprecations_are_mailpost_warnings() -> None:
+    from mailpost import _django
+
+    with pytest.warns(mailpost.MailpostDeprecationWarning, match="mailpost's text"):
+        _django.deprecated("mailpost's text", "Django's text", stacklevel=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _django.deprecated(None, "only Django warns about this", stacklevel=1)
+
+
+def test_importing_mailpost_does_not_import_django() -> None:
+    code = "import sys, mailpost; mailpost.send_mail; print('django' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"

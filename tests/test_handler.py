@@ -110,7 +110,7 @@ def test_file_url_entry_builds_a_file_backend(tmp_path: Path) -> None:
     configure(files=f"file://{tmp_path}/out")
     backend = mailers["files"]
     assert isinstance(backend, FileBackend)
-    assert backend.file_path == tmp_path / "out"
+    assert backend.file_path == str(tmp_path / "out")
 
 
 @pytest.mark.parametrize(
@@ -334,7 +334,7 @@ def test_legacy_file_backend_takes_email_file_path(tmp_path: Path) -> None:
     )
     backend = mailers.default
     assert isinstance(backend, FileBackend)
-    assert backend.file_path == tmp_path
+    assert backend.file_path == str(tmp_path)
 
 
 def test_legacy_smtp_settings_map_to_smtp_options() -> None:

@@ -298,7 +298,8 @@ def test_mailpost_smtp_mailer_delivers_into_the_capture_server(tmp_path: Path) -
     store = CaptureStore(tmp_path / "c.sqlite3")
     port = unused_port()
     with SMTPCaptureServer(store, "127.0.0.1", port):
-        assert SMTPBackend(host="127.0.0.1", port=port, timeout=10).send_messages([note()]) == 1
+        backend = SMTPBackend(alias="capture", host="127.0.0.1", port=port, timeout=10)
+        assert backend.send_messages([note()]) == 1
     assert store.count() == 1
 
 

@@ -152,6 +152,15 @@ def test_mailer_does_not_exist_is_built_from_the_alias_like_django() -> None:
         mailpost.MailerDoesNotExist("text")  # type: ignore[misc]
 
 
+def test_outside_django_errors_are_plain_mailpost_classes() -> None:
+    """(Inside a Django project they gain Django's bases: the differential harness.)"""
+    for cls in (mailpost.InvalidMailer, mailpost.ImproperlyConfigured, mailpost.BadHeaderError):
+        err = cls("x")
+        assert type(err) is cls
+        assert not any(c.__module__.startswith("django") for c in type(err).__mro__)
+        assert type(pickle.loads(pickle.dumps(err))) is cls
+
+
 def test_invalid_mailer_names_the_alias_like_django() -> None:
     assert str(mailpost.InvalidMailer("bad", alias="x")) == "MAILERS['x']: bad"
     assert str(mailpost.InvalidMailer("MAILERS['x']: bad", alias="x")) == "MAILERS['x']: bad"

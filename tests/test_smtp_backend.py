@@ -566,7 +566,8 @@ def test_direct_construction_without_mailers_uses_legacy_settings(
     import mailpost
 
     mailpost.configure(EMAIL_HOST=smtp_server.host, EMAIL_PORT=smtp_server.port, EMAIL_TIMEOUT=5)
-    backend = SMTPBackend()
+    with pytest.warns(mailpost.MailpostDeprecationWarning, match="Directly creating"):
+        backend = SMTPBackend()
     msg = make(1)
     assert backend.send_messages([msg]) == 1
     assert subjects(smtp_server) == ["Message 1"]

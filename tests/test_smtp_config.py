@@ -51,7 +51,7 @@ def test_port_defaults_to_the_standard_port_for_the_protocol(
 
 def test_other_defaults() -> None:
     backend = mailer(host="smtp.example.net")
-    assert (backend.username, backend.password) == ("", "")
+    assert (backend.username, backend.password) == (None, None)  # as in Django
     assert (backend.use_tls, backend.use_ssl, backend.fail_silently) == (False, False, False)
     assert backend.timeout is None  # socket.getdefaulttimeout() is read when connecting
     assert (backend.ssl_certfile, backend.ssl_keyfile) == (None, None)
@@ -60,8 +60,8 @@ def test_other_defaults() -> None:
 
 
 def test_host_is_required() -> None:
-    assert "option 'host' is required" in invalid()
-    assert "option 'host' is required" in invalid(host="")
+    assert invalid().startswith("MAILERS['relay']: OPTIONS must define 'host'. (")
+    assert invalid(host="").startswith("MAILERS['relay']: OPTIONS must define 'host'. (")
 
 
 @pytest.mark.parametrize("host", [42, "smtp example.net", "smtp.example.net\r\nX: y", "  "])
@@ -71,9 +71,10 @@ def test_host_must_be_a_host_name(host: Any) -> None:
 
 def test_use_tls_and_use_ssl_are_mutually_exclusive() -> None:
     message = invalid(host="h", use_tls=True, use_ssl=True)
-    assert "'use_tls'" in message
-    assert "'use_ssl'" in message
-    assert "mutually exclusive" in message
+    assert message.startswith(
+        "MAILERS['relay']: The 'use_ssl' and 'use_tls' OPTIONS are incompatible. Set at most "
+        "one of them to True."
+    )
 
 
 @pytest.mark.parametrize("port", ["25", 0, 65536, -1, 25.0, True])
@@ -89,7 +90,7 @@ def test_timeout_must_be_a_positive_number(timeout: Any) -> None:
     )
 
 
-@pytest.mark.parametrize(("timeout", "stored"), [(10, 10.0), (0.5, 0.5), (None, None)])
+@pytest.mark.parametrize(("timeout", "stored"), [(10, 10), (0.5, 0.5), (None, None)])
 def test_valid_timeouts(timeout: Any, stored: Any) -> None:
     assert mailer(host="h", timeout=timeout).timeout == stored
 
@@ -110,10 +111,9 @@ def test_bad_password_type_is_reported_without_its_value() -> None:
     assert "12345678" not in message
 
 
-def test_keyfile_needs_certfile_and_certs_need_tls(tmp_path: Any) -> None:
+def test_keyfile_needs_certfile(tmp_path: Any) -> None:
     pem = str(tmp_path / "client.pem")
     assert "'ssl_keyfile' needs 'ssl_certfile'" in invalid(host="h", use_tls=True, ssl_keyfile=pem)
-    assert "no effect without 'use_tls' or 'use_ssl'" in invalid(host="h", ssl_certfile=pem)
     assert "option 'ssl_certfile' must be a file path, not int" in invalid(
         host="h", use_tls=True, ssl_certfile=3
     )
@@ -121,9 +121,17 @@ def test_keyfile_needs_certfile_and_certs_need_tls(tmp_path: Any) -> None:
     assert backend.ssl_certfile == tmp_path / "c.pem"
 
 
+def test_client_certificate_without_tls_is_accepted_like_django(tmp_path: Any) -> None:
+    pem = str(tmp_path / "client.pem")
+    backend = mailer(host="h", ssl_certfile=pem, ssl_keyfile=pem)
+    assert (backend.ssl_certfile, backend.ssl_keyfile, backend.use_tls) == (pem, pem, False)
+
+
 def test_unknown_option_is_rejected_by_name() -> None:
     message = invalid(host="h", use_starttls=True)
-    assert "unknown OPTIONS 'use_starttls'" in message
+    assert "Unknown options 'use_starttls'. (" in message
+    assert "accepts OPTIONS: " in message  # a hint for the typo: the accepted names
+    assert " use_tls" in message
 
 
 def test_repr_names_alias_host_port_and_tls_mode_only() -> None:
@@ -162,11 +170,51 @@ def test_mailer_url_options_reach_the_backend() -> None:
 
 # -- direct construction (deprecated) ------------------------------------------------------
 
+DIRECT = r"^Directly creating SMTPBackend instances is deprecated"
 
-def test_direct_construction_is_refused_when_mailers_is_defined() -> None:
+
+def direct(*args: Any, **kwargs: Any) -> SMTPBackend:
+    """``SMTPBackend(...)`` as a user's code calls it: deprecated, warned at the caller."""
+    with pytest.warns(mailpost.MailpostDeprecationWarning, match=DIRECT) as caught:
+        backend = SMTPBackend(*args, **kwargs)
+    assert [w.filename for w in caught] == [__file__]
+    return backend
+
+
+def test_direct_construction_needs_every_option_when_mailers_is_defined() -> None:
     mailpost.configure(MAILERS={"default": {"BACKEND": SMTP, "OPTIONS": {"host": "h"}}})
-    with pytest.raises(AttributeError, match=r"mailers\[alias\]"):
-        SMTPBackend(host="smtp.example.net")
+    with pytest.raises(AttributeError) as info:
+        direct(host="smtp.example.net")
+    assert str(info.value).startswith(
+        "The EMAIL_PORT setting is not available when MAILERS is defined. (Use "
+        "mailpost.mailers[alias]"
+    )
+    everything = {
+        "host": "smtp.example.net",
+        "port": 2525,
+        "username": "u",
+        "password": "p",
+        "use_tls": True,
+        "use_ssl": False,
+        "timeout": 3,
+        "ssl_keyfile": "/k.pem",
+        "ssl_certfile": "/c.pem",
+    }
+    backend = direct(**everything)
+    assert (backend.host, backend.port, backend.alias) == ("smtp.example.net", 2525, None)
+
+
+def test_an_explicit_alias_never_reads_the_legacy_settings() -> None:
+    mailpost.configure(EMAIL_HOST="legacy.example.net", EMAIL_PORT=2525, EMAIL_USE_SSL=True)
+    backend = SMTPBackend(alias="relay", host="h", use_tls=True)
+    assert (backend.host, backend.port, backend.use_ssl, backend.username) == (
+        "h",
+        587,
+        False,
+        None,
+    )
+    with pytest.raises(InvalidMailer, match=r"^MAILERS\['relay'\]: OPTIONS must define 'host'"):
+        SMTPBackend(alias="relay")
 
 
 def test_direct_construction_reads_the_legacy_settings() -> None:
@@ -178,13 +226,13 @@ def test_direct_construction_reads_the_legacy_settings() -> None:
         EMAIL_USE_TLS=True,
         EMAIL_TIMEOUT=12,
     )
-    backend = SMTPBackend()
+    backend = direct()
     assert backend.alias is None
     assert (backend.host, backend.port, backend.use_tls, backend.timeout) == (
         "legacy.example.net",
         2525,
         True,
-        12.0,
+        12,
     )
     assert (backend.username, backend.password) == ("legacy-user", "legacy-password")
     assert "legacy-password" not in repr(backend)
@@ -192,23 +240,29 @@ def test_direct_construction_reads_the_legacy_settings() -> None:
 
 def test_direct_construction_defaults_to_localhost_port_25_even_with_tls() -> None:
     for kwargs in ({}, {"use_tls": True}, {"use_ssl": True}):
-        backend = SMTPBackend(**kwargs)
+        backend = direct(**kwargs)
         assert (backend.host, backend.port) == ("localhost", 25)
+        assert (backend.username, backend.password) == ("", "")  # EMAIL_HOST_USER's default
 
 
 def test_direct_construction_arguments_override_the_settings() -> None:
     mailpost.configure(EMAIL_HOST="legacy.example.net", EMAIL_PORT=2525)
-    backend = SMTPBackend("explicit.example.net", 26, fail_silently=True)
+    backend = direct("explicit.example.net", 26, fail_silently=True)
     assert (backend.host, backend.port, backend.fail_silently) == ("explicit.example.net", 26, True)
+
+
+def test_mailpost_building_the_legacy_mailer_does_not_warn() -> None:
+    mailpost.configure(EMAIL_BACKEND=SMTP)
+    assert isinstance(mailpost.mailers.default, SMTPBackend)  # filterwarnings=error
 
 
 def test_direct_construction_validates_too_and_names_the_setting() -> None:
     mailpost.configure(EMAIL_USE_TLS=True, EMAIL_USE_SSL=True)
-    with pytest.raises(InvalidMailer, match="mutually exclusive"):
-        SMTPBackend()
+    with pytest.raises(ValueError, match=r"^EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive"):
+        direct()
     mailpost.configure(EMAIL_PORT="twenty-five")
     with pytest.raises(InvalidMailer) as info:
-        SMTPBackend()
+        direct()
     assert str(info.value) == (
         "SMTPBackend: option 'port' (from settings.EMAIL_PORT) must be an integer from 1 to "
         "65535, not 'twenty-five'"

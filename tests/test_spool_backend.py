@@ -94,7 +94,7 @@ def test_mailer_option_is_required_and_must_not_be_the_spool_itself(tmp_path: Pa
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"colour": "blue"}, "unknown OPTIONS 'colour'"),
+        ({"colour": "blue"}, "Unknown options 'colour'."),
         ({"retry": {"first": 1}}, "OPTIONS 'retry': unknown 'retry' key"),
         ({"rate_limit": 0}, "OPTIONS 'rate_limit' must be a positive number"),
         ({"priority": "high"}, "OPTIONS 'priority' must be an int"),

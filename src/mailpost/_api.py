@@ -23,7 +23,13 @@ from mailpost import _django
 from mailpost._config import settings
 from mailpost.backends.base import BaseEmailBackend
 from mailpost.exceptions import ImproperlyConfigured, MailpostDeprecationWarning
-from mailpost.handler import build_backend, legacy_options, mailers, mailers_defined
+from mailpost.handler import (
+    build_backend,
+    legacy_options,
+    mailers,
+    mailers_defined,
+    warn_if_implicit_default,
+)
 
 if TYPE_CHECKING:
     from mailpost.message import EmailMessage
@@ -283,6 +289,16 @@ def _message(
     return msg
 
 
+def _on_connection(
+    messages: list[EmailMessage], connection: BaseEmailBackend | None
+) -> list[EmailMessage]:
+    """compat: as in Django, messages sent over a caller's ``connection`` carry it."""
+    if connection is not None:
+        for msg in messages:
+            msg.connection = connection
+    return messages
+
+
 def _with_recipients(messages: list[EmailMessage]) -> list[EmailMessage]:
     """Messages with nobody to send to are not sent (and not counted)."""
     return [m for m in messages if m.recipients()]
@@ -321,7 +337,7 @@ def _prepare_send_mail(
         auth_password=auth_password,
     )
     msg = _message(subject, message, from_email, recipient_list, html_message)
-    return backend, _with_recipients([msg])
+    return backend, _with_recipients(_on_connection([msg], connection))
 
 
 _SEND_MAIL_LEGACY = ("fail_silently", "auth_user", "auth_password", "connection", "html_message")
@@ -433,7 +449,7 @@ def _prepare_send_mass_mail(
     from mailpost.message import EmailMessage as PlainMessage  # Django sends these plain
 
     messages: list[EmailMessage] = [PlainMessage(s, m, f, r) for s, m, f, r in items]
-    return backend, _with_recipients(messages)
+    return backend, _with_recipients(_on_connection(messages, connection))
 
 
 _SEND_MASS_MAIL_LEGACY = ("fail_silently", "auth_user", "auth_password", "connection")
@@ -726,4 +742,5 @@ def get_connection(
     extra: dict[str, Any] = {"fail_silently": True} if fail_silently else {}
     if backend is None:
         return mailers._create("default", _if_accepted=kwargs, **extra)
+    warn_if_implicit_default(stacklevel=3)
     return build_backend(backend, {**legacy_options(backend), **extra}, alias=None, optional=kwargs)

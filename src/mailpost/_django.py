@@ -68,6 +68,18 @@ def settings_holder() -> Any | None:
         return None
 
 
+def left_at_default(wrapped: Any, name: str) -> bool:
+    """Whether Django setting ``name`` is only Django's global default (the project's
+    settings and ``override_settings`` do not set it)."""
+    is_overridden = getattr(wrapped, "is_overridden", None)
+    if is_overridden is None:
+        return False
+    try:
+        return not is_overridden(name)
+    except Exception:
+        return False
+
+
 def test_mailers(wrapped: Any) -> dict[str, Any] | None:
     """In-memory entries for the project's ``MAILERS`` during a Django < 6.1 test run.
 

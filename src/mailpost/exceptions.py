@@ -16,8 +16,8 @@
     MailpostDeprecationWarning    (DeprecationWarning)  a deprecated (compatibility) path was used
 
 Errors carry structured, picklable fields and never contain secrets. Inside a Django
-project each error is also an instance of Django's class of the same meaning (see
-:class:`MailpostError`).
+project each error Django has a class for is also an instance of that class (see
+:class:`_DjangoTwin`).
 """
 
 from __future__ import annotations
@@ -53,13 +53,18 @@ def _public(cls: type) -> type:
 
 
 class MailpostError(Exception):
-    """Root of every exception mailpost raises on purpose.
+    """Root of every exception mailpost raises on purpose."""
 
-    Inside a Django project, constructing any of these gives an instance of a subclass that
-    also derives from Django's class of the same meaning (``ImproperlyConfigured``,
-    ``django.core.mail.InvalidMailer``, ``BadHeaderError``, ...): see
-    :func:`mailpost._django.flavoured`. ``except`` clauses naming mailpost's class or Django's
-    both catch it; outside Django nothing changes.
+
+class _DjangoTwin:
+    """Mixin of the errors Django has a class for (``ImproperlyConfigured``,
+    ``InvalidMailer``, ``MailerDoesNotExist``, ``BadHeaderError``).
+
+    Inside a Django project, constructing one gives an instance of a subclass that also
+    derives from Django's class of the same meaning: see
+    :func:`mailpost._django.flavoured`. ``except`` clauses naming mailpost's class or
+    Django's both catch it; outside Django nothing changes. Only these classes take part,
+    so the others keep their base's own construction (``OSError``'s, ``ImportError``'s).
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
@@ -69,11 +74,8 @@ class MailpostError(Exception):
             cls = _django.flavoured(cls)
         return super().__new__(cls, *args)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_public(type(self)), self.args, self.__dict__ or None)
 
-
-class InvalidMailer(MailpostError):
+class InvalidMailer(_DjangoTwin, MailpostError):
     """A ``MAILERS`` entry is unusable: bad BACKEND, unknown or invalid OPTIONS, bad path.
 
     As in Django, the message starts with ``MAILERS['alias']:`` when the alias is given.
@@ -117,14 +119,17 @@ def _rebuild_mailer_does_not_exist(cls: type, alias: str, detail: str) -> Mailer
     return cls(alias=alias, detail=detail)  # type: ignore[no-any-return]
 
 
-class ImproperlyConfigured(MailpostError):
+class ImproperlyConfigured(_DjangoTwin, MailpostError):
     """A setting other than a mailer definition is wrong (e.g. ``ADMINS`` is not a list)."""
 
     def __str__(self) -> str:
         return Exception.__str__(self)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_public(type(self)), self.args, self.__dict__ or None)
 
-class BadHeaderError(MailpostError, ValueError):
+
+class BadHeaderError(_DjangoTwin, MailpostError, ValueError):
     """A header name or value is unsafe or malformed; ``field`` names the header."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
@@ -157,6 +162,9 @@ class DeliveryError(MailpostError, smtplib.SMTPException):
     def __init__(self, message: str, results: Sequence[DeliveryResult] = ()) -> None:
         super().__init__(message)
         self.results: list[DeliveryResult] = list(results)
+
+    def __str__(self) -> str:  # not OSError's "[Errno message] results" from two arguments
+        return str(self.args[0]) if self.args else ""
 
     @property
     def failed(self) -> list[DeliveryResult]:

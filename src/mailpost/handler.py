@@ -18,7 +18,7 @@ import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mailpost import _capture, _config
+from mailpost import _capture, _config, _django
 from mailpost._config import settings
 from mailpost._urls import parse_mailer_url
 from mailpost.backends.base import BaseEmailBackend
@@ -88,6 +88,22 @@ def mailers_defined() -> bool:
     """Whether any settings source defines ``MAILERS`` (to something other than None)."""
     value, defined = _config.lookup("MAILERS")
     return defined and value is not None
+
+
+_NO_DEFAULT_MAILER = (
+    "Django 2028 will not have a default mailer. Configure settings.MAILERS to avoid errors "
+    "when sending email."
+)
+
+
+def warn_if_implicit_default(stacklevel: int = 2) -> None:
+    """compat: as Django 6.1, warn when a mailer comes from Django's built-in
+    ``EMAIL_BACKEND`` default only (the project configures neither MAILERS nor it)."""
+    if mailers_defined() or _config.is_configured():
+        return
+    holder = _django.settings_holder()
+    if holder is not None and _django.left_at_default(holder, "EMAIL_BACKEND"):
+        _django.deprecated(None, _NO_DEFAULT_MAILER, stacklevel=stacklevel + 1)
 
 
 def _definitions() -> dict[str, Any] | None:
@@ -252,6 +268,7 @@ class MailersHandler:
         in-memory backend is returned instead.
         """
         path, options = self._entry(alias)
+        warn_if_implicit_default(stacklevel=3)
         # compat: the legacy EMAIL_BACKEND is no MAILERS alias; its backend has none (Django).
         named: str | None = alias if mailers_defined() else None
         if _capture.memory_mode():

@@ -15,11 +15,14 @@ result, unless ``fail_silently`` (then the failures are logged and kept on the r
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import sys
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, cast
 
+from mailpost import _django
 from mailpost._delivery import DeliveryResult, RecipientStatus
 from mailpost.exceptions import DeliveryError, InvalidMailer
 
@@ -40,8 +43,10 @@ class BaseEmailBackend:
     """Base class for email backends; subclass it and implement :meth:`send_messages`.
 
     ``alias`` is the ``MAILERS`` key the backend was built for (``None`` when constructed
-    directly). Unknown keyword arguments are rejected by name, so a typo in ``OPTIONS``
-    fails at configuration time instead of being ignored.
+    directly). Unknown keyword arguments are handled as in Django: for a mailer (``alias``
+    given) they are a configuration error naming them, so a typo in ``OPTIONS`` fails at
+    configuration time; for a directly constructed backend they are ignored with a
+    deprecation warning.
     """
 
     alias: str | None
@@ -53,10 +58,53 @@ class BaseEmailBackend:
         self.alias = alias
         self.fail_silently = bool(fail_silently)
         if kwargs:
-            raise self.invalid(
-                f"unknown OPTIONS {', '.join(repr(k) for k in sorted(kwargs))} "
-                f"for {type(self).__module__}.{type(self).__qualname__}"
-            )
+            self._unknown_options(list(kwargs))
+
+    def _unknown_options(self, names: list[str]) -> None:
+        listed = ", ".join(repr(k) for k in names)
+        path = self._dotted_path()
+        if self.alias is not None:
+            accepted = ", ".join(self._accepted_options()) or "none"
+            raise self.invalid(f"Unknown options {listed}. ({path} accepts OPTIONS: {accepted})")
+        _django.deprecated(
+            f"{path}.__init__() does not support {listed}; unknown keyword arguments are "
+            "ignored now and will raise TypeError in a future mailpost release.",
+            f"{path}.__init__() does not support {listed}. In Django 2028, "
+            "BaseEmailBackend will raise a TypeError for unknown keyword arguments.",
+            stacklevel=self._construction_site()[0],
+        )
+
+    def _construction_site(self) -> tuple[int, FrameType | None]:
+        """Where this backend is being constructed: the stack level (1 is the caller of
+        this method) and frame of the code that called its class, past every ``__init__``
+        of its class hierarchy. For warnings raised while constructing it."""
+        level, frame = 1, cast("FrameType | None", sys._getframe(1))
+        inside = False
+        while frame is not None:
+            is_init = frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is self
+            if inside and not is_init:
+                return level, frame
+            inside = inside or is_init
+            level, frame = level + 1, frame.f_back
+        return level, None  # pragma: no cover - always constructed from somewhere
+
+    @classmethod
+    def _dotted_path(cls) -> str:
+        """The dotted path a ``BACKEND`` setting uses for this class (the module's
+        ``EmailBackend`` name when that is this class)."""
+        module = sys.modules.get(cls.__module__)
+        name = "EmailBackend" if getattr(module, "EmailBackend", None) is cls else cls.__qualname__
+        return f"{cls.__module__}.{name}"
+
+    @classmethod
+    def _accepted_options(cls) -> list[str]:
+        """The keyword options this class's constructor takes (for error hints)."""
+        try:
+            parameters = inspect.signature(cls).parameters.values()
+        except (TypeError, ValueError):  # pragma: no cover - no introspectable signature
+            return []
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        return sorted(p.name for p in parameters if p.kind in kinds and p.name != "alias")
 
     # -- configuration errors -------------------------------------------------------
 
@@ -179,8 +227,12 @@ class BaseEmailBackend:
         write: Writer,
         *,
         linesep: str = "\n",
+        eight_bit: bool = False,
     ) -> int:
         """Compose and ``write`` each message, record a result on each, and report.
+
+        ``eight_bit`` lets non-ASCII body text be written as 8bit (readable, as Django's
+        console and file backends write it) instead of quoted-printable/base64.
 
         A message that cannot be composed (bad header, bad address) is not written and does
         not stop the batch: it is recorded as failed, and once the batch is done its
@@ -194,7 +246,7 @@ class BaseEmailBackend:
         compose_error: Exception | None = None
         for message in messages:
             try:
-                data = serialize(message, linesep=linesep)
+                data = serialize(message, linesep=linesep, eight_bit=eight_bit)
                 sender, recipients = envelope(message)
             except Exception as exc:
                 failed = DeliveryResult(

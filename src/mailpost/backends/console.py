@@ -1,8 +1,7 @@
 """Console backend: write each message to a stream (stdout by default) instead of sending it.
 
-Each message is written as its full text (headers and body, ``\\n`` line endings) followed
-by a line of 79 dashes. Meant for development.
-
+Each message is written as its full text (headers and body, ``\\n`` line endings), a blank
+line, then a line of 79 dashes, as Django's console backend does. Meant for development.
 """
 
 from __future__ import annotations
@@ -20,6 +19,14 @@ if TYPE_CHECKING:
 __all__ = ["ConsoleBackend", "EmailBackend"]
 
 SEPARATOR = "-" * 79
+
+
+def framed(data: bytes) -> bytes:
+    """One message as the console and file backends write it: its bytes (ending in a line
+    break), a blank line and the separator line."""
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    return data + b"\n" + SEPARATOR.encode() + b"\n"
 
 
 class ConsoleBackend(BaseEmailBackend):
@@ -50,10 +57,7 @@ class ConsoleBackend(BaseEmailBackend):
         self, message: EmailMessage, data: bytes, sender: str, recipients: list[str]
     ) -> None:
         stream = self.stream if self.stream is not None else sys.stdout
-        text = data.decode("utf-8", errors="replace")
-        if not text.endswith("\n"):
-            text += "\n"
-        stream.write(f"{text}{SEPARATOR}\n")
+        stream.write(framed(data).decode("utf-8", errors="replace"))
         flush = getattr(stream, "flush", None)
         if flush is not None:
             flush()
@@ -63,7 +67,7 @@ class ConsoleBackend(BaseEmailBackend):
         if not email_messages:
             return 0
         with self._lock:
-            return self.write_each(email_messages, self._write)
+            return self.write_each(email_messages, self._write, eight_bit=True)
 
 
 EmailBackend = ConsoleBackend

@@ -1,8 +1,10 @@
-"""File backend: write messages into ``.log`` files in a directory instead of sending them.
+"""File backend: write messages into a ``.log`` file in a directory instead of sending them.
 
-Every opened session (a ``with`` block, or one ``send_messages`` call outside one) gets a
-new, uniquely named file; each message is written as its exact bytes (``\\n`` line
-endings) followed by a line of 79 dashes. Meant for development.
+Each backend instance writes to one uniquely named file, created when it first opens a
+session; closing and reopening the same instance appends to that file, as Django's does
+(``mailers[alias]`` builds a new instance, hence a new file, on every lookup). Each message
+is written as its exact bytes (``\\n`` line endings), a blank line, then a line of 79
+dashes. Meant for development.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from mailpost.backends.base import BaseEmailBackend
-from mailpost.backends.console import SEPARATOR
+from mailpost.backends.console import framed
+from mailpost.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from mailpost.message import EmailMessage
@@ -25,12 +28,15 @@ __all__ = ["EmailBackend", "FileBackend"]
 
 
 class FileBackend(BaseEmailBackend):
-    """Write messages to a new ``.log`` file in ``file_path`` for each session.
+    """Write messages to a ``.log`` file of this instance in ``file_path``.
 
-    OPTIONS: ``file_path`` (required; str or :class:`pathlib.Path`, created if missing),
-    ``fail_silently`` (ignore errors composing or writing a message, but never problems
-    with the directory itself).
+    OPTIONS: ``file_path`` (required; str or :class:`pathlib.Path`, created if missing;
+    kept as an absolute ``str``), ``fail_silently`` (ignore errors composing or writing a
+    message, but never problems with the directory itself). Constructed directly without
+    ``file_path`` (deprecated), the legacy ``EMAIL_FILE_PATH`` setting is used.
     """
+
+    file_path: str
 
     def __init__(
         self,
@@ -41,31 +47,55 @@ class FileBackend(BaseEmailBackend):
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently, alias=alias, **kwargs)
+        if file_path is None and alias is None:  # compat: Django's legacy EMAIL_FILE_PATH
+            from mailpost._config import settings
+
+            file_path = settings.EMAIL_FILE_PATH
+            if file_path is None:
+                raise ImproperlyConfigured(
+                    "The EMAIL_FILE_PATH setting must be set to use the file EmailBackend. "
+                    "(Or give the backend a 'file_path' option: the directory to write "
+                    "message files to.)"
+                )
         if file_path is None:
             raise self.invalid(
-                "OPTIONS 'file_path' is required: the directory to write message files to"
+                "OPTIONS must define 'file_path'. (The directory to write message files to.)"
             )
         if not isinstance(file_path, (str, os.PathLike)):
             raise self.invalid(
                 f"OPTIONS 'file_path' must be a str or pathlib.Path, not {type(file_path).__name__}"
             )
-        self.file_path = Path(file_path).expanduser().absolute()
+        self.file_path = os.path.abspath(os.fspath(file_path))
         self._ensure_directory()
+        self._fname: str | None = None
         self._file: IO[bytes] | None = None
         self._lock = threading.RLock()
 
+    def _directory_error(self, with_alias: str, without: str) -> Exception:
+        """Django's two wordings: the mailer's (with its alias), or the legacy one."""
+        if self.alias is not None:
+            return self.invalid(with_alias)
+        return ImproperlyConfigured(without)
+
     def _ensure_directory(self) -> None:
         path = self.file_path
-        if path.exists() and not path.is_dir():
-            raise self.invalid(f"file_path {str(path)!r} exists but is not a directory")
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise self._directory_error(
+                f"'file_path' is not a directory: {path}",
+                f"Path for saving email messages exists, but is not a directory: {path}",
+            )
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
         except OSError as exc:
-            raise self.invalid(
-                f"cannot create file_path directory {str(path)!r}: {exc.strerror or exc}"
+            raise self._directory_error(
+                f"Could not create 'file_path': {path} ({exc})",
+                f"Could not create directory for saving email messages: {path} ({exc})",
             ) from exc
         if not os.access(path, os.W_OK | os.X_OK):
-            raise self.invalid(f"file_path directory {str(path)!r} is not writable")
+            raise self._directory_error(
+                f"'file_path' is not writable: {path}",
+                f"Directory for saving email messages is not writable: {path}",
+            )
 
     @property
     def current_file(self) -> Path | None:
@@ -75,20 +105,25 @@ class FileBackend(BaseEmailBackend):
     def _new_file(self) -> IO[bytes]:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for _ in range(100):
-            name = self.file_path / f"{stamp}-{secrets.token_hex(6)}.log"
+            name = os.path.join(self.file_path, f"{stamp}-{secrets.token_hex(6)}.log")
             try:
                 return open(name, "xb")
             except FileExistsError:
                 continue
-        raise FileExistsError(f"could not pick a new file name in {str(self.file_path)!r}")
+        raise FileExistsError(f"could not pick a new file name in {self.file_path!r}")
 
     def open(self) -> bool:
-        """Start a session: create a new ``.log`` file. False if one is already open."""
+        """Start a session on this instance's file (created on the first session, appended
+        to after that). False if a session is already open."""
         with self._lock:
             if self._file is not None:
                 return False
             self._ensure_directory()
-            self._file = self._new_file()
+            if self._fname is None:
+                self._file = self._new_file()
+                self._fname = self._file.name
+            else:
+                self._file = open(self._fname, "ab")  # noqa: SIM115 - closed by close()
             return True
 
     def close(self) -> None:
@@ -102,19 +137,17 @@ class FileBackend(BaseEmailBackend):
         self, message: EmailMessage, data: bytes, sender: str, recipients: list[str]
     ) -> None:
         assert self._file is not None
-        if not data.endswith(b"\n"):
-            data += b"\n"
-        self._file.write(data + SEPARATOR.encode() + b"\n")
+        self._file.write(framed(data))
         self._file.flush()
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
-        """Write each message to the session's file; returns how many were written."""
+        """Write each message to this instance's file; returns how many were written."""
         if not email_messages:
             return 0
         with self._lock:
             opened = self.open()
             try:
-                return self.write_each(email_messages, self._write)
+                return self.write_each(email_messages, self._write, eight_bit=True)
             finally:
                 if opened:
                     self.close()

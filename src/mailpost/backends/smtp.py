@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
-from mailpost import _config
+from mailpost import _config, _django
 from mailpost._config import settings
 from mailpost._delivery import DeliveryResult
 from mailpost._smtp.engine import (
@@ -127,13 +127,8 @@ class SMTPBackend(BaseEmailBackend):
         alias: str | None = None,
         **kwargs: Any,
     ) -> None:
-        mailers_defined = _mailers_defined()
-        if alias is None and mailers_defined:
-            raise AttributeError(
-                f"{type(self).__name__} cannot be constructed directly when MAILERS is "
-                "defined; use mailpost.mailers[alias] (e.g. mailers['default']) to get a "
-                "configured SMTP backend"
-            )
+        if alias is None:  # compat: constructed directly, not built for a MAILERS alias
+            self._warn_direct()
         super().__init__(fail_silently=fail_silently, alias=alias, **kwargs)
         given: dict[str, Any] = {
             "host": host,
@@ -146,19 +141,32 @@ class SMTPBackend(BaseEmailBackend):
             "ssl_keyfile": ssl_keyfile,
             "ssl_certfile": ssl_certfile,
         }
-        self._legacy = alias is None or not mailers_defined  # compat:
+        self._legacy = alias is None  # compat:
         self._from_settings: set[str] = set()
         if self._legacy:  # compat: unset options fall back to the EMAIL_* settings
+            mailers_defined = _mailers_defined()
             for option, setting in _LEGACY_SETTINGS.items():
-                if given[option] is None:
-                    given[option] = getattr(settings, setting)
-                    self._from_settings.add(option)
+                if given[option] is not None:
+                    continue
+                if mailers_defined:
+                    raise AttributeError(
+                        f"The {setting} setting is not available when MAILERS is defined. "
+                        f"(Use mailpost.mailers[alias] to get a configured SMTP backend "
+                        f"instead of constructing {type(self).__name__} directly.)"
+                    )
+                given[option] = getattr(settings, setting)
+                self._from_settings.add(option)
         self.use_tls = self._check_flag("use_tls", given["use_tls"])
         self.use_ssl = self._check_flag("use_ssl", given["use_ssl"])
         if self.use_tls and self.use_ssl:
+            if self._legacy:
+                raise ValueError(
+                    "EMAIL_USE_TLS/EMAIL_USE_SSL are mutually exclusive, so only set one of "
+                    "those settings to True. (use_tls is STARTTLS, use_ssl implicit TLS.)"
+                )
             raise self.invalid(
-                "options 'use_tls' (STARTTLS) and 'use_ssl' (implicit TLS) are mutually "
-                "exclusive; set only one of them"
+                "The 'use_ssl' and 'use_tls' OPTIONS are incompatible. Set at most one of "
+                "them to True. ('use_tls' is STARTTLS, 'use_ssl' implicit TLS.)"
             )
         self.host = self._check_host(given["host"])
         self.port = self._check_port(given["port"])
@@ -188,6 +196,20 @@ class SMTPBackend(BaseEmailBackend):
 
     # -- configuration ---------------------------------------------------------------
 
+    def _warn_direct(self) -> None:
+        """compat: Django 6.1 deprecates constructing the SMTP backend directly. Not warned
+        when mailpost itself builds it (the legacy ``EMAIL_BACKEND`` mailer,
+        ``get_connection()``), as Django does not."""
+        level, frame = self._construction_site()
+        if frame is not None and frame.f_globals.get("__name__", "").startswith("mailpost."):
+            return
+        _django.deprecated(
+            f"Directly creating {type(self).__name__} instances is deprecated; use "
+            "mailpost.mailers[alias] instead.",
+            "Directly creating EmailBackend instances is deprecated. Use mail.mailers instead.",
+            stacklevel=level,
+        )
+
     def _option(self, name: str) -> str:
         """How an error names option ``name`` (and the setting it came from, if any)."""
         if name in self._from_settings:  # compat:
@@ -208,7 +230,7 @@ class SMTPBackend(BaseEmailBackend):
             if self._legacy:  # compat: direct construction defaults to localhost
                 return "localhost"
             raise self.invalid(
-                "option 'host' is required: the SMTP server's host name or IP address"
+                "OPTIONS must define 'host'. (The SMTP server's host name or IP address.)"
             )
         if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
             raise self.invalid(f"{self._option('host')} must be a host name or IP address")
@@ -225,7 +247,8 @@ class SMTPBackend(BaseEmailBackend):
             )
         return value
 
-    def _check_credentials(self, username: Any, password: Any) -> tuple[str, str]:
+    def _check_credentials(self, username: Any, password: Any) -> tuple[str | None, str | None]:
+        """As given (None when not set, as in Django); both or neither under MAILERS."""
         if username is not None and not isinstance(username, str):
             raise self.invalid(
                 f"{self._option('username')} must be a string, not {type(username).__name__}"
@@ -234,7 +257,6 @@ class SMTPBackend(BaseEmailBackend):
             raise self.invalid(  # the value is a secret: name its type only
                 f"{self._option('password')} must be a string, not {type(password).__name__}"
             )
-        username, password = username or "", password or ""
         if not self._legacy and bool(username) != bool(password):
             missing = "password" if username else "username"
             raise self.invalid(
@@ -250,7 +272,7 @@ class SMTPBackend(BaseEmailBackend):
                 f"{self._option('timeout')} must be a positive number of seconds or None, "
                 f"not {value!r}"
             )
-        return float(value)
+        return value  # as given: an int stays an int
 
     def _check_count(self, name: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -282,8 +304,6 @@ class SMTPBackend(BaseEmailBackend):
             return certfile or None, keyfile or None
         if keyfile is not None and certfile is None:
             raise self.invalid("option 'ssl_keyfile' needs 'ssl_certfile' (the client cert)")
-        if certfile is not None and not (self.use_tls or self.use_ssl):
-            raise self.invalid("option 'ssl_certfile' has no effect without 'use_tls' or 'use_ssl'")
         return certfile, keyfile
 
     def __repr__(self) -> str:
@@ -355,8 +375,8 @@ class SMTPBackend(BaseEmailBackend):
             use_tls=self.use_tls,
             use_ssl=self.use_ssl,
             ssl_context=self.ssl_context if self.use_tls or self.use_ssl else None,
-            username=self.username,
-            password=self.password,
+            username=self.username or "",
+            password=self.password or "",
             local_hostname=DNS_NAME.get_fqdn(),
             pipelining=self.pipelining,
             max_connections=self.max_connections,

@@ -261,12 +261,13 @@ def has_remote_content(html: str) -> bool:
 
 
 def split_log(data: bytes) -> list[bytes]:
-    """The messages of a file written by the file backend (each followed by a line of 79
-    dashes); a plain ``.eml`` file without separators is one message."""
+    """The messages of a file written by the file backend (each followed by a blank line and
+    a line of 79 dashes, as Django writes them; older mailpost files lack the blank line); a
+    plain ``.eml`` file without separators is one message."""
     normalized = data.replace(b"\r\n", b"\n")
     chunks = normalized.split(b"\n" + _SEPARATOR + b"\n")
     if normalized.startswith(_SEPARATOR + b"\n"):
         chunks[0] = chunks[0][len(_SEPARATOR) + 1 :]
     if chunks and chunks[-1].endswith(b"\n" + _SEPARATOR):
         chunks[-1] = chunks[-1][: -len(_SEPARATOR) - 1]
-    return [chunk + b"\n" for chunk in chunks if chunk.strip()]
+    return [chunk if chunk.endswith(b"\n") else chunk + b"\n" for chunk in chunks if chunk.strip()]
