@@ -722,3 +722,27 @@ def locmem_outbox_legacy_has_no_mailer(side: Side) -> Any:
     side.mail.mailers["default"].send_messages([message(side, 1)])
     side.module("backends.locmem").EmailBackend().send_messages([message(side, 2)])
     return [m.sent_using for m in side.outbox()]
+
+
+# -- fail_silently on the backends that do not take it (Django 6.1) --------------------
+
+
+@scenario()
+def locmem_direct_fail_silently(side: Side) -> Any:
+    backend = side.module("backends.locmem").EmailBackend(fail_silently=True, foo=1)
+    return backend.send_messages([message(side)])
+
+
+@scenario()
+def dummy_direct_fail_silently_positionally(side: Side) -> Any:
+    return side.module("backends.dummy").EmailBackend(True).send_messages([message(side)])
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.locmem.EmailBackend"})
+def locmem_send_mail_fail_silently_legacy(side: Side) -> Any:
+    return side.mail.send_mail("S", "B", "from@example.com", ["to@example.com"], fail_silently=True)
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"}}})
+def locmem_send_mail_fail_silently(side: Side) -> Any:
+    return side.mail.send_mail("S", "B", "from@example.com", ["to@example.com"], fail_silently=True)
