@@ -746,3 +746,16 @@ def locmem_send_mail_fail_silently_legacy(side: Side) -> Any:
 @scenario({"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"}}})
 def locmem_send_mail_fail_silently(side: Side) -> Any:
     return side.mail.send_mail("S", "B", "from@example.com", ["to@example.com"], fail_silently=True)
+
+
+@scenario(deliberate=BATCH_GOES_ON)
+def smtp_server_down_send_messages(side: Side) -> Any:
+    def run() -> Any:
+        try:
+            side.mail.mailers["default"].send_messages([message(side, 1), message(side, 2)])
+        except OSError as exc:
+            return {"raises": type(exc).__name__}
+        return "sent"
+
+    options = {"host": "127.0.0.1", "port": closed_port()}
+    return under(side, {"MAILERS": mailer(side, "smtp", **options)}, run)
