@@ -676,3 +676,86 @@ def console_and_file_send_messages_of_nothing(side: Side) -> Any:
     console = side.module("backends.console").EmailBackend(stream=io.StringIO())
     file = side.module("backends.filebased").EmailBackend(file_path=side.tmp)
     return [console.send_messages([]), file.send_messages([])]
+
+
+# -- what reaches the SMTP server and the outbox ---------------------------------------
+
+
+@scenario()
+def smtp_wire_rich_message(side: Side) -> Any:
+    def run() -> Any:
+        msg = side.mail.EmailMultiAlternatives(
+            "Grüße aus Köln",
+            "Plain text, ça va?\n",
+            "Zoë Sender <from@example.com>",
+            ["to@example.com"],
+            cc=["cc@example.com"],
+            bcc=["hidden@example.com"],
+            reply_to=["reply@example.com"],
+            headers={"X-Campaign": "spring"},
+        )
+        msg.attach_alternative("<p>HTML, ça va?</p>", "text/html")
+        # (A text attachment differs on purpose: see text_attachment_is_kept_byte_for_byte.)
+        msg.attach("data.bin", b"\x00\x01\x02binary", "application/octet-stream")
+        sent = side.mail.mailers["default"].send_messages([msg])
+        return {"sent": sent, "received": side.received()}
+
+    return under(side, {"MAILERS": smtp_mailer(side)}, run)
+
+
+@scenario(
+    {
+        "MAILERS": {
+            "default": {"BACKEND": "{backends}.locmem.EmailBackend"},
+            "alerts": {"BACKEND": "{backends}.locmem.EmailBackend"},
+        }
+    }
+)
+def locmem_outbox_marks_the_mailer(side: Side) -> Any:
+    side.mail.mailers["alerts"].send_messages([message(side, 1)])
+    side.mail.mailers["default"].send_messages([message(side, 2)])
+    return [m.sent_using for m in side.outbox()]
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.locmem.EmailBackend"})
+def locmem_outbox_legacy_has_no_mailer(side: Side) -> Any:
+    side.mail.mailers["default"].send_messages([message(side, 1)])
+    side.module("backends.locmem").EmailBackend().send_messages([message(side, 2)])
+    return [m.sent_using for m in side.outbox()]
+
+
+# -- fail_silently on the backends that do not take it (Django 6.1) --------------------
+
+
+@scenario()
+def locmem_direct_fail_silently(side: Side) -> Any:
+    backend = side.module("backends.locmem").EmailBackend(fail_silently=True, foo=1)
+    return backend.send_messages([message(side)])
+
+
+@scenario()
+def dummy_direct_fail_silently_positionally(side: Side) -> Any:
+    return side.module("backends.dummy").EmailBackend(True).send_messages([message(side)])
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.locmem.EmailBackend"})
+def locmem_send_mail_fail_silently_legacy(side: Side) -> Any:
+    return side.mail.send_mail("S", "B", "from@example.com", ["to@example.com"], fail_silently=True)
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"}}})
+def locmem_send_mail_fail_silently(side: Side) -> Any:
+    return side.mail.send_mail("S", "B", "from@example.com", ["to@example.com"], fail_silently=True)
+
+
+@scenario(deliberate=BATCH_GOES_ON)
+def smtp_server_down_send_messages(side: Side) -> Any:
+    def run() -> Any:
+        try:
+            side.mail.mailers["default"].send_messages([message(side, 1), message(side, 2)])
+        except OSError as exc:
+            return {"raises": type(exc).__name__}
+        return "sent"
+
+    options = {"host": "127.0.0.1", "port": closed_port()}
+    return under(side, {"MAILERS": mailer(side, "smtp", **options)}, run)

@@ -76,3 +76,22 @@ def test_a_mailers_unknown_options_are_an_error_naming_them_and_the_accepted_one
         "OPTIONS: colour)"
     )
     assert info.value.alias == "custom"
+
+
+@pytest.mark.parametrize("module", [locmem, dummy])
+def test_fail_silently_given_directly_to_locmem_or_dummy_is_ignored_with_a_warning(
+    module: Any,
+) -> None:
+    with pytest.warns(mailpost.MailpostDeprecationWarning) as caught:
+        backend = module.EmailBackend(fail_silently=True, foo=1)
+    [warning] = caught
+    assert "does not support 'foo', 'fail_silently'; " in str(warning.message)
+    assert warning.filename == __file__
+    assert backend.fail_silently is False
+
+
+def test_fail_silently_reaches_locmem_from_send_mail_without_a_warning() -> None:
+    mailpost.configure(EMAIL_BACKEND="mailpost.backends.locmem.EmailBackend")
+    with pytest.warns(mailpost.MailpostDeprecationWarning) as caught:  # the argument only
+        assert mailpost.send_mail("S", "B", "f@example.com", ["t@example.com"], True) == 1
+    assert all("does not support" not in str(w.message) for w in caught)

@@ -20,7 +20,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from mailpost import _django
 from mailpost._delivery import DeliveryResult, RecipientStatus
@@ -46,19 +46,30 @@ class BaseEmailBackend:
     directly). Unknown keyword arguments are handled as in Django: for a mailer (``alias``
     given) they are a configuration error naming them, so a typo in ``OPTIONS`` fails at
     configuration time; for a directly constructed backend they are ignored with a
-    deprecation warning.
+    deprecation warning. A class that sets ``takes_fail_silently = False`` (locmem,
+    dummy) treats a ``fail_silently`` given by a direct caller the same way (Django 6.1);
+    mailpost's own calls (``send_mail(fail_silently=...)``, ``get_connection()``) still
+    pass it silently.
     """
 
     alias: str | None
     fail_silently: bool
+    #: Whether ``fail_silently`` is one of this backend's options (as Django 6.1 has it).
+    takes_fail_silently: ClassVar[bool] = True
 
     def __init__(
-        self, fail_silently: bool = False, *, alias: str | None = None, **kwargs: Any
+        self, fail_silently: bool | None = None, *, alias: str | None = None, **kwargs: Any
     ) -> None:
         self.alias = alias
         self.fail_silently = bool(fail_silently)
-        if kwargs:
-            self._unknown_options(list(kwargs))
+        unknown = list(kwargs)
+        if fail_silently is not None and not self.takes_fail_silently and alias is None:
+            frame = self._construction_site()[1]
+            if frame is None or not frame.f_globals.get("__name__", "").startswith("mailpost."):
+                unknown.append("fail_silently")  # compat: warned and ignored, as in Django
+                self.fail_silently = False
+        if unknown:
+            self._unknown_options(unknown)
 
     def _unknown_options(self, names: list[str]) -> None:
         listed = ", ".join(repr(k) for k in names)

@@ -24,9 +24,12 @@ def _discard(message: EmailMessage, data: bytes, sender: str, recipients: list[s
 class DummyBackend(BaseEmailBackend):
     """Do nothing with messages; ``send_messages`` returns how many it was given. No OPTIONS.
 
-    (``fail_silently`` is accepted for compatibility with ``get_connection()``; it only
-    silences composing errors.)
+    (``fail_silently`` is passed by ``send_mail(fail_silently=...)`` and ``get_connection()``
+    for compatibility, and only silences composing errors; given directly it is ignored with
+    a deprecation warning, as in Django 6.1.)
     """
+
+    takes_fail_silently = False
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Compose and discard each message; returns how many there were."""

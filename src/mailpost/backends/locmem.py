@@ -51,8 +51,12 @@ def _store(message: EmailMessage) -> None:
 class LocmemBackend(BaseEmailBackend):
     """Append a copy of every sent message to ``mailpost.outbox``. Takes no OPTIONS.
 
-    (``fail_silently`` is accepted for compatibility with ``get_connection()``.)
+    (``fail_silently`` is passed by ``send_mail(fail_silently=...)`` and ``get_connection()``
+    for compatibility; given directly it is ignored with a deprecation warning, as in
+    Django 6.1.)
     """
+
+    takes_fail_silently = False
 
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         """Store a copy of each message in ``mailpost.outbox``; returns how many."""
