@@ -108,7 +108,7 @@ def test_nested_captures_both_see_the_inner_mail() -> None:
     assert [m.subject for m in outer] == ["before", "inside"]
 
 
-def invoice_message() -> mailpost.EmailMultiAlternatives:
+def make_message() -> mailpost.EmailMultiAlternatives:
     msg = mailpost.EmailMultiAlternatives(
         "Invoice 7", "Amount: 10 EUR", "shop@example.com", ["Ann <ANN@Example.com>"],
         bcc=["audit@example.com"],
@@ -120,7 +120,7 @@ def invoice_message() -> mailpost.EmailMultiAlternatives:
 
 def test_assert_sent_matches_on_every_documented_criterion() -> None:
     with capture() as outbox:
-        invoice_message().send(using="bulk")
+        make_message().send(using="bulk")
     [msg] = outbox.assert_sent(
         1,
         to=["ann@example.com", "audit@example.com"],
@@ -136,7 +136,7 @@ def test_assert_sent_matches_on_every_documented_criterion() -> None:
 
 def test_assert_sent_failure_lists_what_was_sent() -> None:
     with capture() as outbox:
-        invoice_message().send()
+        make_message().send()
     with pytest.raises(AssertionError) as info:
         outbox.assert_sent(to="bob@example.com", subject="Invoice 7")
     text = str(info.value)
