@@ -170,14 +170,40 @@ def test_admins_requested_but_empty_exits_2_before_sending_anything(
     assert not hasattr(mailpost, "outbox")
 
 
+@pytest.mark.parametrize(
+    "value", ["jo@example.com", [("Jo", "jo@example.com"), "b@example.com"], {"jo@example.com"}]
+)
 def test_malformed_managers_exits_2_before_sending_anything(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], value: Any
 ) -> None:
-    mailpost.configure(MAILERS={"default": "locmem://"}, MANAGERS=[("Jo", "jo@example.com")])
+    mailpost.configure(MAILERS={"default": "locmem://"}, MANAGERS=value)
     code, _, err = run(capsys, "ann@example.com", "--managers")
     assert code == 2
-    assert "--managers: the MANAGERS setting must be a list of address strings" in err
+    assert (
+        "--managers: The MANAGERS setting must be a list of email address strings. "
+        f"Got {value!r}" in err
+    )
     assert not hasattr(mailpost, "outbox")
+
+
+def test_admins_as_name_address_pairs_go_to_the_addresses_with_a_deprecation_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mailpost.configure(
+        MAILERS={"default": "locmem://"},
+        ADMINS=[("Jo", "jo@example.com"), ("Al", "al@example.com")],
+    )
+    code, lines, err = run(capsys, "--admins")
+    assert code == 0, err
+    assert err == (
+        "note: Using (name, address) pairs in the ADMINS setting is deprecated. "
+        "Replace with a list of email address strings.\n"
+    )
+    assert lines[0].startswith(
+        "ok     test message to ADMINS (jo@example.com, al@example.com) via "
+    )
+    [msg] = mailpost.outbox
+    assert msg.to == ["jo@example.com", "al@example.com"]
 
 
 def test_no_mailers_exits_2_and_explains_how_to_configure(
