@@ -74,6 +74,7 @@ class Faults:
     hide_extensions: set[str] = field(default_factory=set)  # EHLO keywords not to announce
     pipelining: bool = False  # announce PIPELINING (RFC 2920); aiosmtpd reads in order
     mail_delay: float = 0.0  # seconds to wait before answering MAIL (a slow server)
+    greeting: str | None = None  # a reply such as "554 ..." instead of the 220 greeting
 
 
 class _Recorder:
@@ -216,6 +217,27 @@ class _Refuse(asyncio.Protocol):
         transport.abort()  # type: ignore[attr-defined]
 
 
+class _Unwelcome(asyncio.Protocol):
+    """A session refused at the greeting (RFC 5321 4.3.1): every command but QUIT gets 503."""
+
+    def __init__(self, greeting: str) -> None:
+        self.greeting = greeting
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(f"{self.greeting}\r\n".encode())
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        for line in data.splitlines():
+            if line.strip().upper() == b"QUIT":
+                self.transport.write(b"221 2.0.0 Bye\r\n")
+                self.transport.close()
+                return
+            self.transport.write(b"503 5.5.1 No service\r\n")
+
+
 class SMTPServer:
     """An aiosmtpd server on its own event-loop thread; use as a context manager.
 
@@ -281,6 +303,8 @@ class SMTPServer:
         if max_sessions is not None and rec.sessions >= max_sessions:
             return _Refuse()
         rec.sessions += 1
+        if self.faults.greeting is not None:
+            return _Unwelcome(self.faults.greeting)
         kwargs: dict[str, Any] = {
             "hostname": "mx.test",
             "enable_SMTPUTF8": True,

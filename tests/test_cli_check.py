@@ -14,7 +14,7 @@ import mailpost
 from mailpost._cli import main
 from mailpost.backends.base import BaseEmailBackend
 from smtp_fixtures import TRUSTING_BACKEND, USERS
-from smtpd_harness import SilentServer, SMTPServer, TLSMaterial
+from smtpd_harness import Faults, SilentServer, SMTPServer, TLSMaterial
 
 PASSWORD = USERS["alice"]
 
@@ -160,6 +160,38 @@ def test_connection_refused_fails_with_a_hint(
     assert lines[0].startswith(f"FAIL   default   smtp 127.0.0.1:{closed_port}: connection refused")
     assert "check 'host' and 'port'" in lines[0]
     assert "pw-s3cret" not in "\n".join(lines) + err
+
+
+def test_server_refusing_the_session_at_the_greeting_fails_with_its_reply(
+    make_smtp_server: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = make_smtp_server(faults=Faults(greeting="554 5.7.1 No SMTP service here"))
+    use_env(monkeypatch, default=url(server))
+    code, lines, _ = run(capsys)
+    assert code == 1
+    assert lines[0].startswith(
+        f"FAIL   default   smtp 127.0.0.1:{server.port}: the server refused the session: 554"
+    )
+    assert "No SMTP service here" in lines[0]
+    assert "refuse this client's address" in lines[0]
+
+
+def test_missing_client_certificate_file_is_named(
+    smtp_server: SMTPServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "missing-cert.pem"
+    mailpost.configure(MAILERS={"default": {
+        "BACKEND": "mailpost.backends.smtp.EmailBackend",
+        "OPTIONS": {"host": smtp_server.host, "port": smtp_server.port, "timeout": 5,
+                    "use_tls": True, "ssl_certfile": str(missing)},
+    }})  # fmt: skip
+    code, lines, _ = run(capsys)
+    assert code == 1
+    assert str(missing) in lines[0]
+    assert "ssl_certfile" in lines[0]
 
 
 def test_silent_server_fails_within_the_timeout_given_on_the_command_line(

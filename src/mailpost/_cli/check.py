@@ -24,14 +24,11 @@ from typing import Any
 from mailpost._cli._common import (
     EXIT_DELIVERY,
     EXIT_OK,
-    HOW_TO_CONFIGURE,
-    CliError,
     HelpFormatter,
     Streams,
-    configured_aliases,
     describe_backend,
     positive_seconds,
-    unknown_alias,
+    required_aliases,
 )
 
 __all__ = ["DEFAULT_TIMEOUT", "Finding", "check_alias", "register"]
@@ -108,13 +105,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, streams: Streams) -> int:
     """Check the chosen mailers, print one line each and a summary."""
-    defined = configured_aliases()
-    if not defined:
-        raise CliError(
-            f"no mailers are configured, so there is nothing to check.\n{HOW_TO_CONFIGURE}"
-        )
-    if args.using is not None and args.using not in defined:
-        raise unknown_alias(args.using, defined)
+    defined = required_aliases(args.using, otherwise="there is nothing to check")
     aliases = [args.using] if args.using is not None else defined
     width = max(len(a) for a in aliases)
     findings = []

@@ -17,13 +17,12 @@ from typing import Any
 from mailpost._cli._common import (
     EXIT_DELIVERY,
     EXIT_OK,
-    HOW_TO_CONFIGURE,
     CliError,
     HelpFormatter,
     Streams,
-    configured_aliases,
+    build_mailer,
     describe_backend,
-    unknown_alias,
+    required_aliases,
 )
 
 __all__ = ["register"]
@@ -114,29 +113,15 @@ def _server_recipients(setting: str, option: str, streams: Streams) -> list[str]
     return recipients
 
 
-def _backend(alias: str) -> Any:
-    from mailpost.exceptions import MailpostError
-    from mailpost.handler import mailers
-
-    try:
-        return mailers[alias]
-    except (MailpostError, ImportError) as exc:
-        raise CliError(str(exc)) from None
-
-
 def run(args: argparse.Namespace, streams: Streams) -> int:
     """Validate everything first, then send each test message and report."""
     if not (args.addresses or args.admins or args.managers):
         raise CliError("give at least one ADDRESS, or --admins and/or --managers")
-    defined = configured_aliases()
-    if not defined:
-        raise CliError(f"no mailers are configured, so nothing can be sent.\n{HOW_TO_CONFIGURE}")
     alias = args.using or "default"
-    if alias not in defined:
-        raise unknown_alias(alias, defined)
+    required_aliases(alias, otherwise="nothing can be sent")
     admins = _server_recipients("ADMINS", "--admins", streams) if args.admins else []
     managers = _server_recipients("MANAGERS", "--managers", streams) if args.managers else []
-    backend = _backend(alias)  # validates the mailer before anything is sent
+    backend = build_mailer(alias)  # validates the mailer before anything is sent
     via = f"{backend.label if hasattr(backend, 'label') else alias} ({describe_backend(backend)})"
     host = socket.gethostname()
     subject = (
