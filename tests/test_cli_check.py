@@ -34,6 +34,19 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str],
     return code, out.splitlines(), err
 
 
+def failed_check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], mailer: Any
+) -> str:
+    """Check a lone ``default`` mailer that must fail: exit status 1, a summary that counts
+    one failure, and the FAIL line returned."""
+    use_env(monkeypatch, default=mailer)
+    code, lines, _ = run(capsys)
+    assert code == 1, lines
+    assert lines[1:] == ["1 mailer(s) checked: 0 ok, 0 with warnings, 1 failed"]
+    assert lines[0].startswith("FAIL   default   ")
+    return lines[0]
+
+
 # -- SMTP ----------------------------------------------------------------------------------
 
 
@@ -110,11 +123,9 @@ def test_certificate_for_another_host_names_the_host_in_the_hint(
 ) -> None:
     server = make_smtp_server(starttls=tls_material.wrong_host_context())
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_material.ca_file))
-    use_env(monkeypatch, default=url(server, query="use_tls=true&timeout=5"))
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert "certificate verify failed" in lines[0]
-    assert "not issued for '127.0.0.1'" in lines[0]
+    line = failed_check(monkeypatch, capsys, url(server, query="use_tls=true&timeout=5"))
+    assert "certificate verify failed" in line
+    assert "not issued for '127.0.0.1'" in line
 
 
 def test_auth_success_through_a_backend_subclass_that_trusts_the_ca(
@@ -166,14 +177,12 @@ def test_server_refusing_the_session_at_the_greeting_fails_with_its_reply(
     make_smtp_server: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = make_smtp_server(faults=Faults(greeting="554 5.7.1 No SMTP service here"))
-    use_env(monkeypatch, default=url(server))
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert lines[0].startswith(
+    line = failed_check(monkeypatch, capsys, url(server))
+    assert line.startswith(
         f"FAIL   default   smtp 127.0.0.1:{server.port}: the server refused the session: 554"
     )
-    assert "No SMTP service here" in lines[0]
-    assert "refuse this client's address" in lines[0]
+    assert "No SMTP service here" in line
+    assert "refuse this client's address" in line
 
 
 def test_missing_client_certificate_file_is_named(
@@ -225,31 +234,25 @@ def test_plain_smtp_to_an_implicit_tls_port_times_out_and_suggests_use_ssl(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     server = make_smtp_server(implicit_tls=tls_material.server_context())
-    use_env(monkeypatch, default=url(server, query="use_tls=true&timeout=0.5"))
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert "did not answer" in lines[0]
-    assert "needs use_ssl=True" in lines[0]
+    line = failed_check(monkeypatch, capsys, url(server, query="use_tls=true&timeout=0.5"))
+    assert "did not answer" in line
+    assert "needs use_ssl=True" in line
 
 
 def test_implicit_tls_to_a_plain_port_suggests_starttls(
     smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_env(monkeypatch, default=url(smtp_server, scheme="smtps"))
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert "the server does not speak TLS on connect" in lines[0]
-    assert "use use_tls=True" in lines[0]
+    line = failed_check(monkeypatch, capsys, url(smtp_server, scheme="smtps"))
+    assert "the server does not speak TLS on connect" in line
+    assert "use use_tls=True" in line
 
 
 def test_starttls_not_offered_fails_and_never_falls_back(
     smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_env(monkeypatch, default=url(smtp_server, query="use_tls=true&timeout=5"))
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert ": the server does not offer STARTTLS (hint: " in lines[0]
-    assert "never falls back" in lines[0]
+    line = failed_check(monkeypatch, capsys, url(smtp_server, query="use_tls=true&timeout=5"))
+    assert ": the server does not offer STARTTLS (hint: " in line
+    assert "never falls back" in line
     assert "AUTH" not in smtp_server.verbs()
 
 
@@ -283,10 +286,10 @@ def test_login_without_tls_warns_that_the_password_travels_in_clear(
 def test_a_fail_silently_mailer_still_reports_its_failure(
     closed_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use_env(monkeypatch, default=f"smtp://127.0.0.1:{closed_port}?timeout=5&fail_silently=true")
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert "connection refused" in lines[0]
+    line = failed_check(
+        monkeypatch, capsys, f"smtp://127.0.0.1:{closed_port}?timeout=5&fail_silently=true"
+    )
+    assert "connection refused" in line
 
 
 # -- other backends and configuration ---------------------------------------------------------
@@ -417,13 +420,3 @@ def test_timeout_must_be_a_positive_number(value: str, capsys: pytest.CaptureFix
     code, _, err = run(capsys, "--timeout", value)
     assert code == 2
     assert "--timeout: expected a" in err
-
-
-def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    code, lines, _ = run(capsys, "--help")
-    out = "\n".join(lines)
-    assert code == 0
-    assert "examples:" in out
-    assert "mailpost check --using bulk" in out
-    assert "SSL_CERT_FILE=ca.pem mailpost check" in out
-    assert "exit status: 0" in out

@@ -230,13 +230,3 @@ def test_invalid_address_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2
     assert err.startswith("mailpost sendtestemail: invalid ")
     assert not hasattr(mailpost, "outbox")
-
-
-def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    code, lines, _ = run(capsys, "--help")
-    out = "\n".join(lines)
-    assert code == 0
-    assert "examples:" in out
-    assert "mailpost sendtestemail ann@example.com" in out
-    assert "mailpost sendtestemail --admins --managers" in out
-    assert "exit status: 0" in out
