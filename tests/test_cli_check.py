@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +35,25 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str],
     return code, out.splitlines(), err
 
 
+FailedCheck = Callable[[Any], str]
+
+
+@pytest.fixture
 def failed_check(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], mailer: Any
-) -> str:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> FailedCheck:
     """Check a lone ``default`` mailer that must fail: exit status 1, a summary that counts
-    one failure, and the FAIL line returned."""
-    use_env(monkeypatch, default=mailer)
-    code, lines, _ = run(capsys)
-    assert code == 1, lines
-    assert lines[1:] == ["1 mailer(s) checked: 0 ok, 0 with warnings, 1 failed"]
-    assert lines[0].startswith("FAIL   default   ")
-    return lines[0]
+    one failure; returns the FAIL line."""
+
+    def check(mailer: Any) -> str:
+        use_env(monkeypatch, default=mailer)
+        code, lines, _ = run(capsys)
+        assert code == 1, lines
+        assert lines[1:] == ["1 mailer(s) checked: 0 ok, 0 with warnings, 1 failed"]
+        assert lines[0].startswith("FAIL   default   ")
+        return lines[0]
+
+    return check
 
 
 # -- SMTP ----------------------------------------------------------------------------------
@@ -119,11 +128,11 @@ def test_certificate_for_another_host_names_the_host_in_the_hint(
     make_smtp_server: Any,
     tls_material: TLSMaterial,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    failed_check: FailedCheck,
 ) -> None:
     server = make_smtp_server(starttls=tls_material.wrong_host_context())
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_material.ca_file))
-    line = failed_check(monkeypatch, capsys, url(server, query="use_tls=true&timeout=5"))
+    line = failed_check(url(server, query="use_tls=true&timeout=5"))
     assert "certificate verify failed" in line
     assert "not issued for '127.0.0.1'" in line
 
@@ -174,10 +183,10 @@ def test_connection_refused_fails_with_a_hint(
 
 
 def test_server_refusing_the_session_at_the_greeting_fails_with_its_reply(
-    make_smtp_server: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    make_smtp_server: Any, failed_check: FailedCheck
 ) -> None:
     server = make_smtp_server(faults=Faults(greeting="554 5.7.1 No SMTP service here"))
-    line = failed_check(monkeypatch, capsys, url(server))
+    line = failed_check(url(server))
     assert line.startswith(
         f"FAIL   default   smtp 127.0.0.1:{server.port}: the server refused the session: 554"
     )
@@ -228,29 +237,26 @@ def test_silent_server_fails_within_the_mailers_own_timeout(
 
 
 def test_plain_smtp_to_an_implicit_tls_port_times_out_and_suggests_use_ssl(
-    make_smtp_server: Any,
-    tls_material: TLSMaterial,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    make_smtp_server: Any, tls_material: TLSMaterial, failed_check: FailedCheck
 ) -> None:
     server = make_smtp_server(implicit_tls=tls_material.server_context())
-    line = failed_check(monkeypatch, capsys, url(server, query="use_tls=true&timeout=0.5"))
+    line = failed_check(url(server, query="use_tls=true&timeout=0.5"))
     assert "did not answer" in line
     assert "needs use_ssl=True" in line
 
 
 def test_implicit_tls_to_a_plain_port_suggests_starttls(
-    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    smtp_server: SMTPServer, failed_check: FailedCheck
 ) -> None:
-    line = failed_check(monkeypatch, capsys, url(smtp_server, scheme="smtps"))
+    line = failed_check(url(smtp_server, scheme="smtps"))
     assert "the server does not speak TLS on connect" in line
     assert "use use_tls=True" in line
 
 
 def test_starttls_not_offered_fails_and_never_falls_back(
-    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    smtp_server: SMTPServer, failed_check: FailedCheck
 ) -> None:
-    line = failed_check(monkeypatch, capsys, url(smtp_server, query="use_tls=true&timeout=5"))
+    line = failed_check(url(smtp_server, query="use_tls=true&timeout=5"))
     assert ": the server does not offer STARTTLS (hint: " in line
     assert "never falls back" in line
     assert "AUTH" not in smtp_server.verbs()
@@ -284,11 +290,9 @@ def test_login_without_tls_warns_that_the_password_travels_in_clear(
 
 
 def test_a_fail_silently_mailer_still_reports_its_failure(
-    closed_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    closed_port: int, failed_check: FailedCheck
 ) -> None:
-    line = failed_check(
-        monkeypatch, capsys, f"smtp://127.0.0.1:{closed_port}?timeout=5&fail_silently=true"
-    )
+    line = failed_check(f"smtp://127.0.0.1:{closed_port}?timeout=5&fail_silently=true")
     assert "connection refused" in line
 
 
