@@ -6,12 +6,31 @@ The SMTP fault-injecting server lives in ``smtpd_harness``; the backend contract
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import mailpost
 from mailpost import EmailMessage
 
-__all__ = ["configure_suppress_over_locmem", "make_message"]
+__all__ = ["EXAMPLES", "configure_suppress_over_locmem", "load_example", "make_message"]
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name: str, module_name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` as ``module_name`` (registered in ``sys.modules``, as
+    frameworks that look their app module up by name need)."""
+    spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_message(n: int = 1, **kwargs: Any) -> EmailMessage:
