@@ -6,8 +6,10 @@ The SMTP fault-injecting server lives in ``smtpd_harness``; the backend contract
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,7 +17,13 @@ from typing import Any
 import mailpost
 from mailpost import EmailMessage
 
-__all__ = ["EXAMPLES", "configure_suppress_over_locmem", "load_example", "make_message"]
+__all__ = [
+    "EXAMPLES",
+    "configure_suppress_over_locmem",
+    "load_example",
+    "make_message",
+    "self_signed_pem",
+]
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -59,3 +67,26 @@ def configure_suppress_over_locmem(store: str, **mailers: Any) -> None:
         }
     )
     mailpost.outbox = []
+
+
+def self_signed_pem(key: Any, common_name: str, alt_names: Sequence[Any] = ()) -> bytes:
+    """A PEM certificate for ``key``'s public half, signed by ``key`` itself (no CA), valid
+    from a day ago to a day from now; ``alt_names`` are ``x509.GeneralName``s."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+    )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)

@@ -14,7 +14,6 @@ Every loop is bounded: sessions time out after ``session_timeout`` seconds and
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ipaddress
 import socket
 import ssl
@@ -26,6 +25,8 @@ from typing import Any
 
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from helpers import self_signed_pem
 
 HOST = "127.0.0.1"
 
@@ -461,31 +462,13 @@ class TLSMaterial:
 def _self_signed(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 signed by its own key (no CA anyone trusts)."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self-signed.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    names = [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
     certfile, keyfile = directory / "self-signed.pem", directory / "self-signed.key"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    certfile.write_bytes(self_signed_pem(key, "self-signed.test", names))
     keyfile.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
