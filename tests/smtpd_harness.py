@@ -3,9 +3,12 @@
 :class:`SMTPServer` records what it received (sessions, every command, MAIL parameters,
 RCPT replies, the DATA bytes) and misbehaves on request through :class:`Faults`: refuse
 recipients, answer 4xx/5xx at MAIL / RCPT / DATA, hang up in the middle of DATA, answer
-421 after N messages, refuse new sessions, hide EHLO extensions. It speaks STARTTLS or
-implicit TLS with trustme certificates and can require AUTH or a client certificate.
+421 after N messages, refuse new sessions or refuse them at the greeting, hide EHLO
+extensions. It speaks STARTTLS or implicit TLS with trustme certificates and can require
+AUTH or a client certificate.
 
+:class:`LoopServer` is the event-loop thread, start/stop and shutdown every server here
+shares (a new test server subclasses it rather than writing its own).
 :class:`SilentServer` accepts TCP connections and never answers (timeouts).
 Every loop is bounded: sessions time out after ``session_timeout`` seconds and
 :meth:`SMTPServer.stop` aborts whatever is still connected.
@@ -21,7 +24,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
@@ -239,7 +242,100 @@ class _Unwelcome(asyncio.Protocol):
             self.transport.write(b"503 5.5.1 No service\r\n")
 
 
-class SMTPServer:
+_Server = TypeVar("_Server", bound="LoopServer")
+
+
+class LoopServer:
+    """A TCP server on 127.0.0.1 (a free port) run by its own event-loop thread; use as a
+    context manager. Subclasses give ``_factory()`` (the protocol for one connection) and
+    ``_hang_up(session)`` (how shutdown drops a connection still open)."""
+
+    thread_name = "smtpd-harness"
+
+    def __init__(self) -> None:
+        self.host = HOST
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._sessions: list[asyncio.Protocol] = []
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def _factory(self) -> asyncio.Protocol:
+        raise NotImplementedError
+
+    def _hang_up(self, session: asyncio.Protocol) -> None:
+        raise NotImplementedError
+
+    def _listen_tls(self) -> ssl.SSLContext | None:
+        """The context for TLS from the first byte (SMTPS), or None for plain TCP."""
+        return None
+
+    def _run(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            self._server = loop.run_until_complete(
+                loop.create_server(self._factory, HOST, 0, ssl=self._listen_tls())
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+            loop.run_until_complete(self._shutdown())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for session in self._sessions:
+            self._hang_up(session)
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.wait_for(self._server.wait_closed(), _STOP_TIMEOUT)
+
+    def start(self: _Server) -> _Server:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(_START_TIMEOUT):
+            raise RuntimeError(f"test server {self.thread_name} did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self._thread = None
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(_STOP_TIMEOUT)
+        if thread.is_alive():
+            raise RuntimeError(f"test server {self.thread_name} did not stop")
+
+    def __enter__(self: _Server) -> _Server:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class SMTPServer(LoopServer):
     """An aiosmtpd server on its own event-loop thread; use as a context manager.
 
     ``starttls``: an SSL context to offer STARTTLS with. ``implicit_tls``: an SSL context
@@ -257,6 +353,7 @@ class SMTPServer:
         session_timeout: float = 10.0,
         data_size_limit: int = 33554432,
     ) -> None:
+        super().__init__()
         self.starttls_context = starttls
         self.implicit_context = implicit_tls
         self.implicit_tls = implicit_tls is not None
@@ -266,14 +363,6 @@ class SMTPServer:
         self.data_size_limit = data_size_limit
         self.recorder = _Recorder()
         self.handler = _Handler(self)
-        self.host = HOST
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._sessions: list[asyncio.Protocol] = []
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     # -- what the server saw ----------------------------------------------------------
 
@@ -334,68 +423,12 @@ class SMTPServer:
         self.recorder.auth_attempts.append((user, ok))
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
-    def _run(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            self._server = loop.run_until_complete(
-                loop.create_server(self._factory, HOST, 0, ssl=self.implicit_context)
-            )
-            self.port = self._server.sockets[0].getsockname()[1]
-        except BaseException as exc:  # reported to start()
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+    def _listen_tls(self) -> ssl.SSLContext | None:
+        return self.implicit_context
 
-    async def _shutdown(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for session in self._sessions:
-            if isinstance(session, _Session):
-                session._hang_up()
-        current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.wait_for(self._server.wait_closed(), _STOP_TIMEOUT)
-
-    def start(self) -> SMTPServer:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="smtpd-harness", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(_START_TIMEOUT):
-            raise RuntimeError("test SMTP server did not start")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        thread = self._thread
-        if thread is None:
-            return
-        self._thread = None
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(_STOP_TIMEOUT)
-        if thread.is_alive():
-            raise RuntimeError("test SMTP server did not stop")
-
-    def __enter__(self) -> SMTPServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _hang_up(self, session: asyncio.Protocol) -> None:
+        if isinstance(session, _Session):
+            session._hang_up()
 
 
 class SilentServer:
@@ -542,10 +575,6 @@ class SinkServer(SMTPServer):
     def _factory(self) -> asyncio.Protocol:
         return _SinkSession(self)
 
-    async def _shutdown(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for session in self._sessions:
-            if isinstance(session, _SinkSession) and session.transport is not None:
-                session.transport.abort()
-        await asyncio.wait_for(self._server.wait_closed(), _STOP_TIMEOUT)
+    def _hang_up(self, session: asyncio.Protocol) -> None:
+        if isinstance(session, _SinkSession) and session.transport is not None:
+            session.transport.abort()
