@@ -4,10 +4,14 @@ what was printed, and the exit status."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -230,3 +234,51 @@ def test_invalid_address_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2
     assert err.startswith("mailpost sendtestemail: invalid ")
     assert not hasattr(mailpost, "outbox")
+
+
+_MANAGEMENT_COMMAND = """
+import json, sys, warnings
+import django
+from django.conf import settings
+settings.configure(
+    MAILERS={"default": {"BACKEND": "mailpost.backends.locmem.EmailBackend"}},
+    INSTALLED_APPS=["mailpost.integrations.django"],
+    ADMINS=[("Ops", "ops@example.com")], MANAGERS="boss@example.com",
+)
+django.setup()
+from django.core.management import CommandError, call_command
+import mailpost
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    call_command("mailpost_sendtestemail", "--admins", stdout=sys.stderr)
+try:
+    call_command("mailpost_sendtestemail", "--managers", stdout=sys.stderr)
+    rejected = None
+except CommandError as exc:
+    rejected = str(exc)
+print(json.dumps({
+    "to": [m.to for m in mailpost.outbox],
+    "warnings": [[w.category.__name__, str(w.message)] for w in caught],
+    "rejected": rejected,
+}))
+"""
+
+
+def test_management_command_applies_the_same_admins_and_managers_rules(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MANAGEMENT_COMMAND],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["to"] == [["ops@example.com"]]
+    assert [
+        "RemovedInDjango2028Warning",
+        "Using (name, address) pairs in the ADMINS setting is deprecated. "
+        "Replace with a list of email address strings.",
+    ] in got["warnings"]
+    assert got["rejected"].startswith(
+        "The MANAGERS setting must be a list of email address strings. Got 'boss@example.com'"
+    )
