@@ -10,11 +10,10 @@ import json
 import time
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 
+from helpers import self_signed_pem
 from mailpost.events import WebhookConfig
 from mailpost.events.webhooks import sns_string_to_sign
 
@@ -30,23 +29,7 @@ RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem"
 
 
-def _cert() -> bytes:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.test")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(RSA_KEY.public_key())
-        .serial_number(1)
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(RSA_KEY, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-CERT_PEM = _cert()
+CERT_PEM = self_signed_pem(RSA_KEY, "sns.test")
 
 
 def cert_loader(url: str) -> bytes:

@@ -3,9 +3,12 @@
 :class:`SMTPServer` records what it received (sessions, every command, MAIL parameters,
 RCPT replies, the DATA bytes) and misbehaves on request through :class:`Faults`: refuse
 recipients, answer 4xx/5xx at MAIL / RCPT / DATA, hang up in the middle of DATA, answer
-421 after N messages, refuse new sessions, hide EHLO extensions. It speaks STARTTLS or
-implicit TLS with trustme certificates and can require AUTH or a client certificate.
+421 after N messages, refuse new sessions or refuse them at the greeting, hide EHLO
+extensions. It speaks STARTTLS or implicit TLS with trustme certificates and can require
+AUTH or a client certificate.
 
+:class:`LoopServer` is the event-loop thread, start/stop and shutdown every server here
+shares (a new test server subclasses it rather than writing its own).
 :class:`SilentServer` accepts TCP connections and never answers (timeouts).
 Every loop is bounded: sessions time out after ``session_timeout`` seconds and
 :meth:`SMTPServer.stop` aborts whatever is still connected.
@@ -14,7 +17,6 @@ Every loop is bounded: sessions time out after ``session_timeout`` seconds and
 from __future__ import annotations
 
 import asyncio
-import datetime
 import ipaddress
 import socket
 import ssl
@@ -22,10 +24,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+from helpers import self_signed_pem
 
 HOST = "127.0.0.1"
 
@@ -74,6 +78,7 @@ class Faults:
     hide_extensions: set[str] = field(default_factory=set)  # EHLO keywords not to announce
     pipelining: bool = False  # announce PIPELINING (RFC 2920); aiosmtpd reads in order
     mail_delay: float = 0.0  # seconds to wait before answering MAIL (a slow server)
+    greeting: str | None = None  # a reply such as "554 ..." instead of the 220 greeting
 
 
 class _Recorder:
@@ -216,7 +221,121 @@ class _Refuse(asyncio.Protocol):
         transport.abort()  # type: ignore[attr-defined]
 
 
-class SMTPServer:
+class _Unwelcome(asyncio.Protocol):
+    """A session refused at the greeting (RFC 5321 4.3.1): every command but QUIT gets 503."""
+
+    def __init__(self, greeting: str) -> None:
+        self.greeting = greeting
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(f"{self.greeting}\r\n".encode())
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        for line in data.splitlines():
+            if line.strip().upper() == b"QUIT":
+                self.transport.write(b"221 2.0.0 Bye\r\n")
+                self.transport.close()
+                return
+            self.transport.write(b"503 5.5.1 No service\r\n")
+
+
+_Server = TypeVar("_Server", bound="LoopServer")
+
+
+class LoopServer:
+    """A TCP server on 127.0.0.1 (a free port) run by its own event-loop thread; use as a
+    context manager. Subclasses give ``_factory()`` (the protocol for one connection) and
+    ``_hang_up(session)`` (how shutdown drops a connection still open)."""
+
+    thread_name = "smtpd-harness"
+
+    def __init__(self) -> None:
+        self.host = HOST
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._sessions: list[asyncio.Protocol] = []
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def _factory(self) -> asyncio.Protocol:
+        raise NotImplementedError
+
+    def _hang_up(self, session: asyncio.Protocol) -> None:
+        raise NotImplementedError
+
+    def _listen_tls(self) -> ssl.SSLContext | None:
+        """The context for TLS from the first byte (SMTPS), or None for plain TCP."""
+        return None
+
+    def _run(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            self._server = loop.run_until_complete(
+                loop.create_server(self._factory, HOST, 0, ssl=self._listen_tls())
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+            loop.run_until_complete(self._shutdown())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for session in self._sessions:
+            self._hang_up(session)
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.wait_for(self._server.wait_closed(), _STOP_TIMEOUT)
+
+    def start(self: _Server) -> _Server:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(_START_TIMEOUT):
+            raise RuntimeError(f"test server {self.thread_name} did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self._thread = None
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(_STOP_TIMEOUT)
+        if thread.is_alive():
+            raise RuntimeError(f"test server {self.thread_name} did not stop")
+
+    def __enter__(self: _Server) -> _Server:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class SMTPServer(LoopServer):
     """An aiosmtpd server on its own event-loop thread; use as a context manager.
 
     ``starttls``: an SSL context to offer STARTTLS with. ``implicit_tls``: an SSL context
@@ -234,6 +353,7 @@ class SMTPServer:
         session_timeout: float = 10.0,
         data_size_limit: int = 33554432,
     ) -> None:
+        super().__init__()
         self.starttls_context = starttls
         self.implicit_context = implicit_tls
         self.implicit_tls = implicit_tls is not None
@@ -243,14 +363,6 @@ class SMTPServer:
         self.data_size_limit = data_size_limit
         self.recorder = _Recorder()
         self.handler = _Handler(self)
-        self.host = HOST
-        self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._sessions: list[asyncio.Protocol] = []
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
 
     # -- what the server saw ----------------------------------------------------------
 
@@ -281,6 +393,8 @@ class SMTPServer:
         if max_sessions is not None and rec.sessions >= max_sessions:
             return _Refuse()
         rec.sessions += 1
+        if self.faults.greeting is not None:
+            return _Unwelcome(self.faults.greeting)
         kwargs: dict[str, Any] = {
             "hostname": "mx.test",
             "enable_SMTPUTF8": True,
@@ -309,68 +423,12 @@ class SMTPServer:
         self.recorder.auth_attempts.append((user, ok))
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
-    def _run(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            self._server = loop.run_until_complete(
-                loop.create_server(self._factory, HOST, 0, ssl=self.implicit_context)
-            )
-            self.port = self._server.sockets[0].getsockname()[1]
-        except BaseException as exc:  # reported to start()
-            self._error = exc
-            self._ready.set()
-            loop.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+    def _listen_tls(self) -> ssl.SSLContext | None:
+        return self.implicit_context
 
-    async def _shutdown(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for session in self._sessions:
-            if isinstance(session, _Session):
-                session._hang_up()
-        current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.wait_for(self._server.wait_closed(), _STOP_TIMEOUT)
-
-    def start(self) -> SMTPServer:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="smtpd-harness", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(_START_TIMEOUT):
-            raise RuntimeError("test SMTP server did not start")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def stop(self) -> None:
-        thread = self._thread
-        if thread is None:
-            return
-        self._thread = None
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(_STOP_TIMEOUT)
-        if thread.is_alive():
-            raise RuntimeError("test SMTP server did not stop")
-
-    def __enter__(self) -> SMTPServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def _hang_up(self, session: asyncio.Protocol) -> None:
+        if isinstance(session, _Session):
+            session._hang_up()
 
 
 class SilentServer:
@@ -437,31 +495,13 @@ class TLSMaterial:
 def _self_signed(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 signed by its own key (no CA anyone trusts)."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "self-signed.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
+    names = [x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]
     certfile, keyfile = directory / "self-signed.pem", directory / "self-signed.key"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    certfile.write_bytes(self_signed_pem(key, "self-signed.test", names))
     keyfile.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -535,10 +575,6 @@ class SinkServer(SMTPServer):
     def _factory(self) -> asyncio.Protocol:
         return _SinkSession(self)
 
-    async def _shutdown(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for session in self._sessions:
-            if isinstance(session, _SinkSession) and session.transport is not None:
-                session.transport.abort()
-        await asyncio.wait_for(self._server.wait_closed(), _STOP_TIMEOUT)
+    def _hang_up(self, session: asyncio.Protocol) -> None:
+        if isinstance(session, _SinkSession) and session.transport is not None:
+            session.transport.abort()

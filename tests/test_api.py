@@ -409,32 +409,137 @@ def test_server_mail_with_empty_setting_returns_0_without_needing_a_mailer(func:
     assert outbox() == []
 
 
+@pytest.mark.parametrize("empty", [[], (), None, ""])
+def test_server_mail_with_a_falsy_setting_sends_nothing(empty: Any) -> None:
+    mailpost.configure(MAILERS={"default": "locmem://"}, ADMINS=empty, MANAGERS=empty)
+    assert mail_admins("S", "B") == 0
+    assert mail_managers("S", "B") == 0
+    assert outbox() == []
+
+
+def test_server_mail_setting_as_a_tuple_of_strings_is_sent_as_given() -> None:
+    mailpost.configure(
+        MAILERS={"default": "locmem://"}, MANAGERS=("a@example.com", "Bo <b@example.com>")
+    )
+    assert mail_managers("S", "B") == 1
+    assert outbox()[0].to == ["a@example.com", "Bo <b@example.com>"]
+
+
 @pytest.mark.parametrize(
     ("setting", "value"),
     [
         ("ADMINS", "ops@example.com"),
         ("ADMINS", [("Ops", "ops@example.com", "extra")]),
+        ("ADMINS", [("Ops", "ops@example.com"), "b@example.com"]),
+        ("ADMINS", [("ops@example.com",)]),
+        ("ADMINS", {"ops@example.com": "Ops"}),
         ("MANAGERS", {"ops@example.com"}),
         ("MANAGERS", [42]),
+        ("MANAGERS", 42),
+        ("MANAGERS", [b"ops@example.com"]),
     ],
 )
 def test_server_mail_setting_must_be_a_list_of_strings(setting: str, value: Any) -> None:
     mailpost.configure(MAILERS={"default": "locmem://"}, **{setting: value})
     func = mail_admins if setting == "ADMINS" else mail_managers
-    with pytest.raises(ImproperlyConfigured, match=f"The {setting} setting must be a list"):
+    message = f"The {setting} setting must be a list of email address strings. Got {value!r}"
+    with pytest.raises(ImproperlyConfigured) as info:
         func("S", "B")
+    assert str(info.value).startswith(message)
     assert outbox() == []
 
 
-def test_admins_as_django_52_style_pairs_still_work_with_a_deprecation_warning() -> None:
-    mailpost.configure(
-        MAILERS={"default": "locmem://"}, ADMINS=[("Ops Team", "ops@example.com"), "b@example.com"]
+@pytest.mark.parametrize(
+    ("func", "setting"), [(mail_admins, "ADMINS"), (mail_managers, "MANAGERS")]
+)
+def test_server_mail_pairs_send_to_the_addresses_with_djangos_deprecation_text(
+    func: Any, setting: str
+) -> None:
+    pairs = [("Ops Team", "ops@example.com"), ["Bo", "b@example.com"]]
+    mailpost.configure(MAILERS={"default": "locmem://"}, **{setting: pairs})
+    with pytest.warns(MailpostDeprecationWarning) as record:
+        assert func("S", "B") == 1
+    [warning] = record
+    assert str(warning.message) == (
+        f"Using (name, address) pairs in the {setting} setting is deprecated. "
+        "Replace with a list of email address strings."
     )
-    with pytest.warns(MailpostDeprecationWarning, match="ADMINS as \\(name, address\\) pairs"):
-        assert mail_admins("S", "B") == 1
+    assert warning.filename == __file__
     [msg] = outbox()
-    assert msg.to == [("Ops Team", "ops@example.com"), "b@example.com"]
-    assert "Ops Team <ops@example.com>" in msg.message()["To"]
+    assert msg.to == ["ops@example.com", "b@example.com"]
+    assert msg.message()["To"] == "ops@example.com, b@example.com"
+
+
+def test_async_server_mail_pairs_warn_and_send_to_the_addresses() -> None:
+    mailpost.configure(MAILERS={"default": "locmem://"}, ADMINS=(("Ops", "ops@example.com"),))
+    with pytest.warns(MailpostDeprecationWarning, match="pairs in the ADMINS setting"):
+        assert asyncio.run(amail_admins("S", "B")) == 1
+    assert outbox()[0].to == ["ops@example.com"]
+
+
+def test_server_mail_pair_with_a_non_string_address_warns_then_is_rejected() -> None:
+    mailpost.configure(MAILERS={"default": "locmem://"}, ADMINS=[("Ops", 42)])
+    with (
+        pytest.warns(MailpostDeprecationWarning, match="pairs in the ADMINS setting"),
+        pytest.raises(ImproperlyConfigured, match="The ADMINS setting must be a list"),
+    ):
+        mail_admins("S", "B")
+    assert outbox() == []
+
+
+_DJANGO_ADMINS_SCRIPT = """
+import json, warnings
+import django
+from django.conf import settings
+settings.configure(MAILERS={"default": {"BACKEND": "mailpost.backends.locmem.EmailBackend"}},
+                   ADMINS=[("Ops", "ops@example.com")], MANAGERS="ops@example.com")
+django.setup()
+import mailpost
+from mailpost import ImproperlyConfigured
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    sent = mailpost.mail_admins("S", "B")
+try:
+    mailpost.mail_managers("S", "B")
+    rejected = None
+except ImproperlyConfigured as exc:
+    rejected = str(exc)
+print(json.dumps({
+    "sent": sent,
+    "to": [m.to for m in mailpost.outbox],
+    "warnings": [[w.category.__module__, w.category.__name__, str(w.message)] for w in caught],
+    "rejected": rejected,
+}))
+"""
+
+
+def test_inside_django_pairs_warn_with_djangos_category_and_text(
+    tmp_path: Any,
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _DJANGO_ADMINS_SCRIPT],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (got["sent"], got["to"]) == (1, [["ops@example.com"]])
+    assert [
+        "django.utils.deprecation",
+        "RemovedInDjango2028Warning",
+        "Using (name, address) pairs in the ADMINS setting is deprecated. "
+        "Replace with a list of email address strings.",
+    ] in got["warnings"]
+    assert got["rejected"].startswith(
+        "The MANAGERS setting must be a list of email address strings."
+    )
 
 
 def test_mail_managers_using_routes_to_that_mailer() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import mailpost
 from mailpost._cli import main
 from mailpost.backends.base import BaseEmailBackend
 from smtp_fixtures import TRUSTING_BACKEND, USERS
-from smtpd_harness import SilentServer, SMTPServer, TLSMaterial
+from smtpd_harness import Faults, SilentServer, SMTPServer, TLSMaterial
 
 PASSWORD = USERS["alice"]
 
@@ -32,6 +33,27 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str],
     code = main(["check", *argv])
     out, err = capsys.readouterr()
     return code, out.splitlines(), err
+
+
+FailedCheck = Callable[[Any], str]
+
+
+@pytest.fixture
+def failed_check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> FailedCheck:
+    """Check a lone ``default`` mailer that must fail: exit status 1, a summary that counts
+    one failure; returns the FAIL line."""
+
+    def check(mailer: Any) -> str:
+        use_env(monkeypatch, default=mailer)
+        code, lines, _ = run(capsys)
+        assert code == 1, lines
+        assert lines[1:] == ["1 mailer(s) checked: 0 ok, 0 with warnings, 1 failed"]
+        assert lines[0].startswith("FAIL   default   ")
+        return lines[0]
+
+    return check
 
 
 # -- SMTP ----------------------------------------------------------------------------------
@@ -106,15 +128,13 @@ def test_certificate_for_another_host_names_the_host_in_the_hint(
     make_smtp_server: Any,
     tls_material: TLSMaterial,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    failed_check: FailedCheck,
 ) -> None:
     server = make_smtp_server(starttls=tls_material.wrong_host_context())
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_material.ca_file))
-    use_env(monkeypatch, default=url(server, query="use_tls=true&timeout=5"))
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert "certificate verify failed" in lines[0]
-    assert "not issued for '127.0.0.1'" in lines[0]
+    line = failed_check(url(server, query="use_tls=true&timeout=5"))
+    assert "certificate verify failed" in line
+    assert "not issued for '127.0.0.1'" in line
 
 
 def test_auth_success_through_a_backend_subclass_that_trusts_the_ca(
@@ -162,6 +182,36 @@ def test_connection_refused_fails_with_a_hint(
     assert "pw-s3cret" not in "\n".join(lines) + err
 
 
+def test_server_refusing_the_session_at_the_greeting_fails_with_its_reply(
+    make_smtp_server: Any, failed_check: FailedCheck
+) -> None:
+    server = make_smtp_server(faults=Faults(greeting="554 5.7.1 No SMTP service here"))
+    line = failed_check(url(server))
+    assert line.startswith(
+        f"FAIL   default   smtp 127.0.0.1:{server.port}: the server refused the session: 554"
+    )
+    assert "No SMTP service here" in line
+    assert "refuse this client's address" in line
+
+
+def test_missing_client_certificate_file_is_named(
+    smtp_server: SMTPServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    missing = tmp_path / "missing-cert.pem"
+    mailpost.configure(MAILERS={"default": {
+        "BACKEND": "mailpost.backends.smtp.EmailBackend",
+        "OPTIONS": {"host": smtp_server.host, "port": smtp_server.port, "timeout": 5,
+                    "use_tls": True, "ssl_certfile": str(missing)},
+    }})  # fmt: skip
+    code, lines, _ = run(capsys)
+    assert code == 1
+    assert str(missing) in lines[0]
+    assert "ssl_certfile" in lines[0]
+
+
 def test_silent_server_fails_within_the_timeout_given_on_the_command_line(
     silent_server: SilentServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -187,37 +237,28 @@ def test_silent_server_fails_within_the_mailers_own_timeout(
 
 
 def test_plain_smtp_to_an_implicit_tls_port_times_out_and_suggests_use_ssl(
-    make_smtp_server: Any,
-    tls_material: TLSMaterial,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    make_smtp_server: Any, tls_material: TLSMaterial, failed_check: FailedCheck
 ) -> None:
     server = make_smtp_server(implicit_tls=tls_material.server_context())
-    use_env(monkeypatch, default=url(server, query="use_tls=true&timeout=0.5"))
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert "did not answer" in lines[0]
-    assert "needs use_ssl=True" in lines[0]
+    line = failed_check(url(server, query="use_tls=true&timeout=0.5"))
+    assert "did not answer" in line
+    assert "needs use_ssl=True" in line
 
 
 def test_implicit_tls_to_a_plain_port_suggests_starttls(
-    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    smtp_server: SMTPServer, failed_check: FailedCheck
 ) -> None:
-    use_env(monkeypatch, default=url(smtp_server, scheme="smtps"))
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert "the server does not speak TLS on connect" in lines[0]
-    assert "use use_tls=True" in lines[0]
+    line = failed_check(url(smtp_server, scheme="smtps"))
+    assert "the server does not speak TLS on connect" in line
+    assert "use use_tls=True" in line
 
 
 def test_starttls_not_offered_fails_and_never_falls_back(
-    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    smtp_server: SMTPServer, failed_check: FailedCheck
 ) -> None:
-    use_env(monkeypatch, default=url(smtp_server, query="use_tls=true&timeout=5"))
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert ": the server does not offer STARTTLS (hint: " in lines[0]
-    assert "never falls back" in lines[0]
+    line = failed_check(url(smtp_server, query="use_tls=true&timeout=5"))
+    assert ": the server does not offer STARTTLS (hint: " in line
+    assert "never falls back" in line
     assert "AUTH" not in smtp_server.verbs()
 
 
@@ -249,12 +290,10 @@ def test_login_without_tls_warns_that_the_password_travels_in_clear(
 
 
 def test_a_fail_silently_mailer_still_reports_its_failure(
-    closed_port: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    closed_port: int, failed_check: FailedCheck
 ) -> None:
-    use_env(monkeypatch, default=f"smtp://127.0.0.1:{closed_port}?timeout=5&fail_silently=true")
-    code, lines, _ = run(capsys)
-    assert code == 1
-    assert "connection refused" in lines[0]
+    line = failed_check(f"smtp://127.0.0.1:{closed_port}?timeout=5&fail_silently=true")
+    assert "connection refused" in line
 
 
 # -- other backends and configuration ---------------------------------------------------------
@@ -386,13 +425,3 @@ def test_timeout_must_be_a_positive_number(value: str, capsys: pytest.CaptureFix
     code, _, err = run(capsys, "--timeout", value)
     assert code == 2
     assert "--timeout: expected a" in err
-
-
-def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    code, lines, _ = run(capsys, "--help")
-    out = "\n".join(lines)
-    assert code == 0
-    assert "examples:" in out
-    assert "mailpost check --using bulk" in out
-    assert "SSL_CERT_FILE=ca.pem mailpost check" in out
-    assert "exit status: 0" in out

@@ -4,10 +4,14 @@ what was printed, and the exit status."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 from email import message_from_bytes
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,14 +174,40 @@ def test_admins_requested_but_empty_exits_2_before_sending_anything(
     assert not hasattr(mailpost, "outbox")
 
 
+@pytest.mark.parametrize(
+    "value", ["jo@example.com", [("Jo", "jo@example.com"), "b@example.com"], {"jo@example.com"}]
+)
 def test_malformed_managers_exits_2_before_sending_anything(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], value: Any
 ) -> None:
-    mailpost.configure(MAILERS={"default": "locmem://"}, MANAGERS=[("Jo", "jo@example.com")])
+    mailpost.configure(MAILERS={"default": "locmem://"}, MANAGERS=value)
     code, _, err = run(capsys, "ann@example.com", "--managers")
     assert code == 2
-    assert "--managers: the MANAGERS setting must be a list of address strings" in err
+    assert (
+        "--managers: The MANAGERS setting must be a list of email address strings. "
+        f"Got {value!r}" in err
+    )
     assert not hasattr(mailpost, "outbox")
+
+
+def test_admins_as_name_address_pairs_go_to_the_addresses_with_a_deprecation_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    mailpost.configure(
+        MAILERS={"default": "locmem://"},
+        ADMINS=[("Jo", "jo@example.com"), ("Al", "al@example.com")],
+    )
+    code, lines, err = run(capsys, "--admins")
+    assert code == 0, err
+    assert err == (
+        "note: Using (name, address) pairs in the ADMINS setting is deprecated. "
+        "Replace with a list of email address strings.\n"
+    )
+    assert lines[0].startswith(
+        "ok     test message to ADMINS (jo@example.com, al@example.com) via "
+    )
+    [msg] = mailpost.outbox
+    assert msg.to == ["jo@example.com", "al@example.com"]
 
 
 def test_no_mailers_exits_2_and_explains_how_to_configure(
@@ -206,11 +236,49 @@ def test_invalid_address_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert not hasattr(mailpost, "outbox")
 
 
-def test_help_teaches_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
-    code, lines, _ = run(capsys, "--help")
-    out = "\n".join(lines)
-    assert code == 0
-    assert "examples:" in out
-    assert "mailpost sendtestemail ann@example.com" in out
-    assert "mailpost sendtestemail --admins --managers" in out
-    assert "exit status: 0" in out
+_MANAGEMENT_COMMAND = """
+import json, sys, warnings
+import django
+from django.conf import settings
+settings.configure(
+    MAILERS={"default": {"BACKEND": "mailpost.backends.locmem.EmailBackend"}},
+    INSTALLED_APPS=["mailpost.integrations.django"],
+    ADMINS=[("Ops", "ops@example.com")], MANAGERS="boss@example.com",
+)
+django.setup()
+from django.core.management import CommandError, call_command
+import mailpost
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    call_command("mailpost_sendtestemail", "--admins", stdout=sys.stderr)
+try:
+    call_command("mailpost_sendtestemail", "--managers", stdout=sys.stderr)
+    rejected = None
+except CommandError as exc:
+    rejected = str(exc)
+print(json.dumps({
+    "to": [m.to for m in mailpost.outbox],
+    "warnings": [[w.category.__name__, str(w.message)] for w in caught],
+    "rejected": rejected,
+}))
+"""
+
+
+def test_management_command_applies_the_same_admins_and_managers_rules(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _MANAGEMENT_COMMAND],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["to"] == [["ops@example.com"]]
+    assert [
+        "RemovedInDjango2028Warning",
+        "Using (name, address) pairs in the ADMINS setting is deprecated. "
+        "Replace with a list of email address strings.",
+    ] in got["warnings"]
+    assert got["rejected"].startswith(
+        "The MANAGERS setting must be a list of email address strings. Got 'boss@example.com'"
+    )

@@ -18,6 +18,7 @@ import pytest
 
 import mailpost
 from events_signing import CONFIGS, SVIX_SECRET, signed
+from helpers import configure_suppress_over_locmem
 from mailpost import EmailMessage
 from mailpost.events import DeliveryEvent, SuppressionStore, off_event, on_event
 from mailpost.events.asgi import webhook_app
@@ -27,16 +28,7 @@ from mailpost.integrations.flask_webhooks import webhook_blueprint
 @pytest.fixture
 def store_path(tmp_path: Path) -> str:
     path = str(tmp_path / "suppressions.sqlite3")
-    mailpost.configure(
-        MAILERS={
-            "mem": {"BACKEND": "mailpost.backends.locmem.EmailBackend"},
-            "default": {
-                "BACKEND": "mailpost.backends.suppress.EmailBackend",
-                "OPTIONS": {"mailer": "mem", "store": path},
-            },
-        }
-    )
-    mailpost.outbox = []
+    configure_suppress_over_locmem(path)
     return path
 
 

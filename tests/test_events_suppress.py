@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import mailpost
+from helpers import configure_suppress_over_locmem
 from mailpost import DeliveryError, EmailMessage, InvalidMailer
 from mailpost._cli import main
 from mailpost.events import DeliveryEvent, SuppressionStore
@@ -89,18 +90,19 @@ def test_add_remove_import_export(store: SuppressionStore) -> None:
 
 def _configure(tmp_path: Path, path: str | None = None, **extra: object) -> str:
     path = path or str(tmp_path / "s.sqlite3")
-    mailpost.configure(
-        MAILERS={
-            "mem": {"BACKEND": "mailpost.backends.locmem.EmailBackend"},
-            "default": {
-                "BACKEND": "mailpost.backends.suppress.EmailBackend",
-                "OPTIONS": {"mailer": "mem", "store": path},
-            },
-            **extra,
-        }
-    )
-    mailpost.outbox = []
+    configure_suppress_over_locmem(path, **extra)
     return path
+
+
+def _configure_with_spool(tmp_path: Path) -> str:
+    """``_configure`` plus "spool": a spool that sends through the suppressing "default"."""
+    return _configure(
+        tmp_path,
+        spool={
+            "BACKEND": "mailpost.backends.spool.EmailBackend",
+            "OPTIONS": {"mailer": "default", "path": str(tmp_path / "spool.sqlite3")},
+        },
+    )
 
 
 def test_fully_suppressed_message_is_not_sent_and_does_not_raise(
@@ -179,13 +181,7 @@ def test_inner_failures_still_raise(tmp_path: Path) -> None:
 def test_spool_worker_through_suppress_marks_suppressed_recipients_failed_not_retried(
     tmp_path: Path,
 ) -> None:
-    path = _configure(
-        tmp_path,
-        spool={
-            "BACKEND": "mailpost.backends.spool.EmailBackend",
-            "OPTIONS": {"mailer": "default", "path": str(tmp_path / "spool.sqlite3")},
-        },
-    )
+    path = _configure_with_spool(tmp_path)
     with SuppressionStore(path) as s:
         s.add("gone@example.org", "complained")
     msg = EmailMessage("hi", "b", "shop@example.com", ["gone@example.org", "ok@example.org"])
@@ -219,13 +215,7 @@ def test_cli_suppress_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_spool_show_lists_the_events_of_the_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = _configure(
-        tmp_path,
-        spool={
-            "BACKEND": "mailpost.backends.spool.EmailBackend",
-            "OPTIONS": {"mailer": "default", "path": str(tmp_path / "spool.sqlite3")},
-        },
-    )
+    path = _configure_with_spool(tmp_path)
     msg = EmailMessage("hi", "b", "shop@example.com", ["ann@example.org"])
     mailpost.mailers["spool"].send_messages([msg])
     spool_id = msg.spool_id  # type: ignore[attr-defined]

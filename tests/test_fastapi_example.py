@@ -5,10 +5,8 @@ through httpx's ASGI transport on the test's own event loop."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -16,10 +14,9 @@ import httpx
 import pytest
 
 import mailpost
+from helpers import load_example
 from smtp_fixtures import mailer_entry
 from smtpd_harness import SMTPServer
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fastapi_app.py"
 
 
 def post(app: Any, payload: dict[str, str]) -> httpx.Response:
@@ -34,14 +31,8 @@ def post(app: Any, payload: dict[str, str]) -> httpx.Response:
 @pytest.fixture
 def example(smtp_server: SMTPServer) -> Iterator[ModuleType]:
     mailpost.configure(MAILERS={"default": mailer_entry(smtp_server)})
-    spec = importlib.util.spec_from_file_location("fastapi_app_example", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield load_example("fastapi_app", "fastapi_app_example")
+    del sys.modules["fastapi_app_example"]
 
 
 def test_contact_form_is_delivered_by_the_request_handler(

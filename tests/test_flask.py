@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 from flask import Flask
 
 import mailpost
+from helpers import load_example
 from mailpost.integrations.flask import Mailpost
 
 LOCMEM = {"default": {"BACKEND": "mailpost.backends.locmem.EmailBackend"}}
 
 
-def load_example() -> ModuleType:
-    path = Path(__file__).parent.parent / "examples" / "flask_app.py"
-    spec = importlib.util.spec_from_file_location("mailpost_example_flask_app", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def example() -> ModuleType:
-    return load_example()
+    return load_example("flask_app", "mailpost_example_flask_app")
 
 
 def outbox() -> list[mailpost.EmailMessage]:

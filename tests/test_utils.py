@@ -13,7 +13,8 @@ import time
 import pytest
 
 import mailpost.utils
-from mailpost import EmailMessage, make_msgid
+from helpers import make_message
+from mailpost import make_msgid
 from mailpost.message import serialize
 from mailpost.utils import DNS_NAME, CachedDnsName
 
@@ -43,10 +44,6 @@ def fqdn(monkeypatch: pytest.MonkeyPatch) -> CountingFqdn:
     monkeypatch.setattr(socket, "getfqdn", counter)
     monkeypatch.setattr(DNS_NAME, "_fqdn", None)
     return counter
-
-
-def msg() -> EmailMessage:
-    return EmailMessage("s", "b", "from@example.com", ["to@example.com"])
 
 
 # ---------------------------------------------------------------- DNS_NAME
@@ -106,13 +103,13 @@ def test_importing_mailpost_does_not_resolve_the_host_name() -> None:
 
 def test_many_messages_resolve_the_host_name_at_most_once(fqdn: CountingFqdn) -> None:
     for _ in range(50):
-        serialize(msg())
-        msg().message()
+        serialize(make_message())
+        make_message().message()
     assert fqdn.calls == 1
 
 
 def test_message_id_domain_comes_from_dns_name(fqdn: CountingFqdn) -> None:
-    data = serialize(msg())
+    data = serialize(make_message())
     assert re.search(rb"\r\nMessage-ID: <[^>\s]+@host\.example\.net>\r\n", data, re.IGNORECASE)
 
 
@@ -122,14 +119,14 @@ def test_slow_resolver_is_paid_once_not_per_message(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(DNS_NAME, "_fqdn", None)
     start = time.perf_counter()
     for _ in range(20):
-        serialize(msg())
+        serialize(make_message())
     elapsed = time.perf_counter() - start
     assert counter.calls <= 1
     assert elapsed < 0.25 * 4, f"20 messages took {elapsed:.2f}s"
 
 
 def test_given_message_id_does_not_need_the_host_name(fqdn: CountingFqdn) -> None:
-    m = EmailMessage("s", "b", "f@example.com", ["t@example.com"])
+    m = make_message()
     m.extra_headers["Message-ID"] = "<given@example.com>"
     serialize(m)
     assert fqdn.calls == 0

@@ -17,7 +17,7 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from mailpost import _django
 from mailpost._config import settings
@@ -505,36 +505,54 @@ async def asend_mass_mail(
 # -- mail_admins / mail_managers -----------------------------------------------------------------
 
 
-def _is_name_address_pair(item: object) -> bool:
-    return (
-        isinstance(item, (list, tuple)) and len(item) == 2 and all(isinstance(x, str) for x in item)
+def _server_recipients_invalid(setting: str, value: object) -> ImproperlyConfigured:
+    return ImproperlyConfigured(
+        f"The {setting} setting must be a list of email address strings. "
+        f"Got {value!r}; write e.g. ['ops@example.com', 'Jo <jo@example.com>']."
     )
 
 
-def _server_recipients(setting: str) -> list[Any]:
-    """``ADMINS`` / ``MANAGERS``: a list or tuple of address strings.
+def _pairs_deprecation_category() -> type[Warning]:
+    """compat: Django's own category inside a Django project, so its filters apply there.
 
-    compat: ``(name, address)`` pairs, the form Django 5.2 and older documented, are still
-    accepted (with a deprecation warning) and sent to as ``name <address>``.
+    To be replaced by the Django bridge's deprecation category once it exists.
+    """
+    import sys
+
+    from mailpost._config import _django_settings
+
+    deprecation = sys.modules.get("django.utils.deprecation")
+    category = getattr(deprecation, "RemovedInDjango2028Warning", None)
+    if not (isinstance(category, type) and issubclass(category, Warning)):
+        return MailpostDeprecationWarning
+    return category if _django_settings() is not None else MailpostDeprecationWarning
+
+
+def server_recipients(setting: str, *, stacklevel: int = 2) -> list[str]:
+    """The addresses in ``ADMINS`` or ``MANAGERS``, checked by Django 6.1's rules.
+
+    An empty value (``[]``, ``None``) means nobody: ``[]``. A list or tuple of strings is
+    used as given. compat: a value whose every item is a ``(name, address)`` pair, the form
+    Django 5.2 and older documented, gives the addresses alone, with Django's deprecation
+    warning. Anything else raises :class:`~mailpost.ImproperlyConfigured` naming the setting.
+    ``stacklevel`` counts from the caller of this function, as for ``warnings.warn``.
     """
     value = getattr(settings, setting)
-    if value is None:
+    if not value:
         return []
-    if isinstance(value, (list, tuple)):
-        if all(isinstance(a, str) for a in value):
-            return list(value)
-        if all(isinstance(a, str) or _is_name_address_pair(a) for a in value):
-            warnings.warn(  # compat:
-                f"{setting} as (name, address) pairs is deprecated; use address strings "
-                'such as "Jo <jo@example.com>".',
-                MailpostDeprecationWarning,
-                stacklevel=4,
-            )
-            return [a if isinstance(a, str) else tuple(a) for a in value]
-    raise ImproperlyConfigured(
-        f"The {setting} setting must be a list or tuple of email address strings, "
-        f'e.g. ["ops@example.com", "Jo <jo@example.com>"]; got {value!r}'
-    )
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise _server_recipients_invalid(setting, value)
+    if all(isinstance(item, (list, tuple)) and len(item) == 2 for item in value):
+        warnings.warn(  # compat:
+            f"Using (name, address) pairs in the {setting} setting is deprecated. "
+            "Replace with a list of email address strings.",
+            _pairs_deprecation_category(),
+            stacklevel=stacklevel + 1,
+        )
+        value = [address for _name, address in value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
+        raise _server_recipients_invalid(setting, value)
+    return list(value)
 
 
 def _prepare_server_mail(
@@ -548,7 +566,7 @@ def _prepare_server_mail(
     html_message: str | None,
     using: str | None,
 ) -> tuple[BaseEmailBackend | None, list[EmailMessage]]:
-    recipients = _server_recipients(setting)
+    recipients = server_recipients(setting, stacklevel=_USER_STACKLEVEL - 1)
     _legacy_arguments(func, using=using, fail_silently=fail_silently, connection=connection)
     if not recipients:
         return None, []
@@ -563,104 +581,105 @@ def _prepare_server_mail(
     return backend, [msg]
 
 
+class _ServerMail(Protocol):
+    def __call__(
+        self,
+        subject: str,
+        message: str,
+        *,
+        fail_silently: bool | None = None,
+        connection: BaseEmailBackend | None = None,
+        html_message: str | None = None,
+        using: str | None = None,
+    ) -> int: ...
+
+
+class _AsyncServerMail(Protocol):
+    async def __call__(
+        self,
+        subject: str,
+        message: str,
+        *,
+        fail_silently: bool | None = None,
+        connection: BaseEmailBackend | None = None,
+        html_message: str | None = None,
+        using: str | None = None,
+    ) -> int: ...
+
+
 _SERVER_MAIL_LEGACY = ("fail_silently", "connection", "html_message")
 
 
-@_positional_compat(2, _SERVER_MAIL_LEGACY)
-def mail_admins(
-    subject: str,
-    message: str,
-    *,
-    fail_silently: bool | None = None,
-    connection: BaseEmailBackend | None = None,
-    html_message: str | None = None,
-    using: str | None = None,
-) -> int:
+def _server_mail_functions(
+    name: str, setting: str, doc: str
+) -> tuple[_ServerMail, _AsyncServerMail]:
+    """``mail_<name>`` and ``amail_<name>`` for one setting: one body for all four functions."""
+
+    def sync(
+        subject: str,
+        message: str,
+        *,
+        fail_silently: bool | None = None,
+        connection: BaseEmailBackend | None = None,
+        html_message: str | None = None,
+        using: str | None = None,
+    ) -> int:
+        backend, messages = _prepare_server_mail(
+            f"mail_{name}",
+            setting,
+            subject,
+            message,
+            fail_silently=fail_silently,
+            connection=connection,
+            html_message=html_message,
+            using=using,
+        )
+        return _send(backend, messages) if backend is not None else 0
+
+    async def asynchronous(
+        subject: str,
+        message: str,
+        *,
+        fail_silently: bool | None = None,
+        connection: BaseEmailBackend | None = None,
+        html_message: str | None = None,
+        using: str | None = None,
+    ) -> int:
+        backend, messages = _prepare_server_mail(
+            f"amail_{name}",
+            setting,
+            subject,
+            message,
+            fail_silently=fail_silently,
+            connection=connection,
+            html_message=html_message,
+            using=using,
+        )
+        return await _asend(backend, messages) if backend is not None else 0
+
+    for func, func_name, func_doc in (
+        (sync, f"mail_{name}", doc),
+        (
+            asynchronous,
+            f"amail_{name}",
+            f"Async :func:`mail_{name}`: same arguments, result and errors.",
+        ),
+    ):
+        func.__name__ = func.__qualname__ = func_name
+        func.__doc__ = func_doc
+    compat = _positional_compat(2, _SERVER_MAIL_LEGACY)
+    return compat(sync), compat(asynchronous)
+
+
+mail_admins, amail_admins = _server_mail_functions(
+    "admins",
+    "ADMINS",
     """Email the site admins (``ADMINS``), From ``SERVER_EMAIL``, subject prefixed with
-    ``EMAIL_SUBJECT_PREFIX``. Returns 1 if sent, 0 if not (or if ``ADMINS`` is empty)."""
-    backend, messages = _prepare_server_mail(
-        "mail_admins",
-        "ADMINS",
-        subject,
-        message,
-        fail_silently=fail_silently,
-        connection=connection,
-        html_message=html_message,
-        using=using,
-    )
-    return _send(backend, messages) if backend is not None else 0
-
-
-@_positional_compat(2, _SERVER_MAIL_LEGACY)
-def mail_managers(
-    subject: str,
-    message: str,
-    *,
-    fail_silently: bool | None = None,
-    connection: BaseEmailBackend | None = None,
-    html_message: str | None = None,
-    using: str | None = None,
-) -> int:
-    """Like :func:`mail_admins`, for the site managers (``MANAGERS``)."""
-    backend, messages = _prepare_server_mail(
-        "mail_managers",
-        "MANAGERS",
-        subject,
-        message,
-        fail_silently=fail_silently,
-        connection=connection,
-        html_message=html_message,
-        using=using,
-    )
-    return _send(backend, messages) if backend is not None else 0
-
-
-@_positional_compat(2, _SERVER_MAIL_LEGACY)
-async def amail_admins(
-    subject: str,
-    message: str,
-    *,
-    fail_silently: bool | None = None,
-    connection: BaseEmailBackend | None = None,
-    html_message: str | None = None,
-    using: str | None = None,
-) -> int:
-    """Async :func:`mail_admins`: same arguments, result and errors."""
-    backend, messages = _prepare_server_mail(
-        "amail_admins",
-        "ADMINS",
-        subject,
-        message,
-        fail_silently=fail_silently,
-        connection=connection,
-        html_message=html_message,
-        using=using,
-    )
-    return await _asend(backend, messages) if backend is not None else 0
-
-
-@_positional_compat(2, _SERVER_MAIL_LEGACY)
-async def amail_managers(
-    subject: str,
-    message: str,
-    *,
-    fail_silently: bool | None = None,
-    connection: BaseEmailBackend | None = None,
-    html_message: str | None = None,
-    using: str | None = None,
-) -> int:
-    """Async :func:`mail_managers`: same arguments, result and errors."""
-    backend, messages = _prepare_server_mail(
-        "amail_managers",
-        "MANAGERS",
-        subject,
-        message,
-        fail_silently=fail_silently,
-        connection=connection,
-        html_message=html_message,
-        using=using,
-    )
-    return await _asend(backend, messages) if backend is not None else 0
+    ``EMAIL_SUBJECT_PREFIX``. Returns 1 if sent, 0 if not (or if ``ADMINS`` is empty).""",
+)
+mail_managers, amail_managers = _server_mail_functions(
+    "managers", "MANAGERS", "Like :func:`mail_admins`, for the site managers (``MANAGERS``)."
+)
 
 
 # -- EmailMessage.send() / asend() ---------------------------------------------------------------

@@ -19,10 +19,12 @@ __all__ = [
     "CliError",
     "HelpFormatter",
     "Streams",
+    "build_mailer",
     "configured_aliases",
     "describe_backend",
     "positive_seconds",
     "quiet_library_log",
+    "required_aliases",
     "unknown_alias",
 ]
 
@@ -102,6 +104,28 @@ def unknown_alias(alias: str, defined: list[str]) -> CliError:
     """The error for ``--using`` naming an alias that is not in ``MAILERS``."""
     names = ", ".join(repr(a) for a in sorted(defined)) or "none"
     return CliError(f"MAILERS[{alias!r}]: no such mailer (defined aliases: {names})")
+
+
+def required_aliases(using: str | None, *, otherwise: str) -> list[str]:
+    """The defined ``MAILERS`` aliases, for a command that needs at least one, and ``using``
+    among them when given. ``otherwise`` says what cannot happen without a mailer."""
+    defined = configured_aliases()
+    if not defined:
+        raise CliError(f"no mailers are configured, so {otherwise}.\n{HOW_TO_CONFIGURE}")
+    if using is not None and using not in defined:
+        raise unknown_alias(using, defined)
+    return defined
+
+
+def build_mailer(alias: str) -> Any:
+    """``mailers[alias]``; an invalid entry or a missing extra is a configuration error."""
+    from mailpost.exceptions import MailpostError
+    from mailpost.handler import mailers
+
+    try:
+        return mailers[alias]
+    except (MailpostError, ImportError) as exc:  # MissingDependency says what to pip install
+        raise CliError(str(exc)) from None
 
 
 def positive_seconds(text: str) -> float:

@@ -17,20 +17,18 @@ import socket
 import ssl
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailpost._cli._common import (
     EXIT_DELIVERY,
     EXIT_OK,
-    HOW_TO_CONFIGURE,
-    CliError,
     HelpFormatter,
     Streams,
-    configured_aliases,
     describe_backend,
     positive_seconds,
-    unknown_alias,
+    required_aliases,
 )
 
 __all__ = ["DEFAULT_TIMEOUT", "Finding", "check_alias", "register"]
@@ -107,13 +105,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace, streams: Streams) -> int:
     """Check the chosen mailers, print one line each and a summary."""
-    defined = configured_aliases()
-    if not defined:
-        raise CliError(
-            f"no mailers are configured, so there is nothing to check.\n{HOW_TO_CONFIGURE}"
-        )
-    if args.using is not None and args.using not in defined:
-        raise unknown_alias(args.using, defined)
+    defined = required_aliases(args.using, otherwise="there is nothing to check")
     aliases = [args.using] if args.using is not None else defined
     width = max(len(a) for a in aliases)
     findings = []
@@ -272,112 +264,183 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
-def diagnose(backend: Any, exc: BaseException, timeout: float | None) -> tuple[str, str | None]:
-    """What went wrong, in words, and a hint that points at the fix. Never a password."""
-    from mailpost._smtp.replies import classify_exception, decode_reply, describe_reply
-    from mailpost.backends.smtp import SMTPBackend
+@dataclass(frozen=True)
+class _Target:
+    """The SMTP mailer a failed check was talking to, and the --timeout it was given."""
 
-    if not isinstance(backend, SMTPBackend):
-        if isinstance(exc, OSError) and exc.strerror:
-            where = f" {exc.filename}" if exc.filename else ""
-            return f"cannot write{where}: {exc.strerror}", "check the directory's permissions"
-        return f"{type(exc).__name__}: {exc}", None
-    host, port = backend.host, backend.port
+    backend: Any
+    timeout: float | None
 
-    def waited(step: str) -> str:
-        limit = timeout or getattr(backend, step, None) or backend.timeout or DEFAULT_TIMEOUT
+    @property
+    def host(self) -> str:
+        return str(self.backend.host)
+
+    @property
+    def port(self) -> int:
+        return int(self.backend.port)
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.backend.use_tls or self.backend.use_ssl)
+
+    def waited(self, step: str) -> str:
+        """How long the check waited at ``step``, as the report says it."""
+        backend = self.backend
+        limit = self.timeout or getattr(backend, step, None) or backend.timeout or DEFAULT_TIMEOUT
         return f"{limit:g} s"
 
-    implicit_port = "port 465 expects TLS from the first byte: set use_ssl=True (smtps://)"
-    if isinstance(exc, smtplib.SMTPAuthenticationError):
-        reply = describe_reply(exc.smtp_code, decode_reply(exc.smtp_error))
-        return f"authentication failed: {reply}", (
-            f"the server refused user {backend.username!r} with the configured password: "
-            "check 'username' and 'password' (providers such as Gmail or Microsoft 365 "
-            "want an app password, or SMTP AUTH enabled for the account)"
+
+Diagnosis = tuple[str, str | None]
+
+_IMPLICIT_PORT = "port 465 expects TLS from the first byte: set use_ssl=True (smtps://)"
+
+
+def _smtp_reply(exc: smtplib.SMTPResponseException) -> str:
+    from mailpost._smtp.replies import decode_reply, describe_reply
+
+    return describe_reply(exc.smtp_code, decode_reply(exc.smtp_error))
+
+
+def _auth_refused(exc: smtplib.SMTPAuthenticationError, target: _Target) -> Diagnosis:
+    return f"authentication failed: {_smtp_reply(exc)}", (
+        f"the server refused user {target.backend.username!r} with the configured password: "
+        "check 'username' and 'password' (providers such as Gmail or Microsoft 365 "
+        "want an app password, or SMTP AUTH enabled for the account)"
+    )
+
+
+def _not_offered(exc: smtplib.SMTPNotSupportedError, target: _Target) -> Diagnosis:
+    text = str(exc).lower()
+    if "starttls" in text:
+        hint = (
+            _IMPLICIT_PORT + " instead of use_tls"
+            if target.port == 465
+            else "connect to the server's submission port (587 with use_tls=True, or 465 "
+            "with use_ssl=True); mailpost never falls back to sending in clear text"
         )
-    if isinstance(exc, smtplib.SMTPNotSupportedError):
-        text = str(exc).lower()
-        if "starttls" in text:
-            hint = (
-                implicit_port + " instead of use_tls"
-                if port == 465
-                else "connect to the server's submission port (587 with use_tls=True, or 465 "
-                "with use_ssl=True); mailpost never falls back to sending in clear text"
-            )
-            return "the server does not offer STARTTLS", hint
-        if "auth" in text:
-            tls = backend.use_tls or backend.use_ssl
-            hint = (
-                "check the port: AUTH is usually offered on 587 or 465; or remove "
-                "'username' and 'password' if this server needs no login"
-                if tls
-                else "many servers offer AUTH only after STARTTLS: set use_tls=True"
-            )
-            return "the server does not offer AUTH", hint
-        return str(exc), None
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        if _timed_out(exc):
-            hint = (
-                implicit_port
-                if port == 465 and not backend.use_ssl
-                else "is this an SMTP port? A server expecting TLS from the first byte "
-                "(usually port 465) needs use_ssl=True; a slow server needs a larger "
-                "--timeout"
-            )
-            return (
-                f"connected, but the server did not answer within {waited('greeting_timeout')}",
-                hint,
-            )
-        return f"the server closed the connection ({exc or 'no reason given'})", (
-            "it may refuse this client (IP block list, connection limit)"
-            + (", or expect TLS from the first byte: " + implicit_port if port == 465 else "")
+        return "the server does not offer STARTTLS", hint
+    if "auth" in text:
+        hint = (
+            "check the port: AUTH is usually offered on 587 or 465; or remove "
+            "'username' and 'password' if this server needs no login"
+            if target.tls
+            else "many servers offer AUTH only after STARTTLS: set use_tls=True"
         )
-    if isinstance(exc, smtplib.SMTPConnectError):
-        reply = describe_reply(exc.smtp_code, decode_reply(exc.smtp_error))
-        return f"the server refused the session: {reply}", (
-            "the server answered the connection with an error: it may be overloaded or "
-            "refuse this client's address"
-        )
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return describe_reply(exc.smtp_code, decode_reply(exc.smtp_error)), None
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        problem = f"certificate verify failed: {exc.verify_message or exc.reason}"
-        if exc.verify_code in _NAME_MISMATCH:
-            return problem, (
-                f"the certificate is not issued for {host!r}: set 'host' to a name the "
-                "certificate lists"
-            )
-        if exc.verify_code == _CERT_EXPIRED:
-            return problem, "the server's certificate has expired: its administrator must renew it"
-        return problem, (
-            "the certificate is not signed by a CA this machine trusts: for a private CA set "
-            "SSL_CERT_FILE=/path/to/ca-bundle.pem (it replaces the system CA bundle), or "
-            "subclass the SMTP backend and extend ssl_context"
-        )
-    if isinstance(exc, ssl.SSLError):
-        if exc.reason == "WRONG_VERSION_NUMBER" and backend.use_ssl:
-            return "TLS handshake failed: the server does not speak TLS on connect", (
-                f"port {port} seems to speak plain SMTP first: use use_tls=True (STARTTLS, "
-                "usually port 587) instead of use_ssl"
-            )
-        return f"TLS error: {exc.reason or exc}", None
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused", (
-            f"nothing accepts connections on {host}:{port}: check 'host' and 'port' (587 with "
-            "use_tls, 465 with use_ssl, 25 plain) and that the server is running"
-        )
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host {host!r} ({exc.strerror})", (
-            "check the spelling of 'host' and this machine's DNS"
-        )
+        return "the server does not offer AUTH", hint
+    return str(exc), None
+
+
+def _disconnected(exc: smtplib.SMTPServerDisconnected, target: _Target) -> Diagnosis:
+    implicit = target.port == 465
     if _timed_out(exc):
-        return f"no answer within {waited('connect_timeout')}", (
+        hint = (
+            _IMPLICIT_PORT
+            if implicit and not target.backend.use_ssl
+            else "is this an SMTP port? A server expecting TLS from the first byte "
+            "(usually port 465) needs use_ssl=True; a slow server needs a larger "
+            "--timeout"
+        )
+        waited = target.waited("greeting_timeout")
+        return f"connected, but the server did not answer within {waited}", hint
+    return f"the server closed the connection ({exc or 'no reason given'})", (
+        "it may refuse this client (IP block list, connection limit)"
+        + (", or expect TLS from the first byte: " + _IMPLICIT_PORT if implicit else "")
+    )
+
+
+def _session_refused(exc: smtplib.SMTPConnectError, target: _Target) -> Diagnosis:
+    return f"the server refused the session: {_smtp_reply(exc)}", (
+        "the server answered the connection with an error: it may be overloaded or "
+        "refuse this client's address"
+    )
+
+
+def _error_reply(exc: smtplib.SMTPResponseException, target: _Target) -> Diagnosis:
+    return _smtp_reply(exc), None
+
+
+def _certificate(exc: ssl.SSLCertVerificationError, target: _Target) -> Diagnosis:
+    problem = f"certificate verify failed: {exc.verify_message or exc.reason}"
+    if exc.verify_code in _NAME_MISMATCH:
+        return problem, (
+            f"the certificate is not issued for {target.host!r}: set 'host' to a name the "
+            "certificate lists"
+        )
+    if exc.verify_code == _CERT_EXPIRED:
+        return problem, "the server's certificate has expired: its administrator must renew it"
+    return problem, (
+        "the certificate is not signed by a CA this machine trusts: for a private CA set "
+        "SSL_CERT_FILE=/path/to/ca-bundle.pem (it replaces the system CA bundle), or "
+        "subclass the SMTP backend and extend ssl_context"
+    )
+
+
+def _tls_failed(exc: ssl.SSLError, target: _Target) -> Diagnosis:
+    if exc.reason == "WRONG_VERSION_NUMBER" and target.backend.use_ssl:
+        return "TLS handshake failed: the server does not speak TLS on connect", (
+            f"port {target.port} seems to speak plain SMTP first: use use_tls=True (STARTTLS, "
+            "usually port 587) instead of use_ssl"
+        )
+    return f"TLS error: {exc.reason or exc}", None
+
+
+def _connection_refused(exc: ConnectionRefusedError, target: _Target) -> Diagnosis:
+    return "connection refused", (
+        f"nothing accepts connections on {target.host}:{target.port}: check 'host' and "
+        "'port' (587 with use_tls, 465 with use_ssl, 25 plain) and that the server is running"
+    )
+
+
+def _unresolved(exc: socket.gaierror, target: _Target) -> Diagnosis:
+    return f"cannot resolve host {target.host!r} ({exc.strerror})", (
+        "check the spelling of 'host' and this machine's DNS"
+    )
+
+
+def _network(exc: BaseException, target: _Target) -> Diagnosis:
+    """Timeouts, unreachable networks, missing certificate files, and the rest."""
+    from mailpost._smtp.replies import classify_exception
+
+    if _timed_out(exc):
+        return f"no answer within {target.waited('connect_timeout')}", (
             "a firewall may drop the connection (many networks and cloud providers block "
             "port 25); check 'host' and 'port', or allow more time with --timeout"
         )
     if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-        return exc.strerror or str(exc), f"this machine has no network route to {host}"
+        return exc.strerror or str(exc), f"this machine has no network route to {target.host}"
     if isinstance(exc, FileNotFoundError) and exc.filename:
         return f"file not found: {exc.filename}", "check 'ssl_certfile' and 'ssl_keyfile'"
     return classify_exception(exc).text, None
+
+
+# Most specific family first: the first entry the exception is an instance of explains it.
+_SMTP_DIAGNOSES: tuple[tuple[type[BaseException], Callable[[Any, _Target], Diagnosis]], ...] = (
+    (smtplib.SMTPAuthenticationError, _auth_refused),
+    (smtplib.SMTPNotSupportedError, _not_offered),
+    (smtplib.SMTPServerDisconnected, _disconnected),
+    (smtplib.SMTPConnectError, _session_refused),
+    (smtplib.SMTPResponseException, _error_reply),
+    (ssl.SSLCertVerificationError, _certificate),
+    (ssl.SSLError, _tls_failed),
+    (ConnectionRefusedError, _connection_refused),
+    (socket.gaierror, _unresolved),
+    (BaseException, _network),
+)
+
+
+def _not_smtp(exc: BaseException) -> Diagnosis:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot write{where}: {exc.strerror}", "check the directory's permissions"
+    return f"{type(exc).__name__}: {exc}", None
+
+
+def diagnose(backend: Any, exc: BaseException, timeout: float | None) -> Diagnosis:
+    """What went wrong, in words, and a hint that points at the fix. Never a password."""
+    from mailpost.backends.smtp import SMTPBackend
+
+    if not isinstance(backend, SMTPBackend):
+        return _not_smtp(exc)
+    target = _Target(backend, timeout)
+    handler = next(h for family, h in _SMTP_DIAGNOSES if isinstance(exc, family))
+    return handler(exc, target)

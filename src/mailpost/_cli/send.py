@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mailpost._cli._common import EXIT_DELIVERY, EXIT_OK, CliError, HelpFormatter, Streams
+from mailpost._cli._common import (
+    EXIT_DELIVERY,
+    EXIT_OK,
+    CliError,
+    HelpFormatter,
+    Streams,
+    build_mailer,
+)
 
 __all__ = ["register"]
 
@@ -110,18 +117,11 @@ def _no_mailer_configured() -> bool:
 
 def _backend(args: argparse.Namespace, streams: Streams) -> Any:
     from mailpost.backends.console import ConsoleBackend
-    from mailpost.exceptions import ImproperlyConfigured, InvalidMailer, MailerDoesNotExist
-    from mailpost.handler import mailers
 
-    try:
-        if args.using is None and _no_mailer_configured():
-            streams.note(_NO_MAILER_NOTE)
-            return ConsoleBackend(stream=streams.stdout)
-        return mailers[args.using or "default"]
-    except (MailerDoesNotExist, InvalidMailer, ImproperlyConfigured) as exc:
-        raise CliError(str(exc)) from None
-    except ImportError as exc:  # MissingDependency: says what to pip install
-        raise CliError(str(exc)) from None
+    if args.using is None and _no_mailer_configured():
+        streams.note(_NO_MAILER_NOTE)
+        return ConsoleBackend(stream=streams.stdout)
+    return build_mailer(args.using or "default")
 
 
 def _label(backend: Any, alias: str | None) -> str:

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from mailpost import mail_admins, mail_managers, mailers, send_mail
-from mailpost.exceptions import MailpostError
+from mailpost.exceptions import ImproperlyConfigured, MailpostError
 
 BODY = "If you're reading this, mail from this project reaches its recipients."
 
@@ -64,6 +64,8 @@ class Command(BaseCommand):  # type: ignore[misc]  # django has no type stubs he
             if options["admins"]:
                 sent = mail_admins(subject, BODY, using=using)
                 self._report(sent, alias, "ADMINS", empty_setting="ADMINS")
+        except ImproperlyConfigured as exc:  # ADMINS / MANAGERS, checked by mail_admins()
+            raise CommandError(str(exc)) from exc
         except (MailpostError, OSError, ValueError) as exc:
             raise CommandError(f"Sending through mailer {alias!r} failed: {exc}") from exc
 
