@@ -23,7 +23,7 @@ from mailpost._smtp.batch import Batch, Lane, Problem, Then
 from mailpost._smtp.pool import Pool
 from mailpost._smtp.protocol import Reply, settle
 from mailpost._smtp.replies import classify_exception
-from mailpost._smtp.session import Ahead, Connection, Item, Sent
+from mailpost._smtp.session import Ahead, Item, Sent, Session
 
 __all__ = ["Pump", "Worker", "send_batch"]
 
@@ -45,7 +45,7 @@ class Worker:
     async def run(self) -> None:
         pool, lane, items = self.pool, self.lane, self.batch.items
         limit = pool.config.rate_limit
-        conn: Connection | None = None
+        conn: Session | None = None
         try:
             while True:
                 step = lane.next()
@@ -87,7 +87,7 @@ class Worker:
             if conn is not None:
                 pool.release(conn)
 
-    async def _connect(self) -> tuple[Connection | None, Problem | None]:
+    async def _connect(self) -> tuple[Session | None, Problem | None]:
         config, lane = self.pool.config, self.lane
         where = f"{config.host}:{config.port}"
         reconnect = lane.connected
@@ -117,7 +117,7 @@ class Pump:
     message's data with the envelope after it, wait for the next group. The worker's
     coroutine is not woken per message. Anything else (a refusal, RSET, a lost session,
     a full socket buffer, a streamed message, the end of the queue) stops the pump and
-    hands back to the worker, which goes on with :meth:`Connection.transact`: the same
+    hands back to the worker, which goes on with :meth:`Session.transact`: the same
     sans-IO steps and the same :class:`~mailpost._smtp.batch.Lane`, never a second set of
     rules.
     """
@@ -135,7 +135,7 @@ class Pump:
         "worker",
     )
 
-    def __init__(self, worker: Worker, conn: Connection) -> None:
+    def __init__(self, worker: Worker, conn: Session) -> None:
         self.worker = worker
         self.conn = conn
         self.wire = conn.wire

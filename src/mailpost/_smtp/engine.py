@@ -1,7 +1,7 @@
 """The asyncio SMTP engine: the names the backends use, from the modules that hold them.
 
 - :mod:`~mailpost._smtp.wire`: the asyncio protocol under a session (bytes, replies, timers);
-- :mod:`~mailpost._smtp.session`: one SMTP session (:class:`Connection`) and its mail
+- :mod:`~mailpost._smtp.session`: one SMTP session (:class:`Session`) and its mail
   transactions, over the sans-IO :mod:`~mailpost._smtp.protocol`;
 - :mod:`~mailpost._smtp.pool`: up to ``max_connections`` sessions to one server;
 - :mod:`~mailpost._smtp.batch`: a batch's bookkeeping, the one set of state transitions;
@@ -22,10 +22,10 @@ from mailpost._smtp.session import (
     DEFAULT_GREETING_TIMEOUT,
     Attempt,
     ClientConfig,
-    Connection,
     Item,
+    Session,
     composition_failed,
-    open_connection,
+    open_session,
 )
 
 __all__ = [
@@ -35,12 +35,12 @@ __all__ = [
     "DEFAULT_GREETING_TIMEOUT",
     "Attempt",
     "ClientConfig",
-    "Connection",
     "Item",
     "Pool",
+    "Session",
     "background_loop",
     "composition_failed",
-    "open_connection",
+    "open_session",
     "run_sync",
     "send_batch",
     "unattempted",

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import deque
 
-from mailpost._smtp.session import ClientConfig, Connection, open_connection
+from mailpost._smtp.session import ClientConfig, Session, open_session
 
 __all__ = ["Pool"]
 
@@ -22,7 +22,7 @@ class Pool:
     def __init__(self, config: ClientConfig, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self.loop = loop
-        self.idle: list[Connection] = []
+        self.idle: list[Session] = []
         self.count = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
         self.closed = False
@@ -44,7 +44,7 @@ class Pool:
         """Whether the pool's loop can still run it."""
         return not self.closed and not self.loop.is_closed()
 
-    async def acquire(self, *, fresh: bool = False) -> Connection:
+    async def acquire(self, *, fresh: bool = False) -> Session:
         """An idle healthy session, a new one, or the next one released.
 
         ``fresh``: a new session (to retry a message whose session was lost: a reused one
@@ -65,7 +65,7 @@ class Pool:
             if self.count < config.max_connections:
                 self.count += 1
                 try:
-                    conn = await open_connection(config)
+                    conn = await open_session(config)
                 except BaseException:
                     self.count -= 1
                     self._wake()
@@ -82,7 +82,7 @@ class Pool:
                 self._wake()
                 raise
 
-    def release(self, conn: Connection) -> None:
+    def release(self, conn: Session) -> None:
         """Give a session back for the next sender."""
         if self.closed or not conn.alive:
             self.discard(conn)
@@ -90,13 +90,13 @@ class Pool:
         self.idle.append(conn)
         self._wake()
 
-    def discard(self, conn: Connection) -> None:
+    def discard(self, conn: Session) -> None:
         """Drop a session that cannot be used any more."""
         conn.abort()
         self.count -= 1
         self._wake()
 
-    async def retire(self, conn: Connection) -> None:
+    async def retire(self, conn: Session) -> None:
         """QUIT a healthy session (its message allowance is used up)."""
         self.count -= 1
         self._wake()

@@ -1,6 +1,6 @@
 """One SMTP session: greeting, EHLO, STARTTLS, AUTH, then mail transactions.
 
-A :class:`Connection` drives a :class:`~mailpost._smtp.wire.Wire`: greeting, EHLO,
+A :class:`Session` drives a :class:`~mailpost._smtp.wire.Wire`: greeting, EHLO,
 STARTTLS (never falling back to cleartext), AUTH, then mail transactions. The reply
 parsing and the meaning of every reply live in the sans-IO :mod:`mailpost._smtp.protocol`;
 this module only writes command bytes (one ``writelines`` per pipelined group) and waits
@@ -44,11 +44,11 @@ __all__ = [
     "Ahead",
     "Attempt",
     "ClientConfig",
-    "Connection",
     "Item",
     "Sent",
+    "Session",
     "composition_failed",
-    "open_connection",
+    "open_session",
 ]
 
 logger = logging.getLogger("mailpost.smtp")
@@ -197,12 +197,12 @@ def composition_failed(item: Item) -> DeliveryResult:
     )
 
 
-#: The protocol :func:`open_connection` makes sessions with (a module attribute, so a test
+#: The protocol :func:`open_session` makes sessions with (a module attribute, so a test
 #: can substitute a recording subclass).
 _Wire = Wire
 
 
-class Connection:
+class Session:
     """One SMTP session, ready for mail transactions."""
 
     def __init__(self, wire: Wire, config: ClientConfig) -> None:
@@ -492,7 +492,7 @@ class Connection:
         return 200 <= code < 300
 
 
-async def open_connection(config: ClientConfig) -> Connection:
+async def open_session(config: ClientConfig) -> Session:
     """A new session: connected, greeted, TLS on if configured, logged in.
 
     Raises the underlying error (an ``OSError``: smtplib and ssl errors are). STARTTLS
@@ -514,7 +514,7 @@ async def open_connection(config: ClientConfig) -> Connection:
         )
     except asyncio.TimeoutError:
         raise TimeoutError(f"timed out connecting to {config.host}:{config.port}") from None
-    conn = Connection(wire, config)
+    conn = Session(wire, config)
     try:
         await conn.greet()
         await conn.hello()

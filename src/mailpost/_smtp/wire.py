@@ -53,6 +53,7 @@ class Wire(asyncio.BufferedProtocol):
         self.wanted = 0
         self.closed = False
         self.error: BaseException | None = None
+        #: The transport's buffer is over its high-water mark (``pause_writing``).
         self.paused = False
         self._drain: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
