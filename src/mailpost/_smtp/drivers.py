@@ -128,6 +128,8 @@ class Pump:
         "error",
         "follow",
         "index",
+        "items",
+        "lane",
         "result",
         "stop",
         "then",
@@ -137,6 +139,8 @@ class Pump:
 
     def __init__(self, worker: Worker, conn: Session) -> None:
         self.worker = worker
+        self.lane = worker.lane
+        self.items = worker.batch.items
         self.conn = conn
         self.wire = conn.wire
         self.stop = False
@@ -190,7 +194,7 @@ class Pump:
     def complete(self, got: list[Reply]) -> None:
         """Apply the replies to the data in flight, then start the message after it."""
         assert self.result is not None
-        conn, lane = self.conn, self.worker.lane
+        conn, lane = self.conn, self.lane
         attempt, following = conn.data_done(self.result, got, self.ahead)
         then = lane.finished(self.index, attempt, conn.transactions, self.follow, following)
         if then is not Then.KEEP or following is None:
@@ -203,8 +207,8 @@ class Pump:
     def step(self, index: int, sent: Sent) -> bool:
         """Settle ``index``'s envelope replies; if all is normal write its data and the
         next envelope and return True, else hand the message back to the worker."""
-        conn, wire, lane = self.conn, self.wire, self.worker.lane
-        item = self.worker.batch.items[index]
+        conn, wire, lane, items = self.conn, self.wire, self.lane, self.items
+        item = items[index]
         sent.outcome = settle(
             sent.result, item.sender, sent.replies, expected=sent.expected, cause=wire.error
         )
@@ -214,9 +218,7 @@ class Pump:
             return False
         follow = lane.follow(conn.transactions, conn.can_pipeline)  # before this one, as transact
         conn.transactions += 1
-        ahead = conn.write_data(
-            item, self.worker.batch.items[follow] if follow is not None else None
-        )
+        ahead = conn.write_data(item, items[follow] if follow is not None else None)
         if follow is not None and ahead is None:
             lane.followed(follow, None)  # its envelope was not sent
             follow = None
