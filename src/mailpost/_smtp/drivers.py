@@ -124,22 +124,24 @@ class Pump:
 
     __slots__ = (
         "ahead",
+        "batch",
         "conn",
         "error",
         "follow",
         "index",
         "items",
         "lane",
+        "pool",
         "result",
         "stop",
         "then",
         "wire",
-        "worker",
     )
 
     def __init__(self, worker: Worker, conn: Session) -> None:
-        self.worker = worker
         self.lane = worker.lane
+        self.pool = worker.pool
+        self.batch = worker.batch
         self.items = worker.batch.items
         self.conn = conn
         self.wire = conn.wire
@@ -225,7 +227,7 @@ class Pump:
         self.index, self.result, self.follow, self.ahead = index, sent.result, follow, ahead
         wire.wanted = ahead.wanted if ahead is not None else 1
         wire.arm(conn.config.data_timeout)
-        self.worker.prime()
+        self.batch.prime(self.pool.extensions)  # as Worker.prime
         return True
 
 
