@@ -1,4 +1,4 @@
-"""The SMTP engine's pipelined fast path (``_smtp.engine._Pump``) with faults in the middle
+"""The SMTP engine's pipelined fast path (``_smtp.drivers.Pump``) with faults in the middle
 of long batches.
 
 In a pipelined batch the worker hands the steady state to the pump after the first message:
@@ -15,7 +15,7 @@ The evidence:
 - ``check_batch``: each result belongs to its message (its Message-ID, the server's own
   "queued as mN" for it, the recipients the server recorded) and the server took each sent
   message exactly once and nothing else.
-- the ``pumped`` spy on ``_Pump.step``: the pump itself wrote messages before and after the
+- the ``pumped`` spy on ``Pump.step``: the pump itself wrote messages before and after the
   fault, so the fault hit the fast path, and the pump took over again afterwards.
 - for refusals, lost connections and the SIZE limit over one connection, where a run is
   deterministic: the results equal those of the same batch and faults through the general
@@ -50,7 +50,8 @@ import pytest
 
 import mailpost
 from mailpost import DeliveryError, DeliveryResult, EmailMessage
-from mailpost._smtp import engine
+from mailpost._smtp.drivers import Pump
+from mailpost._smtp.wire import Wire
 from mailpost.backends.smtp import SMTPBackend
 from smtp_fixtures import mailer_entry
 from smtpd_harness import DROP, Faults, SMTPServer
@@ -218,7 +219,7 @@ def server(smtp_server: SMTPServer) -> SMTPServer:
 def pumped(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The batch indexes of the messages whose data the pump itself wrote."""
     seen: list[int] = []
-    step = engine._Pump.step
+    step = Pump.step
 
     def spy(self: Any, index: int, sent: Any) -> bool:
         wrote = step(self, index, sent)
@@ -226,7 +227,7 @@ def pumped(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             seen.append(index)
         return wrote
 
-    monkeypatch.setattr(engine._Pump, "step", spy)
+    monkeypatch.setattr(Pump, "step", spy)
     return seen
 
 
@@ -849,7 +850,7 @@ def test_the_data_timeout_holds_when_the_socket_drains_as_it_expires(
     (resume_writing wakes the pump) in the loop iteration in which the timeout runs out, and
     the server never answers, the message must still time out and be retried."""
     stalled = STALLED_AT - 1
-    step, watch = engine._Pump.step, engine._Wire._watch
+    step, watch = Pump.step, Wire._watch
 
     def step_filling_the_buffer(self: Any, index: int, sent: Any) -> bool:
         wrote = step(self, index, sent)
@@ -858,12 +859,12 @@ def test_the_data_timeout_holds_when_the_socket_drains_as_it_expires(
         return wrote
 
     def watch_after_the_drain(self: Any) -> None:
-        if self._paused and self.loop.time() >= self._deadline:
+        if self.paused and self.loop.time() >= self._deadline:
             self.resume_writing()  # the buffer drained in the iteration the timer fires
         watch(self)
 
-    monkeypatch.setattr(engine._Pump, "step", step_filling_the_buffer)
-    monkeypatch.setattr(engine._Wire, "_watch", watch_after_the_drain)
+    monkeypatch.setattr(Pump, "step", step_filling_the_buffer)
+    monkeypatch.setattr(Wire, "_watch", watch_after_the_drain)
     stall(server, "DATA", {STALLED_AT}, seconds=3 * SHORT_TIMEOUT)
     messages = stalled_batch()
     results = send(smtp_mailer(server, command_timeout=SHORT_TIMEOUT), messages, "sync")
@@ -884,8 +885,8 @@ def small_socket_buffer(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Client sockets with a small send buffer and no write-buffer allowance, so a 60 kB
     message fills them; records, per pause_writing, whether the pump was running."""
     pauses: list[bool] = []
-    connection_made = engine._Wire.connection_made
-    pause_writing = engine._Wire.pause_writing
+    connection_made = Wire.connection_made
+    pause_writing = Wire.pause_writing
 
     def small(self: Any, transport: Any) -> None:
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
@@ -896,8 +897,8 @@ def small_socket_buffer(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         pauses.append(self.pump is not None)
         pause_writing(self)
 
-    monkeypatch.setattr(engine._Wire, "connection_made", small)
-    monkeypatch.setattr(engine._Wire, "pause_writing", paused)
+    monkeypatch.setattr(Wire, "connection_made", small)
+    monkeypatch.setattr(Wire, "pause_writing", paused)
     return pauses
 
 

@@ -1,4 +1,5 @@
-"""The I/O-free SMTP logic: reply classification, MAIL parameters, DATA framing."""
+"""The I/O-free SMTP logic: reply classification, MAIL parameters, DATA framing, and a
+batch's bookkeeping (which message goes next, what a finished transaction means)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import ssl
 
 import pytest
 
+from mailpost._delivery import DeliveryResult
+from mailpost._smtp.batch import Batch, Lane, Then
 from mailpost._smtp.envelope import MailPlan, data_payload, plan_mail
 from mailpost._smtp.policy import ReconnectPolicy
 from mailpost._smtp.replies import (
@@ -18,6 +21,7 @@ from mailpost._smtp.replies import (
     describe_reply,
     is_success,
 )
+from mailpost._smtp.session import Attempt, Item, Sent
 
 # -- replies -------------------------------------------------------------------------
 
@@ -156,3 +160,164 @@ def test_first_loss_may_reconnect_then_only_after_progress() -> None:
     policy.reconnected()
     assert not policy.may_reconnect()
     assert policy.reconnects == 2
+
+
+# -- a batch's bookkeeping: the state transitions both drivers share ------------------
+
+
+def lane_over(
+    count: int, *, per_connection: int | None = None
+) -> tuple[Lane, list[tuple[int, DeliveryResult]]]:
+    """A lane through a batch of ``count`` two-recipient items; what ``on_result`` heard."""
+    items = [
+        Item(None, "s@example.com", ["a@example.com", "b@example.com"], b"x", f"<{n}@t>")
+        for n in range(count)
+    ]
+    heard: list[tuple[int, DeliveryResult]] = []
+    batch = Batch(items, lambda i, r: heard.append((i, r)), per_connection)
+    return Lane(batch), heard
+
+
+def delivered(index: int) -> Attempt:
+    return Attempt(DeliveryResult(message_id=f"<{index}@t>", sent=True))
+
+
+def lost(index: int) -> Attempt:
+    result = DeliveryResult(message_id=f"<{index}@t>", error="lost", retryable=True)
+    return Attempt(result, lost=True, usable=False)
+
+
+def sent_envelope(index: int) -> Sent:
+    return Sent(DeliveryResult(message_id=f"<{index}@t>"), [], 4)
+
+
+def test_a_lane_takes_the_retry_first_then_the_message_ahead_then_the_queue() -> None:
+    lane, _ = lane_over(3)
+    assert lane.next() == (0, None)
+    assert lane.follow(0, lambda item: True) == 1
+    ahead = sent_envelope(1)
+    assert lane.finished(0, lost(0), 1, follow=1, following=ahead) is Then.DISCARD
+    assert lane.next() == (0, None)  # the lost message, before the one whose envelope went out
+    assert lane.finished(0, delivered(0), 1) is Then.KEEP
+    assert lane.next() == (1, ahead)
+    assert lane.next() == (2, None)
+    assert lane.next() is None
+
+
+def test_a_message_that_may_not_follow_stays_first_in_the_queue() -> None:
+    lane, _ = lane_over(3, per_connection=2)
+    assert lane.next() == (0, None)
+    assert lane.follow(0, lambda item: False) is None  # e.g. it streams files
+    assert lane.follow(1, lambda item: True) is None  # no room: 1 + this one + it > 2
+    assert list(lane.batch.queue) == [1, 2]
+    follow = lane.follow(0, lambda item: True)
+    assert follow == 1
+    lane.followed(follow, None)  # its envelope was not written after all
+    assert list(lane.batch.queue) == [1, 2]
+
+
+def test_a_lost_message_is_retried_once_then_keeps_its_lost_result() -> None:
+    lane, heard = lane_over(2)
+    lane.next()
+    lane.opened()
+    assert lane.finished(0, lost(0), 1) is Then.DISCARD
+    assert heard == []  # not final yet: retried on a new session
+    assert lane.may_connect() is None  # the first loss may reconnect
+    lane.opened()
+    again = lost(0)
+    assert lane.next() == (0, None)
+    assert lane.finished(0, again, 1) is Then.DISCARD
+    assert heard == [(0, again.result)]
+    assert lane.batch.results[0] is again.result
+    assert lane.next() == (1, None)
+
+
+def test_a_lane_reconnects_again_only_after_a_delivery_on_the_new_session() -> None:
+    lane, _ = lane_over(4)
+    lane.opened()
+    lane.next()
+    lane.finished(0, lost(0), 1)
+    lane.opened()  # reconnect 1
+    lane.next()
+    lane.finished(0, lost(0), 1)  # lost again: final, nothing delivered since the reconnect
+    problem = lane.may_connect()
+    assert problem is not None
+    text, failure, exc = problem
+    assert "lost again" in text
+    assert failure.retryable
+    assert exc is None
+    lane, _ = lane_over(4)
+    lane.opened()
+    lane.next()
+    lane.finished(0, lost(0), 1)
+    lane.opened()
+    lane.next()
+    lane.finished(0, delivered(0), 1)
+    lane.next()
+    lane.finished(1, lost(1), 2)
+    assert lane.may_connect() is None  # the new session delivered: one more reconnect
+
+
+def test_a_session_is_retired_when_its_allowance_is_used_and_the_next_is_not_a_reconnect() -> None:
+    lane, heard = lane_over(3, per_connection=2)
+    lane.opened()
+    lane.next()
+    assert lane.finished(0, delivered(0), 1) is Then.KEEP
+    lane.next()
+    assert lane.finished(1, delivered(1), 2) is Then.RETIRE
+    assert [index for index, _ in heard] == [0, 1]
+    assert not lane.connected
+    lane.opened()
+    assert lane.policy.reconnects == 0
+
+
+def test_an_unusable_session_is_discarded_after_the_result_is_kept() -> None:
+    lane, heard = lane_over(2)
+    lane.next()
+    refused = Attempt(DeliveryResult(message_id="<0@t>", error="refused"), usable=False)
+    assert lane.finished(0, refused, 1) is Then.DISCARD
+    assert heard == [(0, refused.result)]
+    assert lane.next() == (1, None)  # not retried: the server answered
+
+
+def test_a_stopped_lane_gives_its_message_back_and_the_batch_reports_it_unattempted() -> None:
+    lane, heard = lane_over(3)
+    lane.next()
+    lane.finished(0, delivered(0), 1)
+    assert lane.next() == (1, None)
+    failure = Failure("could not connect", None, True)
+    error = ConnectionRefusedError()
+    lane.stopped(1, ("could not connect to h:25", failure, error))
+    assert list(lane.batch.queue) == [1, 2]
+    results = lane.batch.finish()
+    assert [r.message_id for r in results] == ["<0@t>", "<1@t>", "<2@t>"]
+    assert results[0].sent
+    for result in results[1:]:
+        assert not result.attempted
+        assert result.retryable
+        assert result.error == "not attempted: could not connect to h:25"
+        assert result.exception is error
+        assert [r.status for r in result.recipients] == ["unattempted", "unattempted"]
+    assert [index for index, _ in heard] == [0, 1, 2]
+
+
+def test_a_lane_stopped_while_retrying_keeps_the_lost_result() -> None:
+    lane, heard = lane_over(1)
+    lane.next()
+    first = lost(0)
+    lane.finished(0, first, 1)
+    lane.stopped(0, ("could not reconnect", Failure("no", None, True), None))
+    assert heard == [(0, first.result)]
+    assert lane.batch.finish() == [first.result]
+
+
+def test_the_next_queued_message_is_composed_once_the_server_tells_8bitmime() -> None:
+    calls: list[bool] = []
+    lane, _ = lane_over(2)
+    lane.batch.items[1].prepare = lambda item, eight_bit: calls.append(eight_bit)
+    lane.next()
+    lane.batch.prime(None)  # no session yet: nothing known about the server
+    assert calls == []
+    lane.batch.prime({"8bitmime": ""})
+    lane.batch.prime({"8bitmime": ""})
+    assert calls == [True]  # composed once

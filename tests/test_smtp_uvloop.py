@@ -29,7 +29,7 @@ import pytest
 import mailpost
 from helpers import make_message as make
 from mailpost import DeliveryError, DeliveryResult, EmailMessage
-from mailpost._smtp import engine
+from mailpost._smtp import session as engine
 from smtp_fixtures import SMTP_BACKEND, mailer_entry
 from smtpd_harness import DROP, Faults, SMTPServer, TLSMaterial
 

@@ -3,7 +3,7 @@
 Parses server replies out of whatever bytes arrive (RFC 5321 section 4.2, multi-line
 replies included), parses the EHLO extension list, builds command lines and AUTH
 exchanges, and turns the replies of one mail transaction (MAIL, RCPT..., DATA, the data)
-into a :class:`~mailpost.DeliveryResult`. The asyncio engine (``_smtp.engine``) only moves
+into a :class:`~mailpost.DeliveryResult`. The asyncio session (``_smtp.session``) only moves
 these bytes; with ESMTP PIPELINING (RFC 2920) it sends MAIL, every RCPT and DATA as one
 group and reads their replies together, without PIPELINING one command at a time. Both
 feed the same :func:`settle` logic, so every reply means the same thing either way.

@@ -1,0 +1,120 @@
+"""A pool of SMTP sessions to one server, on one event loop.
+
+A :class:`Pool` holds up to ``max_connections`` sessions and hands them to batches: an
+idle one (health-checked with NOOP after ``health_check_after`` seconds idle), a new one,
+or the next one released. It is kept across batches while the backend is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+from mailpost._smtp.session import ClientConfig, Session, open_session
+
+__all__ = ["Pool"]
+
+
+class Pool:
+    """Up to ``max_connections`` sessions to one server, on one event loop."""
+
+    def __init__(self, config: ClientConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.idle: list[Session] = []
+        self.count = 0
+        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.closed = False
+        self.extensions: dict[str, str] | None = None
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version of an idle session (e.g. ``"TLSv1.3"``), None without TLS."""
+        for conn in self.idle:
+            transport = conn.wire.transport
+            tls = transport.get_extra_info("ssl_object") if transport is not None else None
+            if tls is not None:
+                version: str | None = tls.version()
+                return version
+        return None
+
+    @property
+    def usable(self) -> bool:
+        """Whether the pool's loop can still run it."""
+        return not self.closed and not self.loop.is_closed()
+
+    async def acquire(self, *, fresh: bool = False) -> Session:
+        """An idle healthy session, a new one, or the next one released.
+
+        ``fresh``: a new session (to retry a message whose session was lost: a reused one
+        might be about to reach the server's per-connection limit too).
+        """
+        config = self.config
+        while True:
+            if fresh and self.idle and self.count >= config.max_connections:
+                self.discard(self.idle.pop(0))  # make room for the new session
+            while self.idle and not fresh:
+                conn = self.idle.pop()
+                check = config.health_check_after
+                if conn.alive and (
+                    check is None or time.monotonic() - conn.last_used < check or await conn.noop()
+                ):
+                    return conn
+                self.discard(conn)
+            if self.count < config.max_connections:
+                self.count += 1
+                try:
+                    conn = await open_session(config)
+                except BaseException:
+                    self.count -= 1
+                    self._wake()
+                    raise
+                self.extensions = conn.extensions
+                return conn
+            waiter = self.loop.create_future()
+            self.waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self.waiters:
+                    self.waiters.remove(waiter)
+                self._wake()
+                raise
+
+    def release(self, conn: Session) -> None:
+        """Give a session back for the next sender."""
+        if self.closed or not conn.alive:
+            self.discard(conn)
+            return
+        self.idle.append(conn)
+        self._wake()
+
+    def discard(self, conn: Session) -> None:
+        """Drop a session that cannot be used any more."""
+        conn.abort()
+        self.count -= 1
+        self._wake()
+
+    async def retire(self, conn: Session) -> None:
+        """QUIT a healthy session (its message allowance is used up)."""
+        self.count -= 1
+        self._wake()
+        await conn.quit()
+
+    def _wake(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def close(self) -> None:
+        """QUIT every idle session; sessions still in use are closed when released."""
+        self.closed = True
+        idle, self.idle = self.idle, []
+        self.count -= len(idle)
+        await asyncio.gather(*(conn.quit() for conn in idle))
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
