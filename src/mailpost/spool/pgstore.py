@@ -1,10 +1,12 @@
 """The PostgreSQL spool store: one spool for workers on several machines.
 
-The shared SQL store (:mod:`mailpost.spool.sqlstore`) in PostgreSQL's dialect. Every
-write transaction first takes one transaction-scoped advisory lock, which plays the part
-of SQLite's write lock: leases stay exclusive across every process on every machine, and
-ids of one enqueue are consecutive. A commit is durable when it returns (PostgreSQL's
-``synchronous_commit``, on by default). Reads take no lock.
+The shared SQL store (:mod:`mailpost.spool.sqlstore`) in PostgreSQL's dialect. Workers
+lease in parallel: a lease picks due records with ``FOR UPDATE SKIP LOCKED``, so it
+never waits for another worker's lease and never takes a record another transaction is
+taking; settling locks the records it settles (``FOR UPDATE``, in id order). Only enqueue
+is serialized, by one transaction-scoped advisory lock, so the ids of one enqueue are
+consecutive. A commit is durable when it returns (PostgreSQL's ``synchronous_commit``, on
+by default). Reads take no lock.
 
 Select it with a ``postgresql://`` (or ``postgres://``) URL as the spool's ``path``;
 needs ``pip install "mailpost[postgres]"`` (psycopg 3).
@@ -26,7 +28,7 @@ from mailpost.spool.sqlstore import SQLStore
 
 __all__ = ["PostgresStore", "is_postgres_url", "shared_postgres_store"]
 
-#: The advisory lock every writer holds for its transaction (any constant: "mail").
+#: The advisory lock an exclusive writer (enqueue) holds for its transaction ("mail").
 _WRITE_LOCK = 0x6D61696C
 
 
@@ -75,12 +77,13 @@ class PostgresStore(SQLStore):
 
     @contextmanager
     def _write(self, *, exclusive: bool = True) -> Iterator[Any]:
-        """One transaction, holding the spool's advisory lock from the start."""
+        """One transaction; an exclusive one first takes the spool's advisory lock."""
         with self._lock:
             cur = self._raw.cursor()
             cur.execute("BEGIN")
             try:
-                cur.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+                if exclusive:
+                    cur.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
                 yield cur
             except BaseException:
                 cur.execute("ROLLBACK")
