@@ -6,6 +6,7 @@ parts; no statement is ever rewritten from one database's SQL into another's.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 __all__ = ["POSTGRES", "SQLITE", "Dialect"]
@@ -33,6 +34,8 @@ class Dialect:
     #: Appended to the lease's SELECTs: lock the rows chosen, skip those another worker
     #: is locking (workers lease in parallel without waiting for each other).
     skip_locked: str
+    #: Whether ``UPDATE ... RETURNING`` is available (a lease in one statement).
+    returning: bool = True
 
     def marks(self, count: int) -> str:
         """``count`` parameter markers, comma-separated."""
@@ -97,6 +100,7 @@ SQLITE = Dialect(
     last_id="SELECT last_insert_rowid()",
     lock_rows="",
     skip_locked="",
+    returning=sqlite3.sqlite_version_info >= (3, 35),
 )
 
 POSTGRES = Dialect(

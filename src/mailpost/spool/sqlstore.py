@@ -13,7 +13,6 @@ state, while a worker whose lease expired still records what it delivered.
 from __future__ import annotations
 
 import builtins
-import json
 import uuid
 from abc import abstractmethod
 from collections.abc import Collection, Sequence
@@ -21,7 +20,12 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from mailpost.spool.base import LeaseRequest, Settled, SpoolStore
-from mailpost.spool.codec import decode_recipients, encode_recipients, new_recipients_json
+from mailpost.spool.codec import (
+    decode_recipients,
+    encode_recipients,
+    encode_results,
+    new_recipients_json,
+)
 from mailpost.spool.dialect import Dialect
 from mailpost.spool.record import (
     STATES,
@@ -72,9 +76,9 @@ class _Statements:
             f"outcome, error, recipients) SELECT id, attempts, {p}, {p}, {p}, 'lease-expired', "
             f"{p}, '[]' FROM messages WHERE id = {p}"
         )
-        self.take = (
+        self.take_where = (
             f"UPDATE messages SET state = 'leased', lease_owner = {p}, lease_token = {p}, "
-            f"lease_expires_at = {p}, updated_at = {p} WHERE id = {p}"
+            f"lease_expires_at = {p}, updated_at = {p} WHERE id"
         )
         self.settle = (
             f"UPDATE messages SET recipients = {p}, state = {p}, attempts = {p}, "
@@ -233,27 +237,17 @@ class SQLStore(SpoolStore):
         extra: str,
         params: builtins.list[Any],
     ) -> builtins.list[SpoolRecord]:
-        """The body of :meth:`lease`, inside the caller's write transaction."""
+        """The body of :meth:`lease`, inside the caller's write transaction: expired leases
+        first (oldest first), then due records by priority and age."""
         p, skip = self.dialect.param, self.dialect.skip_locked
-        token = uuid.uuid4().hex
-        expires = now + lease_seconds
+        take = (uuid.uuid4().hex, now + lease_seconds, now)
         cur.execute(
             f"SELECT id, lease_owner FROM messages WHERE state = 'leased' "
             f"AND lease_expires_at <= {p}{extra} ORDER BY lease_expires_at LIMIT {p}{skip}",
             [now, *params, limit],
         )
         expired = cur.fetchall()
-        chosen = [int(r[0]) for r in expired]
-        if len(chosen) < limit:
-            cur.execute(
-                f"SELECT id FROM messages WHERE state = 'queued' "
-                f"AND next_attempt_at <= {p}{extra} "
-                f"ORDER BY priority DESC, next_attempt_at, id LIMIT {p}{skip}",
-                [now, *params, limit - len(chosen)],
-            )
-            chosen += [int(r[0]) for r in cur.fetchall()]
-        if not chosen:
-            return []
+        leased: builtins.list[SpoolRecord] = []
         if expired:
             cur.executemany(
                 self._sql.expired_history,
@@ -262,11 +256,54 @@ class SQLStore(SpoolStore):
                     for rid, old in expired
                 ],
             )
-        cur.executemany(self._sql.take, [(owner, token, expires, now, rid) for rid in chosen])
-        marks = self.dialect.marks(len(chosen))
-        cur.execute(f"SELECT {_COLUMNS}, data FROM messages WHERE id IN ({marks})", chosen)
-        by_id = {int(row[0]): _record(row, with_data=True) for row in cur.fetchall()}
-        return [by_id[i] for i in chosen if i in by_id]
+            ids = [int(r[0]) for r in expired]
+            by_id = {r.id: r for r in self._take(cur, owner, take, ids)}
+            leased = [by_id[i] for i in ids if i in by_id]
+        if len(leased) < limit:
+            due = (
+                f"SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= {p}{extra} "
+                f"ORDER BY priority DESC, next_attempt_at, id LIMIT {p}{skip}"
+            )
+            fresh = self._take(cur, owner, take, due, [now, *params, limit - len(leased)])
+            fresh.sort(key=lambda r: (-r.priority, r.next_attempt_at, r.id))
+            leased += fresh
+        return leased
+
+    def _take(
+        self,
+        cur: Any,
+        owner: str,
+        take: tuple[str, float, float],
+        ids: builtins.list[int] | str,
+        params: builtins.list[Any] = [],  # noqa: B006 - never modified
+    ) -> builtins.list[SpoolRecord]:
+        """Lease the records ``ids`` (a list, or a SELECT of ids with its ``params``) to
+        ``owner`` with ``take`` = (token, expiry, now); returns them with their data."""
+        token, expires, now = take
+        if isinstance(ids, str):
+            where, args = ids, params
+        else:
+            where, args = self.dialect.marks(len(ids)), ids
+        if self.dialect.returning:
+            cur.execute(
+                f"{self._sql.take_where} IN ({where}) RETURNING {_COLUMNS}, data",
+                [owner, token, expires, now, *args],
+            )
+            return [_record(row, with_data=True) for row in cur.fetchall()]
+        if isinstance(ids, str):
+            cur.execute(ids, args)
+            ids = [int(r[0]) for r in cur.fetchall()]
+            if not ids:
+                return []
+        cur.execute(
+            f"{self._sql.take_where} IN ({self.dialect.marks(len(ids))})",
+            [owner, token, expires, now, *ids],
+        )
+        cur.execute(
+            f"SELECT {_COLUMNS}, data FROM messages WHERE id IN ({self.dialect.marks(len(ids))})",
+            ids,
+        )
+        return [_record(row, with_data=True) for row in cur.fetchall()]
 
     def renew(
         self, records: Sequence[SpoolRecord], *, now: float, lease_seconds: float
@@ -377,9 +414,7 @@ class SQLStore(SpoolStore):
                     worker,
                     result.label,
                     result.error,
-                    json.dumps(
-                        [[r.address, r.status, r.code, r.reply] for r in outcome.recipients]
-                    ),
+                    encode_results(outcome.recipients),
                 )
             )
             settled.append((result.state, result.error))
