@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from email.parser import BytesHeaderParser
+from json.encoder import encode_basestring_ascii as _quote  # the C encoder's
 from typing import Any
 
 from mailpost.message import EmailMessage, envelope, message_id_of, serialize
-from mailpost.spool.record import NewMessage, SpoolRecipient
+from mailpost.spool.record import NewMessage, RecipientResult, SpoolRecipient
 
 __all__ = [
     "SpooledMessage",
     "capture",
     "decode_recipients",
     "encode_recipients",
+    "encode_results",
     "message_id_of",
     "timestamp",
 ]
@@ -92,13 +94,32 @@ def capture(
     )
 
 
+def _recipient_json(address: str, status: str, code: int | None, reply: str) -> str:
+    code_text = "null" if code is None else str(int(code))
+    return f"[{_quote(address)},{_quote(status)},{code_text},{_quote(reply)}]"
+
+
 def encode_recipients(recipients: list[SpoolRecipient]) -> str:
-    return json.dumps([[r.address, r.status, r.code, r.reply] for r in recipients])
+    """The stored JSON of a record's recipients: ``[[address, status, code, reply], ...]``."""
+    return (
+        "["
+        + ",".join([_recipient_json(r.address, r.status, r.code, r.reply) for r in recipients])
+        + "]"
+    )
+
+
+def encode_results(results: list[RecipientResult]) -> str:
+    """The history's JSON of what one attempt did per recipient (same shape)."""
+    return (
+        "["
+        + ",".join([_recipient_json(r.address, r.status, r.code, r.reply) for r in results])
+        + "]"
+    )
 
 
 def new_recipients_json(addresses: list[str]) -> str:
     if any('"' in a or "\\" in a for a in addresses):  # quoted local parts
-        return json.dumps([[a, "pending", None, ""] for a in addresses])
+        return encode_recipients([SpoolRecipient(a) for a in addresses])
     # validated addr-specs are printable ASCII: nothing else needs escaping in JSON
     return "[" + ",".join(f'["{a}","pending",null,""]' for a in addresses) + "]"
 

@@ -1,10 +1,12 @@
 """The PostgreSQL spool store: one spool for workers on several machines.
 
-The SQLite store's logic, run against PostgreSQL. Every write transaction first takes
-one transaction-scoped advisory lock, which plays the part of SQLite's write lock: leases
-stay exclusive across every process on every machine, and ids of one enqueue are
-consecutive. A commit is durable when it returns (PostgreSQL's ``synchronous_commit``,
-on by default). Reads take no lock.
+The shared SQL store (:mod:`mailpost.spool.sqlstore`) in PostgreSQL's dialect. Workers
+lease in parallel: a lease picks due records with ``FOR UPDATE SKIP LOCKED``, so it
+never waits for another worker's lease and never takes a record another transaction is
+taking; settling locks the records it settles (``FOR UPDATE``, in id order). Only enqueue
+is serialized, by one transaction-scoped advisory lock, so the ids of one enqueue are
+consecutive. A commit is durable when it returns (PostgreSQL's ``synchronous_commit``, on
+by default). Reads take no lock.
 
 Select it with a ``postgresql://`` (or ``postgres://``) URL as the spool's ``path``;
 needs ``pip install "mailpost[postgres]"`` (psycopg 3).
@@ -14,101 +16,23 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from mailpost.spool.store import _SCHEMA as _SQLITE_SCHEMA
-from mailpost.spool.store import SQLiteStore
+from mailpost.spool.dialect import POSTGRES
+from mailpost.spool.location import is_postgres_url, mask_password
+from mailpost.spool.sqlstore import SQLStore
 
 __all__ = ["PostgresStore", "is_postgres_url", "shared_postgres_store"]
 
-#: The advisory lock every writer holds for its transaction (any constant: "mail").
+#: The advisory lock an exclusive writer (enqueue) holds for its transaction ("mail").
 _WRITE_LOCK = 0x6D61696C
 
 
-def _postgres_schema() -> str:
-    """The SQLite store's schema in PostgreSQL's types (one schema, two spellings)."""
-    schema = _SQLITE_SCHEMA
-    for sqlite_type, postgres_type in (
-        ("id INTEGER PRIMARY KEY AUTOINCREMENT", "id BIGSERIAL PRIMARY KEY"),
-        ("id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY"),
-        ("message INTEGER", "message BIGINT"),
-        (" REAL", " DOUBLE PRECISION"),
-        (" BLOB", " BYTEA"),
-    ):
-        schema = schema.replace(sqlite_type, postgres_type)
-    return schema
-
-
-_SCHEMA = _postgres_schema()
-
-_LAST_ID = "SELECT last_insert_rowid()"
-_PG_LAST_ID = "SELECT currval(pg_get_serial_sequence('messages', 'id'))"
-
-
-def is_postgres_url(location: str) -> bool:
-    """Whether a spool ``path`` names a PostgreSQL database rather than a SQLite file."""
-    return location.startswith(("postgresql://", "postgres://"))
-
-
-def _sql(statement: str) -> str:
-    """The store's SQLite statement in PostgreSQL's terms (``%s`` parameters)."""
-    if statement == _LAST_ID:
-        return _PG_LAST_ID
-    return statement.replace("%", "%%").replace("?", "%s")
-
-
-class _Cursor:
-    """The parts of a sqlite3 cursor the store uses, over a psycopg cursor."""
-
-    def __init__(self, cursor: Any, connection: _Connection) -> None:
-        self._cursor = cursor
-        self._connection = connection
-
-    @property
-    def rowcount(self) -> int:
-        return int(self._cursor.rowcount)
-
-    @property
-    def lastrowid(self) -> int:
-        row = self._connection.execute(_LAST_ID).fetchone()
-        return int(row[0])
-
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return list(self._cursor.fetchall())
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._cursor.fetchall())
-
-
-class _Connection:
-    """The parts of a sqlite3 connection the store uses, over a psycopg connection."""
-
-    def __init__(self, connection: Any) -> None:
-        self.raw = connection
-
-    def execute(self, statement: str, params: Sequence[Any] = ()) -> _Cursor:
-        cursor = self.raw.cursor()
-        cursor.execute(_sql(statement), list(params) if params else None)
-        return _Cursor(cursor, self)
-
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> _Cursor:
-        cursor = self.raw.cursor()
-        cursor.executemany(_sql(statement), [list(r) for r in rows])
-        return _Cursor(cursor, self)
-
-    def close(self) -> None:
-        self.raw.close()
-
-
-class PostgresStore(SQLiteStore):
+class PostgresStore(SQLStore):
     """A spool in a PostgreSQL database, shared by workers on any number of machines.
 
     One connection per store object, shared by threads behind a lock (open one store per
@@ -125,10 +49,11 @@ class PostgresStore(SQLiteStore):
             raise ImportError(
                 'a postgresql:// spool needs psycopg: pip install "mailpost[postgres]"'
             ) from None
+        super().__init__(POSTGRES)
         self.path = url
         self._lock = threading.RLock()
         self._pid = os.getpid()
-        raw = psycopg.connect(
+        self._raw = psycopg.connect(
             url,
             autocommit=True,
             connect_timeout=max(1, int(connect_timeout)),
@@ -138,59 +63,108 @@ class PostgresStore(SQLiteStore):
             keepalives_interval=10,
             keepalives_count=3,
         )
-        self._conn = _Connection(raw)  # type: ignore[assignment]
         millis = int(busy_timeout * 1000)
-        # A writer waits at most busy_timeout for the write lock (SQLite's busy_timeout);
-        # a session that dies inside a transaction (its machine crashed) is ended by the
-        # server after it, so it cannot hold the lock for longer.
-        self._conn.execute(f"SET lock_timeout = {millis}")
-        self._conn.execute(f"SET idle_in_transaction_session_timeout = {millis}")
+        # A writer waits at most busy_timeout for a lock (SQLite's busy_timeout); a session
+        # that dies inside a transaction (its machine crashed) is ended by the server after
+        # it, so it cannot hold its locks for longer.
+        self._raw.execute(f"SET lock_timeout = {millis}")
+        self._raw.execute(f"SET idle_in_transaction_session_timeout = {millis}")
         _stores.add(self)
-        with self._write() as conn:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        self._create_schema()
 
     def __repr__(self) -> str:
-        return f"<PostgresStore {_safe(self.path)!r}>"
+        return f"<PostgresStore {mask_password(self.path)!r}>"
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
-        """One write transaction, holding the spool's advisory lock from the start."""
+    def _write(self, *, exclusive: bool = True) -> Iterator[Any]:
+        """One transaction; an exclusive one first takes the spool's advisory lock."""
         with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN")
+            cur = self._raw.cursor()
+            cur.execute("BEGIN")
             try:
-                conn.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
-                yield conn
+                if exclusive:
+                    cur.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+                yield cur
             except BaseException:
-                conn.execute("ROLLBACK")
+                cur.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            cur.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        with self._lock:
+            yield self._raw.cursor()
+
+    def close(self) -> None:
+        with self._lock:
+            self._raw.close()
 
     def reserve_slot(self, mailer: str, *, now: float, interval: float) -> float:
         """The shared schedule, in one statement; not waited on for durability."""
         with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN")
+            cur = self._raw.cursor()
+            cur.execute("BEGIN")
             try:
-                conn.execute("SET LOCAL synchronous_commit = off")
-                row = conn.execute(
-                    "INSERT INTO rate_slots (mailer, next_at) VALUES (?, ?) "
+                cur.execute("SET LOCAL synchronous_commit = off")
+                cur.execute(
+                    "INSERT INTO rate_slots (mailer, next_at) VALUES (%s, %s) "
                     "ON CONFLICT (mailer) DO UPDATE SET next_at = "
-                    "GREATEST(rate_slots.next_at, ?) + ? RETURNING next_at",
+                    "GREATEST(rate_slots.next_at, %s) + %s RETURNING next_at",
                     (mailer, now + interval, now, interval),
-                ).fetchone()
+                )
+                row: Any = cur.fetchone()
             except BaseException:
-                conn.execute("ROLLBACK")
+                cur.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            cur.execute("COMMIT")
             return float(row[0]) - interval
 
 
-def _safe(url: str) -> str:
-    """``url`` without its password."""
-    return re.sub(r"(//[^:/@]*):[^@/]*@", r"\1:***@", url)
+class _Cursor:
+    """A sqlite3-style cursor over a psycopg one. Not used by the spool store: kept for
+    the suppression store (mailpost.events.store), whose SQL uses ``?`` markers."""
+
+    def __init__(self, cursor: Any, connection: _Connection) -> None:
+        self._cursor = cursor
+        self._connection = connection
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._cursor.fetchall())
+
+
+class _Connection:
+    """A sqlite3-style connection over a psycopg one, for the suppression store only
+    (see :class:`_Cursor`)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.raw = connection
+
+    @staticmethod
+    def _sql(statement: str) -> str:
+        return statement.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> _Cursor:
+        cursor = self.raw.cursor()
+        cursor.execute(self._sql(statement), list(params) if params else None)
+        return _Cursor(cursor, self)
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> _Cursor:
+        cursor = self.raw.cursor()
+        cursor.executemany(self._sql(statement), [list(r) for r in rows])
+        return _Cursor(cursor, self)
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 _shared: dict[tuple[str, int], PostgresStore] = {}
@@ -207,7 +181,7 @@ def _detach_in_child() -> None:
     and releases the write lock at once.
     """
     for store in list(_stores):
-        raw = store._conn.raw  # type: ignore[attr-defined]
+        raw = store._raw
         try:
             fd = raw.fileno()
             devnull = os.open(os.devnull, os.O_RDWR)

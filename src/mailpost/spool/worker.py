@@ -34,11 +34,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 
 from mailpost.backends.base import BaseEmailBackend
+from mailpost.spool.base import LeaseRequest, Settled, SpoolStore
 from mailpost.spool.clock import Clock, Sleep, system_clock, system_sleep
 from mailpost.spool.codec import SpooledMessage
 from mailpost.spool.policy import RetryPolicy, classify
 from mailpost.spool.record import Outcome, RecipientResult, SpoolRecord
-from mailpost.spool.store import LeaseRequest, Settled, SpoolStore
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

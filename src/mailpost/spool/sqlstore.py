@@ -1,0 +1,612 @@
+"""The SQL spool store both databases share: every statement, built from a dialect.
+
+:class:`SQLStore` implements the whole :class:`~mailpost.spool.base.SpoolStore` contract
+over a DB-API cursor. A subclass supplies the connection and its transactions
+(:meth:`SQLStore._write`, :meth:`SQLStore._read`) and a
+:class:`~mailpost.spool.dialect.Dialect`; the outcome rules are
+:func:`mailpost.spool.rules.apply_outcome`, the same for every store.
+
+Leases carry a random token: only the holder of the current token settles a record's
+state, while a worker whose lease expired still records what it delivered.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from abc import abstractmethod
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from mailpost.spool.base import LeaseRequest, Settled, SpoolStore
+from mailpost.spool.codec import (
+    decode_recipients,
+    encode_recipients,
+    encode_results,
+    new_recipients_json,
+)
+from mailpost.spool.dialect import Dialect
+from mailpost.spool.record import (
+    STATES,
+    Attempt,
+    MessageState,
+    NewMessage,
+    Outcome,
+    SpoolRecord,
+)
+from mailpost.spool.rules import Stored, apply_outcome
+
+__all__ = ["SQLStore", "check_states"]
+
+_COLUMNS = (
+    "id, message_id, mailer, sender, recipients, priority, state, created_at, send_at, "
+    "next_attempt_at, attempts, lease_owner, lease_expires_at, last_error, updated_at, size, "
+    "lease_token, queued_at"
+)
+
+#: Ids per ``IN (...)`` list (well under every database's parameter limit).
+_CHUNK = 500
+
+
+def check_states(states: Collection[str]) -> list[str]:
+    """``states`` as a list, or a ValueError naming the unknown ones."""
+    bad = sorted(set(states) - set(STATES))
+    if bad:
+        raise ValueError(f"unknown spool state(s) {bad}; states are {', '.join(STATES)}")
+    return list(states)
+
+
+class _Statements:
+    """The store's fixed statements in one dialect's spelling."""
+
+    def __init__(self, d: Dialect) -> None:
+        p = d.param
+        self.insert = (
+            "INSERT INTO messages (message_id, mailer, sender, recipients, data, size, "
+            "priority, state, created_at, queued_at, send_at, next_attempt_at, updated_at) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, 'queued', {p}, {p}, {p}, {p}, {p})"
+        )
+        self.history = (
+            "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
+            f"outcome, error, recipients) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+        )
+        self.expired_history = (
+            "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
+            f"outcome, error, recipients) SELECT id, attempts, {p}, {p}, {p}, 'lease-expired', "
+            f"{p}, '[]' FROM messages WHERE id = {p}"
+        )
+        self.take_where = (
+            f"UPDATE messages SET state = 'leased', lease_owner = {p}, lease_token = {p}, "
+            f"lease_expires_at = {p}, updated_at = {p} WHERE id"
+        )
+        self.settle = (
+            f"UPDATE messages SET recipients = {p}, state = {p}, attempts = {p}, "
+            f"next_attempt_at = CASE WHEN {p} THEN {p} ELSE next_attempt_at END, "
+            "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
+            f"last_error = {p}, updated_at = {p} WHERE id = {p}"
+        )
+        self.lost = (
+            f"UPDATE messages SET recipients = {p}, attempts = {p}, updated_at = {p} WHERE id = {p}"
+        )
+        self.renew = (
+            f"UPDATE messages SET lease_expires_at = {p} WHERE id = {p} AND state = 'leased' "
+            f"AND lease_token = {p}"
+        )
+        self.release = (
+            "UPDATE messages SET state = 'queued', lease_owner = NULL, lease_token = NULL, "
+            f"lease_expires_at = NULL, updated_at = {p} WHERE id = {p} AND state = 'leased' "
+            f"AND lease_token = {p}"
+        )
+        self.get = f"SELECT {_COLUMNS} FROM messages WHERE id = {p}"
+        self.get_with_data = f"SELECT {_COLUMNS}, data FROM messages WHERE id = {p}"
+        self.attempts_of = (
+            "SELECT attempt, started_at, finished_at, worker, outcome, error, recipients "
+            f"FROM attempts WHERE message = {p} ORDER BY id"
+        )
+        self.due_count = (
+            f"SELECT COUNT(*) FROM messages WHERE (state = 'queued' AND next_attempt_at <= {p})"
+            f" OR (state = 'leased' AND lease_expires_at <= {p})"
+        )
+        self.due = (
+            f"SELECT {_COLUMNS} FROM messages WHERE state = 'queued' AND next_attempt_at <= {p}"
+            " UNION ALL "
+            f"SELECT {_COLUMNS} FROM messages WHERE state = 'leased' AND lease_expires_at <= {p}"
+            f" ORDER BY next_attempt_at, id LIMIT {p}"
+        )
+        self.reschedule = (
+            f"UPDATE messages SET next_attempt_at = {p}, updated_at = {p} WHERE id = {p}"
+        )
+        self.requeue = (
+            f"UPDATE messages SET state = 'queued', recipients = {p}, next_attempt_at = {p}, "
+            f"queued_at = {p}, updated_at = {p} WHERE id = {p}"
+        )
+        self.requeued_history = (
+            "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
+            f"outcome, error, recipients) SELECT id, attempts, {p}, {p}, 'operator', "
+            f"'requeued', NULL, '[]' FROM messages WHERE id = {p}"
+        )
+
+
+class SQLStore(SpoolStore):
+    """The spool over SQL: what SQLite and PostgreSQL stores share.
+
+    Subclasses set ``dialect`` and implement :meth:`_write` and :meth:`_read`.
+    """
+
+    dialect: Dialect
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._sql = _Statements(dialect)
+
+    @abstractmethod
+    def _write(self, *, exclusive: bool = True) -> AbstractContextManager[Any]:
+        """One write transaction; yields a cursor, commits on exit, rolls back on error.
+
+        ``exclusive``: the transaction must also exclude every other writer (enqueue,
+        which needs consecutive ids); otherwise row locks (``Dialect.lock_rows``,
+        ``Dialect.skip_locked``) are enough where the database has them.
+        """
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Any]:
+        """A cursor for reads (no transaction needed)."""
+
+    def _create_schema(self) -> None:
+        with self._write() as cur:
+            for statement in self.dialect.schema():
+                cur.execute(statement)
+
+    # -- enqueue ------------------------------------------------------------------------
+
+    def enqueue(self, messages: Sequence[NewMessage], *, now: float) -> list[int]:
+        if not messages:
+            return []
+        rows = [
+            (
+                m.message_id,
+                m.mailer,
+                m.sender,
+                new_recipients_json(m.recipients),
+                m.data,
+                len(m.data),
+                int(m.priority),
+                now,
+                now,
+                m.send_at,
+                now if m.send_at is None else max(now, m.send_at),
+                now,
+            )
+            for m in messages
+        ]
+        with self._write() as cur:
+            if len(rows) == 1:
+                cur.execute(self._sql.insert, rows[0])
+            else:
+                cur.executemany(self._sql.insert, rows)
+            cur.execute(self.dialect.last_id)
+            last = int(cur.fetchone()[0])
+            return list(range(last - len(rows) + 1, last + 1))
+
+    # -- leasing --------------------------------------------------------------------------
+
+    def lease(
+        self,
+        owner: str,
+        *,
+        now: float,
+        lease_seconds: float,
+        limit: int = 1,
+        ids: Collection[int] | None = None,
+        mailers: Collection[str] | None = None,
+    ) -> list[SpoolRecord]:
+        where = self._lease_filter(ids, mailers)
+        if limit < 1 or where is None:
+            return []
+        with self._write(exclusive=False) as cur:
+            return self._lease_in(cur, owner, now, lease_seconds, limit, *where)
+
+    def _lease_filter(
+        self, ids: Collection[int] | None, mailers: Collection[str] | None
+    ) -> tuple[str, builtins.list[Any]] | None:
+        """The SQL restriction of a lease to ``ids`` / ``mailers``; None if nothing can match."""
+        extra = ""
+        params: builtins.list[Any] = []
+        if ids is not None:
+            id_list = [int(i) for i in ids]
+            if not id_list:
+                return None
+            extra += f" AND id IN ({self.dialect.marks(len(id_list))})"
+            params += id_list
+        if mailers is not None:
+            mailer_list = list(mailers)
+            if not mailer_list:
+                return None
+            extra += f" AND mailer IN ({self.dialect.marks(len(mailer_list))})"
+            params += mailer_list
+        return extra, params
+
+    def _lease_in(
+        self,
+        cur: Any,
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        extra: str,
+        params: builtins.list[Any],
+    ) -> builtins.list[SpoolRecord]:
+        """The body of :meth:`lease`, inside the caller's write transaction: expired leases
+        first (oldest first), then due records by priority and age."""
+        p, skip = self.dialect.param, self.dialect.skip_locked
+        take = (uuid.uuid4().hex, now + lease_seconds, now)
+        cur.execute(
+            f"SELECT id, lease_owner FROM messages WHERE state = 'leased' "
+            f"AND lease_expires_at <= {p}{extra} ORDER BY lease_expires_at LIMIT {p}{skip}",
+            [now, *params, limit],
+        )
+        expired = cur.fetchall()
+        leased: builtins.list[SpoolRecord] = []
+        if expired:
+            cur.executemany(
+                self._sql.expired_history,
+                [
+                    (now, now, str(old or "?"), f"lease of worker {old} expired", int(rid))
+                    for rid, old in expired
+                ],
+            )
+            ids = [int(r[0]) for r in expired]
+            by_id = {r.id: r for r in self._take(cur, owner, take, ids)}
+            leased = [by_id[i] for i in ids if i in by_id]
+        if len(leased) < limit:
+            due = (
+                f"SELECT id FROM messages WHERE state = 'queued' AND next_attempt_at <= {p}{extra} "
+                f"ORDER BY priority DESC, next_attempt_at, id LIMIT {p}{skip}"
+            )
+            fresh = self._take(cur, owner, take, due, [now, *params, limit - len(leased)])
+            fresh.sort(key=lambda r: (-r.priority, r.next_attempt_at, r.id))
+            leased += fresh
+        return leased
+
+    def _take(
+        self,
+        cur: Any,
+        owner: str,
+        take: tuple[str, float, float],
+        ids: builtins.list[int] | str,
+        params: builtins.list[Any] = [],  # noqa: B006 - never modified
+    ) -> builtins.list[SpoolRecord]:
+        """Lease the records ``ids`` (a list, or a SELECT of ids with its ``params``) to
+        ``owner`` with ``take`` = (token, expiry, now); returns them with their data."""
+        token, expires, now = take
+        if isinstance(ids, str):
+            where, args = ids, params
+        else:
+            where, args = self.dialect.marks(len(ids)), ids
+        if self.dialect.returning:
+            cur.execute(
+                f"{self._sql.take_where} IN ({where}) RETURNING {_COLUMNS}, data",
+                [owner, token, expires, now, *args],
+            )
+            return [_record(row, with_data=True) for row in cur.fetchall()]
+        if isinstance(ids, str):
+            cur.execute(ids, args)
+            ids = [int(r[0]) for r in cur.fetchall()]
+            if not ids:
+                return []
+        cur.execute(
+            f"{self._sql.take_where} IN ({self.dialect.marks(len(ids))})",
+            [owner, token, expires, now, *ids],
+        )
+        cur.execute(
+            f"SELECT {_COLUMNS}, data FROM messages WHERE id IN ({self.dialect.marks(len(ids))})",
+            ids,
+        )
+        return [_record(row, with_data=True) for row in cur.fetchall()]
+
+    def renew(
+        self, records: Sequence[SpoolRecord], *, now: float, lease_seconds: float
+    ) -> list[int]:
+        if not records:
+            return []
+        expires = now + lease_seconds
+        changed: list[int] = []
+        with self._write(exclusive=False) as cur:
+            for record in sorted(records, key=lambda r: r.id):
+                cur.execute(self._sql.renew, (expires, record.id, record.lease_token))
+                if cur.rowcount:
+                    record.lease_expires_at = expires
+                    changed.append(record.id)
+        return changed
+
+    def release(self, record: SpoolRecord, *, now: float) -> bool:
+        with self._write(exclusive=False) as cur:
+            cur.execute(self._sql.release, (now, record.id, record.lease_token))
+            return bool(cur.rowcount)
+
+    # -- settling -------------------------------------------------------------------------
+
+    def complete(self, record: SpoolRecord, outcome: Outcome, *, worker: str) -> SpoolRecord | None:
+        with self._write(exclusive=False) as cur:
+            if not self._settle_in(cur, [(record, outcome)], worker)[0]:
+                return None
+            cur.execute(self._sql.get, (record.id,))
+            fresh = cur.fetchone()
+        return _record(fresh)
+
+    def settle(
+        self,
+        outcomes: Sequence[tuple[SpoolRecord, Outcome]],
+        *,
+        worker: str,
+        lease: LeaseRequest | None = None,
+    ) -> tuple[builtins.list[Settled | None], builtins.list[SpoolRecord]]:
+        """One transaction (one durable commit) for a group of outcomes and the next lease."""
+        where = None if lease is None else self._lease_filter(None, lease.mailers)
+        with self._write(exclusive=False) as cur:
+            settled = self._settle_in(cur, outcomes, worker)
+            leased: builtins.list[SpoolRecord] = []
+            if lease is not None and where is not None and lease.limit > 0:
+                leased = self._lease_in(
+                    cur, lease.owner, lease.now, lease.lease_seconds, lease.limit, *where
+                )
+        return settled, leased
+
+    def _settle_in(
+        self, cur: Any, outcomes: Sequence[tuple[SpoolRecord, Outcome]], worker: str
+    ) -> builtins.list[Settled | None]:
+        """Record outcomes inside the caller's transaction, a few statements for the whole
+        group: each record's new state and last error, or None if it was purged."""
+        if len({record.id for record, _ in outcomes}) < len(outcomes):
+            # the same record twice: each outcome must see the one before it
+            return [r for pair in outcomes for r in self._settle_in(cur, [pair], worker)]
+        rows: dict[int, Any] = {}
+        ids = sorted(record.id for record, _ in outcomes)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            cur.execute(
+                "SELECT id, state, lease_token, recipients, attempts FROM messages "
+                f"WHERE id IN ({self.dialect.marks(len(chunk))}) ORDER BY id"
+                f"{self.dialect.lock_rows}",
+                chunk,
+            )
+            for row in cur.fetchall():
+                rows[int(row[0])] = row
+        settle_rows: builtins.list[tuple[Any, ...]] = []
+        lost_rows: builtins.list[tuple[Any, ...]] = []
+        history: builtins.list[tuple[Any, ...]] = []
+        settled: builtins.list[Settled | None] = []
+        for record, outcome in outcomes:
+            row = rows.get(record.id)
+            if row is None:
+                settled.append(None)
+                continue
+            if row[3] == record.recipients_text:  # unchanged since leased: no decoding
+                recipients = record.recipients
+            else:
+                recipients = decode_recipients(row[3])
+            result = apply_outcome(Stored(row[1], row[2], recipients, int(row[4])),
+                                   record.lease_token, outcome)  # fmt: skip
+            now = outcome.finished_at
+            text = encode_recipients(result.recipients)
+            if result.owner_settles:
+                settle_rows.append(
+                    (
+                        text,
+                        result.state,
+                        result.attempts,
+                        result.reschedule,
+                        outcome.retry_at,
+                        result.error,
+                        now,
+                        record.id,
+                    )
+                )
+            else:
+                lost_rows.append((text, result.attempts, now, record.id))
+            history.append(
+                (
+                    record.id,
+                    result.attempts,
+                    outcome.started_at,
+                    now,
+                    worker,
+                    result.label,
+                    result.error,
+                    encode_results(outcome.recipients),
+                )
+            )
+            settled.append((result.state, result.error))
+        if settle_rows:
+            cur.executemany(self._sql.settle, settle_rows)
+        if lost_rows:
+            cur.executemany(self._sql.lost, lost_rows)
+        if history:
+            cur.executemany(self._sql.history, history)
+        return settled
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get(self, record_id: int, *, with_data: bool = False) -> SpoolRecord | None:
+        with self._read() as cur:
+            cur.execute(self._sql.get_with_data if with_data else self._sql.get, (int(record_id),))
+            row = cur.fetchone()
+        return None if row is None else _record(row, with_data=with_data)
+
+    def history(self, record_id: int) -> list[Attempt]:
+        with self._read() as cur:
+            cur.execute(self._sql.attempts_of, (int(record_id),))
+            rows = cur.fetchall()
+        return [
+            Attempt(
+                attempt=int(r[0]),
+                started_at=float(r[1]),
+                finished_at=float(r[2]),
+                worker=str(r[3]),
+                outcome=str(r[4]),
+                error=r[5],
+                recipients=decode_recipients(r[6]),
+            )
+            for r in rows
+        ]
+
+    def list(
+        self,
+        *,
+        states: Collection[str] | None = None,
+        mailer: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> builtins.list[SpoolRecord]:
+        clauses, params = self._filter(states, mailer)
+        p = self.dialect.param
+        with self._read() as cur:
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM messages{_where(clauses)} ORDER BY id "
+                f"LIMIT {p} OFFSET {p}",
+                [*params, int(limit), int(offset)],
+            )
+            rows = cur.fetchall()
+        return [_record(r) for r in rows]
+
+    def _filter(
+        self, states: Collection[str] | None, mailer: str | None
+    ) -> tuple[builtins.list[str], builtins.list[Any]]:
+        clauses: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if states is not None:
+            state_list = check_states(states)
+            clauses.append(f"state IN ({self.dialect.marks(len(state_list))})")
+            params += state_list
+        if mailer is not None:
+            clauses.append(f"mailer = {self.dialect.param}")
+            params.append(mailer)
+        return clauses, params
+
+    def stats(self, *, now: float) -> dict[str, Any]:
+        by_state: dict[str, int] = dict.fromkeys(STATES, 0)
+        by_mailer: dict[str, dict[str, int]] = {}
+        with self._read() as cur:
+            cur.execute("SELECT mailer, state, COUNT(*) FROM messages GROUP BY mailer, state")
+            for mailer, state, count in cur.fetchall():
+                by_state[state] = by_state.get(state, 0) + int(count)
+                by_mailer.setdefault(mailer, dict.fromkeys(STATES, 0))[state] = int(count)
+            cur.execute(self._sql.due_count, (now, now))
+            due = cur.fetchone()[0]
+            cur.execute("SELECT MIN(queued_at) FROM messages WHERE state IN ('queued', 'leased')")
+            oldest = cur.fetchone()[0]
+        return {
+            "total": sum(by_state.values()),
+            "states": by_state,
+            "mailers": by_mailer,
+            "due": int(due),
+            "next_due": self.next_due(now=now),
+            "oldest_pending_age": None if oldest is None else max(0.0, now - float(oldest)),
+        }
+
+    def next_due(self, *, now: float) -> float | None:
+        with self._read() as cur:
+            cur.execute(
+                "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM messages "
+                "WHERE state = 'queued' UNION ALL SELECT MIN(lease_expires_at) FROM messages "
+                "WHERE state = 'leased') AS due_times"
+            )
+            row = cur.fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def due(self, *, now: float, limit: int = 100) -> builtins.list[SpoolRecord]:
+        with self._read() as cur:
+            cur.execute(self._sql.due, (now, now, int(limit)))
+            rows = cur.fetchall()
+        return [_record(r) for r in rows]
+
+    # -- operations -----------------------------------------------------------------------
+
+    def retry(
+        self, ids: Collection[int] | None = None, *, states: Collection[str] = ("dead",), now: float
+    ) -> int:
+        clauses, params = self._filter(states, None)
+        if ids is not None:
+            id_list = [int(i) for i in ids]
+            if not id_list:
+                return 0
+            clauses.append(f"id IN ({self.dialect.marks(len(id_list))})")
+            params += id_list
+        changed = 0
+        with self._write(exclusive=False) as cur:
+            cur.execute(
+                f"SELECT id, state, recipients FROM messages{_where(clauses)} ORDER BY id"
+                f"{self.dialect.lock_rows}",
+                params,
+            )
+            for rid, state, text in cur.fetchall():
+                if state == "queued":
+                    cur.execute(self._sql.reschedule, (now, now, rid))
+                    changed += 1
+                elif state == "dead":
+                    recipients = decode_recipients(text)
+                    for r in recipients:
+                        if r.status == "failed":
+                            r.status = "pending"
+                    cur.execute(
+                        self._sql.requeue, (encode_recipients(recipients), now, now, now, rid)
+                    )
+                    cur.execute(self._sql.requeued_history, (now, now, rid))
+                    changed += 1
+        return changed
+
+    def purge(
+        self,
+        *,
+        states: Collection[str] = ("sent",),
+        ids: Collection[int] | None = None,
+        older_than: float | None = None,
+    ) -> int:
+        clauses, params = self._filter(states, None)
+        if ids is not None:
+            id_list = [int(i) for i in ids]
+            if not id_list:
+                return 0
+            clauses.append(f"id IN ({self.dialect.marks(len(id_list))})")
+            params += id_list
+        if older_than is not None:
+            clauses.append(f"updated_at < {self.dialect.param}")
+            params.append(older_than)
+        where = _where(clauses)
+        with self._write(exclusive=False) as cur:
+            cur.execute(
+                f"DELETE FROM attempts WHERE message IN (SELECT id FROM messages{where})", params
+            )
+            cur.execute(f"DELETE FROM messages{where}", params)
+            return int(cur.rowcount)
+
+
+def _where(clauses: Sequence[str]) -> str:
+    return " WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+def _record(row: Sequence[Any], *, with_data: bool = False) -> SpoolRecord:
+    state: MessageState = row[6]
+    return SpoolRecord(
+        id=int(row[0]),
+        message_id=row[1],
+        mailer=str(row[2]),
+        sender=str(row[3]),
+        recipients=decode_recipients(row[4]),
+        priority=int(row[5]),
+        state=state,
+        created_at=float(row[7]),
+        send_at=None if row[8] is None else float(row[8]),
+        next_attempt_at=float(row[9]),
+        attempts=int(row[10]),
+        lease_owner=row[11],
+        lease_expires_at=None if row[12] is None else float(row[12]),
+        last_error=row[13],
+        updated_at=float(row[14]),
+        size=int(row[15]),
+        lease_token=row[16],
+        queued_at=float(row[17]),
+        data=bytes(row[18]) if with_data else None,
+        recipients_text=row[4],
+    )
