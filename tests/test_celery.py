@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 import mailpost
+import mailpost.integrations.celery  # registers the "celery" dispatcher in this process
 from mailpost import EmailMessage
 from mailpost.spool import Spool
 from mailpost.spool.record import SpoolRecord

@@ -81,3 +81,22 @@ def test_celery_backend_dispatches_by_default_and_needs_an_alias(tmp_path: Path)
     assert backend.dispatch == "celery"
     with pytest.raises(mailpost.InvalidMailer, match="needs the spool to be a MAILERS entry"):
         CelerySpoolBackend(mailer="smtp", path=str(tmp_path / "s.sqlite3"))
+
+
+def test_celery_options_without_celery_dispatch_are_named(tmp_path: Path) -> None:
+    mailpost.configure(
+        MAILERS={
+            "spool": {
+                "BACKEND": "mailpost.backends.spool.EmailBackend",
+                "OPTIONS": {"mailer": "smtp", "path": str(tmp_path / "s"), "celery_queue": "m"},
+            }
+        }
+    )
+    with pytest.raises(mailpost.InvalidMailer) as info:
+        mailpost.mailers["spool"]
+    assert str(info.value) == "MAILERS['spool']: OPTIONS 'celery_queue' needs 'dispatch': 'celery'"
+
+
+def test_a_bad_celery_queue_is_named(tmp_path: Path) -> None:
+    with pytest.raises(mailpost.InvalidMailer, match="OPTIONS 'celery_queue' must be a queue"):
+        CelerySpoolBackend(alias="spool", mailer="smtp", path=str(tmp_path / "s"), celery_queue=3)

@@ -18,13 +18,15 @@ OPTIONS:
 - ``lease_seconds`` (default 20; renewed every quarter of it while a worker holds the
   record, so a killed worker's messages are free again within it), ``batch_size``
   (default 100: records per lease and per pipelined SMTP batch): worker tuning.
-- ``in_process_worker``: start a background delivery thread in this process on first send.
-- ``dispatch``: ``"celery"`` publishes one ``mailpost.deliver`` task per stored message
-  (its id only) so Celery workers deliver it; see :mod:`mailpost.integrations.celery`.
-- ``celery_app``: the Celery app to publish with (an app or ``"module:attribute"``; default
-  ``celery.current_app``); ``celery_queue``: the queue to publish to (default: the app's).
+- ``dispatch``: who delivers what is stored, besides workers polling the spool (see
+  :mod:`mailpost.spool.dispatch`): ``"thread"`` (a background worker thread in this
+  process; ``in_process_worker: True`` is the same), ``"inline"`` (at once, in the sending
+  thread), or one an integration registered: ``"celery"`` publishes tasks that carry record
+  ids only, for Celery workers (:mod:`mailpost.integrations.celery`, which takes
+  ``celery_app`` and ``celery_queue`` too).
 - ``on_commit``: inside a Django ``atomic`` block, store the messages only once the
-  transaction commits (``True`` for the default database, or a database alias).
+  transaction commits (``True`` for the default database, or a database alias); needs
+  ``"mailpost.integrations.django"`` in ``INSTALLED_APPS``, which registers the hook.
 """
 
 from __future__ import annotations
@@ -32,12 +34,20 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailpost._delivery import DeliveryResult, RecipientStatus
 from mailpost.backends.base import BaseEmailBackend
 from mailpost.spool.clock import Clock, system_clock
+from mailpost.spool.dispatch import (
+    Dispatcher,
+    Ready,
+    claimed_options,
+    find_dispatcher,
+    missing_dispatcher,
+    transaction_hook,
+)
 from mailpost.spool.policy import RetryPolicy
 
 if TYPE_CHECKING:
@@ -49,9 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_PATH", "EmailBackend", "SpoolBackend"]
 
 logger = logging.getLogger("mailpost.spool")
-
-#: Values of OPTIONS ``dispatch``: who delivers what this spool stores, besides workers.
-DISPATCHERS = ("celery",)
 
 #: Where the spool lives when OPTIONS has no ``path``: relative to the working directory.
 DEFAULT_PATH = "mailpost-spool.sqlite3"
@@ -77,31 +84,72 @@ class SpoolBackend(BaseEmailBackend):
         batch_size: int = 100,
         in_process_worker: bool = False,
         dispatch: str | None = None,
-        celery_app: Any = None,
-        celery_queue: str | None = None,
         on_commit: bool | str = False,
         **kwargs: Any,
     ) -> None:
+        self.alias = alias
+        dispatch_options = self._take_dispatch_options(dispatch, kwargs)
         super().__init__(fail_silently, alias=alias, **kwargs)
+        self.mailer = self._check_mailer(mailer)
+        self.path = self._check_path(path)
+        self.priority = self._check_priority(priority)
+        self.policy = self._check_retry(retry)
+        self.rate_limit = self._check_rate_limit(rate_limit)
+        self.lease_seconds = self._check_positive("lease_seconds", lease_seconds)
+        self.batch_size = int(self._check_positive("batch_size", batch_size))
+        self.on_commit = self._check_on_commit(on_commit)
+        self.dispatch = self._check_dispatch(dispatch, in_process_worker)
+        self.in_process_worker = self.dispatch == "thread"
+        self.dispatcher = self._make_dispatcher(self.dispatch, dispatch_options)
+        self._store: tuple[int, SpoolStore] | None = None
+
+    # -- OPTIONS, one check each ------------------------------------------------------------
+
+    def _take_dispatch_options(self, dispatch: object, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Remove from ``kwargs`` the OPTIONS that belong to dispatcher ``dispatch``."""
+        found = find_dispatcher(dispatch) if isinstance(dispatch, str) else None
+        own = found[1] if found is not None else frozenset()
+        others = claimed_options(dispatch if isinstance(dispatch, str) else None)
+        misplaced = sorted(k for k in kwargs if k in others and k not in own)
+        if misplaced:
+            names = " / ".join(repr(k) for k in misplaced)
+            verb = "needs" if len(misplaced) == 1 else "need"
+            raise self.invalid(f"OPTIONS {names} {verb} 'dispatch': {others[misplaced[0]]!r}")
+        return {k: kwargs.pop(k) for k in sorted(own) if k in kwargs}
+
+    def _check_mailer(self, mailer: object) -> str:
         if not mailer or not isinstance(mailer, str):
             raise self.invalid(
                 "OPTIONS 'mailer' is required: the alias of the mailer that delivers spooled "
                 "messages (e.g. 'smtp')"
             )
-        if alias is not None and mailer == alias:
+        if self.alias is not None and mailer == self.alias:
             raise self.invalid(
                 f"OPTIONS 'mailer' is {mailer!r}, this spool itself; it must name the mailer "
                 "that delivers (a spool delivering into itself would loop forever)"
             )
+        return mailer
+
+    def _check_path(self, path: object) -> str:
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
             raise self.invalid(f"OPTIONS 'path' must be a file path, not {path!r}")
+        return str(os.fspath(path))
+
+    def _check_priority(self, priority: object) -> int:
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise self.invalid(f"OPTIONS 'priority' must be an int, not {priority!r}")
+        return priority
+
+    def _check_retry(self, retry: dict[str, Any] | None) -> RetryPolicy:
         try:
-            self.policy = RetryPolicy.from_options(retry)
+            return RetryPolicy.from_options(retry)
         except (TypeError, ValueError) as exc:
             raise self.invalid(f"OPTIONS 'retry': {exc}") from None
-        if rate_limit is not None and (
+
+    def _check_rate_limit(self, rate_limit: object) -> float | None:
+        if rate_limit is None:
+            return None
+        if (
             isinstance(rate_limit, bool)
             or not isinstance(rate_limit, (int, float))
             or not rate_limit > 0
@@ -110,49 +158,44 @@ class SpoolBackend(BaseEmailBackend):
                 f"OPTIONS 'rate_limit' must be a positive number of messages per second, "
                 f"not {rate_limit!r}"
             )
-        for name, value in (("lease_seconds", lease_seconds), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise self.invalid(f"OPTIONS {name!r} must be a positive number, not {value!r}")
-        self.mailer = mailer
-        self.path = os.fspath(path)
-        self.priority = priority
-        self.rate_limit = None if rate_limit is None else float(rate_limit)
-        self.lease_seconds = float(lease_seconds)
-        self.batch_size = int(batch_size)
-        self.in_process_worker = bool(in_process_worker)
-        if dispatch is not None and dispatch not in DISPATCHERS:
-            raise self.invalid(
-                f"OPTIONS 'dispatch' must be one of {', '.join(map(repr, DISPATCHERS))} "
-                f"or None, not {dispatch!r}"
-            )
-        if dispatch is None and (celery_app is not None or celery_queue is not None):
-            raise self.invalid("OPTIONS 'celery_app' / 'celery_queue' need 'dispatch': 'celery'")
-        if dispatch == "celery":
-            if alias is None:
-                raise self.invalid(
-                    "OPTIONS 'dispatch': 'celery' needs the spool to be a MAILERS entry: the "
-                    "Celery task finds the spool by its alias"
-                )
-            if celery_queue is not None and (not isinstance(celery_queue, str) or not celery_queue):
-                raise self.invalid(
-                    f"OPTIONS 'celery_queue' must be a queue name, not {celery_queue!r}"
-                )
-            try:
-                import celery  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401
-            except ImportError:
-                raise self.invalid(
-                    "OPTIONS 'dispatch': 'celery' needs Celery: pip install \"mailpost[celery]\""
-                ) from None
+        return float(rate_limit)
+
+    def _check_positive(self, name: str, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise self.invalid(f"OPTIONS {name!r} must be a positive number, not {value!r}")
+        return float(value)
+
+    def _check_on_commit(self, on_commit: object) -> bool | str:
         if not isinstance(on_commit, (bool, str)) or on_commit == "":
             raise self.invalid(
                 f"OPTIONS 'on_commit' must be True, False or a Django database alias, "
                 f"not {on_commit!r}"
             )
-        self.dispatch = dispatch
-        self.celery_app = celery_app
-        self.celery_queue = celery_queue
-        self.on_commit = on_commit
-        self._store: tuple[int, SpoolStore] | None = None
+        return on_commit
+
+    def _check_dispatch(self, dispatch: object, in_process_worker: object) -> str | None:
+        """The dispatcher's name; ``in_process_worker`` is the older spelling of "thread"."""
+        if in_process_worker:
+            if dispatch not in (None, "thread"):
+                raise self.invalid(
+                    f"OPTIONS 'in_process_worker' and 'dispatch': {dispatch!r} conflict: "
+                    "in_process_worker is 'dispatch': 'thread'"
+                )
+            return "thread"
+        if dispatch is None:
+            return None
+        if not isinstance(dispatch, str) or find_dispatcher(dispatch) is None:
+            raise self.invalid(missing_dispatcher(str(dispatch)))
+        return dispatch
+
+    def _make_dispatcher(self, name: str | None, options: dict[str, Any]) -> Dispatcher | None:
+        found = None if name is None else find_dispatcher(name)
+        if found is None:
+            return None
+        try:
+            return found[0](self, options)
+        except (TypeError, ValueError, ImportError) as exc:
+            raise self.invalid(str(exc)) from None
 
     def __repr__(self) -> str:
         return f"<SpoolBackend {self.label} path={self.location!r} mailer={self.mailer!r}>"
@@ -225,11 +268,11 @@ class SpoolBackend(BaseEmailBackend):
                 if compose_error is None and not self.fail_silently:
                     compose_error = exc
         if captured:
-            database = self._open_transaction()
-            if database is None:
+            defer = self._deferrer()
+            if defer is None:
                 results.update(self._store_now(captured))
             else:
-                results.update(self._defer(captured, database))
+                results.update(self._defer(captured, defer))
         return self.finish((results[id(m)] for m in email_messages), compose_error)
 
     def _store_now(
@@ -268,43 +311,49 @@ class SpoolBackend(BaseEmailBackend):
                     response=(250, reply),
                 ),
             )
-        if self.in_process_worker:
-            from mailpost.spool.api import ensure_in_process_worker
-
-            key = self.path if "://" in self.path else os.path.abspath(self.path)
-            ensure_in_process_worker((key, self.mailer), self.spool())
-        if self.dispatch == "celery":
-            from mailpost.integrations.celery import publish
-
-            due = [max(0.0, (item.send_at or now) - now) for _, item in captured]
-            publish(self, [(record_id, 0, wait) for record_id, wait in zip(ids, due, strict=True)])
+        if self.dispatcher is not None:
+            ready = [
+                Ready(record_id, 0, max(0.0, (item.send_at or now) - now))
+                for (_, item), record_id in zip(captured, ids, strict=True)
+            ]
+            try:
+                self.dispatcher.dispatch(ready)
+            except Exception:
+                logger.exception(
+                    "%s: dispatching %d stored message(s) failed; they stay queued for a worker",
+                    self.label,
+                    len(ready),
+                )
         return results
 
-    # -- Django on_commit -----------------------------------------------------------------
+    # -- on_commit --------------------------------------------------------------------------
 
-    def _open_transaction(self) -> str | None:
-        """The Django database alias whose open ``atomic`` block defers the enqueue, if any.
+    def _deferrer(self) -> Callable[[Callable[[], None]], None] | None:
+        """With ``on_commit`` inside an open transaction: what runs a function at its commit.
 
-        Only with ``on_commit``, and only when Django is already imported and configured:
-        the spool never imports Django itself.
+        The transaction hook is registered by the Django integration (its app's ``ready``);
+        the spool never imports Django. Django loaded without that hook would make
+        ``on_commit`` store mail of transactions that roll back: an error, not a guess.
         """
-        if not self.on_commit or "django.db" not in sys.modules:
+        if not self.on_commit:
             return None
-        from django.conf import settings
-        from django.db import DEFAULT_DB_ALIAS, transaction
-
-        if not settings.configured:
+        hook = transaction_hook()
+        if hook is None:
+            if "django.db" in sys.modules:
+                raise self.invalid(
+                    "OPTIONS 'on_commit' needs mailpost's Django app to see transactions: add "
+                    "'mailpost.integrations.django' to INSTALLED_APPS (or call "
+                    "mailpost.integrations.django.transactions.register())"
+                )
             return None
-        database = DEFAULT_DB_ALIAS if self.on_commit is True else str(self.on_commit)
-        in_block: bool = transaction.get_connection(database).in_atomic_block
-        return database if in_block else None
+        return hook.deferrer(None if self.on_commit is True else self.on_commit)
 
     def _defer(
-        self, captured: list[tuple[EmailMessage, NewMessage]], database: str
+        self,
+        captured: list[tuple[EmailMessage, NewMessage]],
+        defer: Callable[[Callable[[], None]], None],
     ) -> dict[int, DeliveryResult]:
-        """Register the enqueue with ``transaction.on_commit``; report "queued on commit"."""
-        from django.db import transaction
-
+        """Store the messages when the transaction commits; report "queued on commit"."""
         reply = "queued on commit"
         results = {
             id(message): self.record(
@@ -325,7 +374,7 @@ class SpoolBackend(BaseEmailBackend):
             stored = self._store_now(captured)
             self.finish(stored[id(message)] for message, _ in captured)
 
-        transaction.on_commit(enqueue_on_commit, using=database)
+        defer(enqueue_on_commit)
         return results
 
 

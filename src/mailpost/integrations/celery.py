@@ -21,10 +21,11 @@ task was lost, e.g. when the broker restarted without persistence.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailpost.backends.spool import SpoolBackend
+from mailpost.spool.dispatch import Ready, register_dispatcher
 from mailpost.spool.record import SpoolRecord
 from mailpost.spool.worker import new_worker_id
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SWEEP_TASK_NAME",
     "TASK_NAME",
+    "CeleryDispatcher",
     "CelerySpoolBackend",
     "EmailBackend",
     "deliver",
@@ -92,6 +94,48 @@ def max_countdown(app: Any) -> float:
     return max(0.1, min(MAX_COUNTDOWN, float(visibility) / 2))
 
 
+# -- the dispatcher -------------------------------------------------------------------------
+
+
+class CeleryDispatcher:
+    """OPTIONS ``dispatch: "celery"``: a ``mailpost.deliver`` task per stored record.
+
+    Takes the OPTIONS ``celery_app`` (an app or ``"module:attribute"``; default
+    ``celery.current_app``, resolved when publishing) and ``celery_queue`` (default: the
+    app's default queue).
+    """
+
+    def __init__(self, backend: SpoolBackend, options: Mapping[str, Any]) -> None:
+        if backend.alias is None:
+            raise ValueError(
+                "OPTIONS 'dispatch': 'celery' needs the spool to be a MAILERS entry: the "
+                "Celery task finds the spool by its alias"
+            )
+        queue = options.get("celery_queue")
+        if queue is not None and (not isinstance(queue, str) or not queue):
+            raise ValueError(f"OPTIONS 'celery_queue' must be a queue name, not {queue!r}")
+        try:
+            import celery  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "OPTIONS 'dispatch': 'celery' needs Celery: pip install \"mailpost[celery]\""
+            ) from None
+        self.backend = backend
+        self.app: Any = options.get("celery_app")
+        self.queue: str | None = queue
+
+    def dispatch(self, ready: Sequence[Ready]) -> None:
+        publish(self.backend, [(r.record_id, r.attempts, r.wait) for r in ready])
+
+
+register_dispatcher("celery", CeleryDispatcher, options=("celery_app", "celery_queue"))
+
+
+def _dispatcher(backend: SpoolBackend) -> CeleryDispatcher | None:
+    dispatcher = backend.dispatcher
+    return dispatcher if isinstance(dispatcher, CeleryDispatcher) else None
+
+
 # -- publishing ---------------------------------------------------------------------------
 
 
@@ -105,7 +149,11 @@ def publish(backend: SpoolBackend, items: Sequence[Dispatch], *, app: Any = None
         return 0
     if backend.alias is None:
         raise backend.invalid("publishing to Celery needs the spool's MAILERS alias")
-    celery_app = resolve_app(app if app is not None else backend.celery_app)
+    dispatcher = _dispatcher(backend)
+    if app is None and dispatcher is not None:
+        app = dispatcher.app
+    queue = None if dispatcher is None else dispatcher.queue
+    celery_app = resolve_app(app)
     cap = max_countdown(celery_app)
     published = 0
     try:
@@ -115,7 +163,7 @@ def publish(backend: SpoolBackend, items: Sequence[Dispatch], *, app: Any = None
                     TASK_NAME,
                     args=[record_id, backend.alias, attempts],
                     countdown=min(cap, max(0.0, wait)) or None,
-                    queue=backend.celery_queue,
+                    queue=queue,
                     producer=producer,
                 )
                 published += 1
