@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from mailpost.backends.spool import SpoolBackend
-from mailpost.spool.dispatch import Ready, register_dispatcher
+from mailpost.spool.backend import SpoolBackend
+from mailpost.spool.dispatch import Ready, SpoolMailer, register_dispatcher
 from mailpost.spool.record import SpoolRecord
 from mailpost.spool.worker import new_worker_id
 
@@ -105,7 +105,7 @@ class CeleryDispatcher:
     app's default queue).
     """
 
-    def __init__(self, backend: SpoolBackend, options: Mapping[str, Any]) -> None:
+    def __init__(self, backend: SpoolMailer, options: Mapping[str, Any]) -> None:
         if backend.alias is None:
             raise ValueError(
                 "OPTIONS 'dispatch': 'celery' needs the spool to be a MAILERS entry: the "
@@ -125,7 +125,9 @@ class CeleryDispatcher:
         self.queue: str | None = queue
 
     def dispatch(self, ready: Sequence[Ready]) -> None:
-        publish(self.backend, [(r.record_id, r.attempts, r.wait) for r in ready])
+        publish(
+            cast(SpoolBackend, self.backend), [(r.record_id, r.attempts, r.wait) for r in ready]
+        )
 
 
 register_dispatcher("celery", CeleryDispatcher, options=("celery_app", "celery_queue"))

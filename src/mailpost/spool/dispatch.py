@@ -21,19 +21,17 @@ import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, Protocol, cast
 
+from mailpost.spool.api import Spool, ensure_in_process_worker
 from mailpost.spool.record import Outcome, SpoolRecord
 from mailpost.spool.store import Settled, SpoolStore
-
-if TYPE_CHECKING:
-    from mailpost.backends.spool import SpoolBackend
-    from mailpost.spool.api import Spool
 
 __all__ = [
     "Dispatcher",
     "DispatcherFactory",
     "Ready",
+    "SpoolMailer",
     "TransactionHook",
     "deliver_ready",
     "dispatcher_names",
@@ -56,6 +54,19 @@ class Ready:
     wait: float = 0.0
 
 
+class SpoolMailer(Protocol):
+    """What a dispatcher may use of the spool mailer it serves (the spool backend)."""
+
+    alias: str | None
+    mailer: str
+    path: str
+
+    @property
+    def label(self) -> str: ...
+
+    def spool(self, *, clock: Any = None) -> Spool: ...
+
+
 class Dispatcher(Protocol):
     """Gets records delivered once they are stored (a thread, a task queue ...)."""
 
@@ -66,7 +77,7 @@ class Dispatcher(Protocol):
 
 #: Builds the dispatcher of one spool mailer from the OPTIONS the dispatcher claimed;
 #: raises ValueError (naming the option) for a bad one.
-DispatcherFactory = Callable[["SpoolBackend", Mapping[str, Any]], Dispatcher]
+DispatcherFactory = Callable[[SpoolMailer, Mapping[str, Any]], Dispatcher]
 
 
 @dataclass(frozen=True)
@@ -242,12 +253,10 @@ def deliver_ready(spool: Spool, ids: Iterable[int], **worker_options: Any) -> di
 class ThreadDispatcher:
     """Delivery by one background worker thread per (spool, mailer) in this process."""
 
-    def __init__(self, backend: SpoolBackend) -> None:
+    def __init__(self, backend: SpoolMailer) -> None:
         self.backend = backend
 
     def dispatch(self, ready: Sequence[Ready]) -> None:
-        from mailpost.spool.api import ensure_in_process_worker
-
         backend = self.backend
         key = backend.path if "://" in backend.path else os.path.abspath(backend.path)
         ensure_in_process_worker((key, backend.mailer), backend.spool())
@@ -256,7 +265,7 @@ class ThreadDispatcher:
 class InlineDispatcher:
     """Delivery at once, in the sending thread, once the messages are stored."""
 
-    def __init__(self, backend: SpoolBackend) -> None:
+    def __init__(self, backend: SpoolMailer) -> None:
         self.backend = backend
 
     def dispatch(self, ready: Sequence[Ready]) -> None:
@@ -273,8 +282,8 @@ class InlineDispatcher:
             )
 
 
-def _no_options(cls: Callable[[SpoolBackend], Dispatcher]) -> DispatcherFactory:
-    def factory(backend: SpoolBackend, options: Mapping[str, Any]) -> Dispatcher:
+def _no_options(cls: Callable[[SpoolMailer], Dispatcher]) -> DispatcherFactory:
+    def factory(backend: SpoolMailer, options: Mapping[str, Any]) -> Dispatcher:
         return cls(backend)
 
     return factory
