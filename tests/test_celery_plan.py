@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 import mailpost
-from mailpost.integrations.celery import CelerySpoolBackend, max_countdown, plan
+from mailpost import EmailMessage
+from mailpost.integrations.celery import CelerySpoolBackend, batches, max_countdown, plan
 from mailpost.spool.record import SpoolRecipient, SpoolRecord
 
 NOW = 1_700_000_000.0
@@ -100,3 +101,66 @@ def test_celery_options_without_celery_dispatch_are_named(tmp_path: Path) -> Non
 def test_a_bad_celery_queue_is_named(tmp_path: Path) -> None:
     with pytest.raises(mailpost.InvalidMailer, match="OPTIONS 'celery_queue' must be a queue"):
         CelerySpoolBackend(alias="spool", mailer="smtp", path=str(tmp_path / "s"), celery_queue=3)
+
+
+def test_records_due_together_share_a_task_and_retries_group_by_time() -> None:
+    due_now = [(i, 0, 0.0) for i in range(5)]
+    assert [(wait, [r[0] for r in group]) for wait, group in batches(due_now, 2)] == [
+        (0.0, [0, 1]),
+        (0.0, [2, 3]),
+        (0.0, [4]),
+    ]
+    retries = [(1, 1, 60.0), (2, 1, 63.0), (3, 1, 70.0), (4, 2, 0.2)]
+    assert [(wait, [r[0] for r in group]) for wait, group in batches(retries, 100)] == [
+        (0.2, [4]),
+        (63.0, [1, 2]),  # 63 is within 6 s (a tenth) of 60: one task, when both are due
+        (70.0, [3]),
+    ]
+
+
+def test_tasks_carry_record_ids_and_attempts_only(tmp_path: Path) -> None:
+    from celery import Celery
+
+    app = Celery("ids-only", broker="memory://", set_as_current=False)
+    app.conf.task_default_queue = "mail-ids"
+    mailpost.configure(
+        MAILERS={
+            "smtp": {
+                "BACKEND": "mailpost.backends.smtp.EmailBackend",
+                "OPTIONS": {"host": "127.0.0.1", "password": "pw-never-sent"},
+            },
+            "spool": {
+                "BACKEND": "mailpost.integrations.celery.EmailBackend",
+                "OPTIONS": {
+                    "mailer": "smtp",
+                    "path": str(tmp_path / "s.sqlite3"),
+                    "celery_app": app,
+                    "batch_size": 2,
+                },
+            },
+        }
+    )
+    messages = [
+        EmailMessage(f"subject {i}", "secret body", "f@x.test", [f"t{i}@x.test"]) for i in range(3)
+    ]
+    assert mailpost.mailers["spool"].send_messages(messages) == 3
+    tasks = []
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue("mail-ids")
+        for _ in range(2):
+            message = queue.get(timeout=2)
+            tasks.append((message.headers["task"], message.payload[0], message.payload[1]))
+            message.ack()
+        with pytest.raises(queue.Empty):
+            queue.get(timeout=0.1)
+        queue.close()
+    app.close()
+    a, b, c = (m.spool_id for m in messages)  # type: ignore[attr-defined]
+    assert tasks == [
+        ("mailpost.deliver", [[[a, 0], [b, 0]], "spool"], {}),
+        ("mailpost.deliver", [[[c, 0]], "spool"], {}),
+    ]
+    text = repr(tasks)
+    assert "secret" not in text
+    assert "x.test" not in text
+    assert "pw-never-sent" not in text

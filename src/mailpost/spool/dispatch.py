@@ -170,29 +170,68 @@ def transaction_hook() -> TransactionHook | None:
 
 
 class _ScopedStore:
-    """A store that leases only ``ids`` and notes how each of their attempts settled.
+    """A store that leases ``ids`` first, then at most ``extra`` other due records, and
+    notes how each attempt settled.
 
     Given to a :class:`~mailpost.spool.worker.Worker`, it makes the worker's full engine
-    (one session, pipelined batches, group commits, heartbeat) deliver exactly these
-    records, if due, and nothing else.
+    (one session, pipelined batches, group commits, heartbeat) deliver these records, if
+    due, and nothing beyond the ``extra`` allowance.
     """
 
-    def __init__(self, store: SpoolStore, ids: Iterable[int]) -> None:
+    def __init__(
+        self,
+        store: SpoolStore,
+        ids: Iterable[int],
+        attempts: Mapping[int, int] | None = None,
+        extra: int = 0,
+    ) -> None:
         self._store = store
         self.ids = {int(i) for i in ids}
+        self.attempts = attempts
+        self.extra = extra
         self.settled: dict[int, tuple[Settled | None, int, float]] = {}
+        self.skipped: set[int] = set()
+        self.taken: set[int] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def _left(self) -> list[int]:
-        return sorted(self.ids - set(self.settled))
+    def lease(
+        self,
+        owner: str,
+        *,
+        now: float,
+        limit: int = 1,
+        ids: Collection[int] | None = None,
+        **kwargs: Any,
+    ) -> list[SpoolRecord]:
+        wanted = sorted(self.ids - self.taken - self.skipped)
+        if ids is not None:
+            wanted = sorted(set(wanted).intersection(ids))
+        leased: list[SpoolRecord] = []
+        if wanted:
+            leased = self._store.lease(owner, now=now, limit=limit, ids=wanted, **kwargs)
+            leased = self._keep_expected(leased, now)
+        room = min(limit - len(leased), self.extra)
+        if room > 0 and ids is None:
+            more = self._store.lease(owner, now=now, limit=room, **kwargs)
+            self.extra -= len(more)
+            leased += more
+        self.taken.update(record.id for record in leased)
+        return leased
 
-    def lease(self, owner: str, *, ids: Collection[int] | None = None, **kwargs: Any) -> Any:
-        wanted = self._left() if ids is None else sorted(self.ids.intersection(ids))
-        if not wanted:
-            return []
-        return self._store.lease(owner, ids=wanted, **kwargs)
+    def _keep_expected(self, leased: list[SpoolRecord], now: float) -> list[SpoolRecord]:
+        """Give back the records that had another attempt since the caller looked."""
+        if self.attempts is None:
+            return leased
+        kept = []
+        for record in leased:
+            if record.attempts == self.attempts.get(record.id, record.attempts):
+                kept.append(record)
+            else:  # not ours to make: the task of that attempt makes it
+                self.skipped.add(record.id)
+                self._store.release(record, now=now)
+        return kept
 
     def _note(self, record: SpoolRecord, outcome: Outcome, result: Settled | None) -> None:
         self.settled[record.id] = (result, record.attempts + 1, outcome.retry_at)
@@ -231,16 +270,30 @@ class Attempted:
     retry_at: float
 
 
-def deliver_ready(spool: Spool, ids: Iterable[int], **worker_options: Any) -> dict[int, Attempted]:
+def deliver_ready(
+    spool: Spool,
+    ids: Iterable[int],
+    *,
+    attempts: Mapping[int, int] | None = None,
+    extra: int = 0,
+    **worker_options: Any,
+) -> dict[int, Attempted]:
     """Attempt the records ``ids`` of ``spool`` that are due, once each, with the worker's
-    engine; returns how each attempted one settled (ids not attempted are absent: not due,
-    held by another worker, finished or gone)."""
-    scoped = _ScopedStore(spool.store, ids)
-    if not scoped.ids:
+    engine; returns how each attempted record settled (ids not attempted are absent: not
+    due, held by another worker, finished or gone).
+
+    With ``attempts`` (id -> attempts the caller saw), a record that has had another number
+    of attempts since is left alone. ``extra`` lets the same run go on with up to that many
+    other due records (of the worker's ``mailers``) once ``ids`` are leased: one long run
+    delivers a backlog at engine speed where many small runs would each pay for a session
+    and a final commit.
+    """
+    scoped = _ScopedStore(spool.store, ids, attempts, extra)
+    if not scoped.ids and not extra:
         return {}
     worker = spool.worker(**worker_options)
     worker.store = cast(SpoolStore, scoped)
-    worker.run(until_idle=True, max_messages=len(scoped.ids))
+    worker.run(until_idle=True, max_messages=len(scoped.ids) + extra)
     return {
         record_id: Attempted(None if result is None else result[0], attempts, retry_at)
         for record_id, (result, attempts, retry_at) in scoped.settled.items()
