@@ -6,11 +6,17 @@ Celery worker process (prefork pool, ``--concurrency``), with 5,000 messages of 
 3 recipients each:
 
 * direct: ``send_messages`` on the SMTP mailer (one session), the baseline;
-* celery: the spool backend with ``dispatch: "celery"``, 100 messages per
-  ``send_messages`` call (durable enqueue, then one task carrying record ids only), from
-  the first call until the spool has every message sent.
+* Celery drain: 5,000 messages stored through the spool backend with
+  ``dispatch: "celery"`` (100 per ``send_messages`` call: one task each, carrying record
+  ids only) while no worker runs; then a worker starts, from its "ready" until the spool has
+  every message sent (issue 16's figure: the Celery path's drain throughput);
+* Celery end to end: the same with the worker running while the messages are sent, from
+  the first ``send_messages`` to the last message sent (enqueue and delivery overlap);
+* for reference, one ``mailpost spool work``-style worker draining the same number
+  (``bench/spool_drain.py``'s figure): the engine both paths share.
 
-Each figure is the median of ``--runs`` runs. Run: ``bench/run spool`` (or
+Each figure is the median of ``--runs`` runs, and each ratio the median of the per-run
+ratios to the direct figure of the same run (the machine is shared). Run: ``bench/run spool`` (or
 ``python bench/spool_celery.py``; needs ``redis-server`` and ``mailpost[celery]``).
 """
 
@@ -31,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from spool_drain import Sink, direct, messages
+from spool_drain import Sink, direct, drain, messages
 
 import mailpost
 
@@ -104,7 +110,7 @@ def configure(app: Any, port: int, path: str) -> None:
 
 
 def _worker_main(broker: str, port: int, path: str, concurrency: int) -> None:
-    """The Celery worker process: prints "ready" once it consumes, runs until SIGTERM."""
+    """The Celery worker process: prints "ready <epoch>" once it consumes; until SIGTERM."""
     from celery import signals
 
     from mailpost.integrations.celery import register
@@ -114,7 +120,7 @@ def _worker_main(broker: str, port: int, path: str, concurrency: int) -> None:
     register(app)
 
     def ready(**kwargs: Any) -> None:
-        sys.stdout.write("ready\n")
+        sys.stdout.write(f"ready {time.time()}\n")
         sys.stdout.flush()
 
     signals.worker_ready.connect(ready, weak=False)
@@ -133,6 +139,34 @@ def _worker_main(broker: str, port: int, path: str, concurrency: int) -> None:
     )
 
 
+class Worker:
+    """One Celery worker process (``--worker``), started and stopped by the benchmark."""
+
+    def __init__(self, broker: str, port: int, path: str, concurrency: int) -> None:
+        command = [sys.executable, __file__, "--worker", broker, str(port), path]
+        self.process = subprocess.Popen(
+            [*command, str(concurrency)], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        line = ""
+        for _ in range(500):  # the worker's banner comes first
+            line = self.process.stdout.readline()
+            if not line or line.startswith("ready "):
+                break
+        if not line.startswith("ready "):
+            self.stop()
+            raise RuntimeError("the Celery worker did not start")
+        self.ready_at = float(line.split()[1])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
 def _wait_sent(spool: Any, n: int, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while spool.stats()["states"]["sent"] < n:
@@ -141,20 +175,53 @@ def _wait_sent(spool: Any, n: int, seconds: float) -> None:
         time.sleep(0.01)
 
 
-def celery_rate(app: Any, port: int, path: str, n: int) -> float:
-    """Messages per second from the first ``send_messages`` to the last one sent."""
+def _fresh_spool(app: Any, port: int, path: str) -> tuple[Any, Any]:
     from mailpost.spool import Spool
 
     configure(app, port, path)
     spool = Spool.from_mailer("spool")
     spool.purge(states=("sent", "dead", "queued"))
-    backend = mailpost.mailers["spool"]
+    return spool, mailpost.mailers["spool"]
+
+
+def end_to_end(app: Any, worker_args: tuple[str, int, str, int], n: int) -> float:
+    """Messages per second from the first ``send_messages`` to the last message sent, the
+    worker running all along (enqueue and delivery overlap)."""
+    _, port, path, _ = worker_args
+    worker = Worker(*worker_args)
+    try:
+        spool, backend = _fresh_spool(app, port, path)
+        batch = messages(n)
+        start = time.perf_counter()
+        for i in range(0, n, 100):
+            backend.send_messages(batch[i : i + 100])
+        _wait_sent(spool, n, 300)
+        return n / (time.perf_counter() - start)
+    finally:
+        worker.stop()
+
+
+def drain_rate(app: Any, worker_args: tuple[str, int, str, int], n: int) -> float:
+    """Messages per second for a Celery worker started on ``n`` stored messages whose tasks
+    wait in the broker: from the worker's "ready" to the last message sent."""
+    _, port, path, _ = worker_args
+    spool, backend = _fresh_spool(app, port, path)
     batch = messages(n)
-    start = time.perf_counter()
     for i in range(0, n, 100):
         backend.send_messages(batch[i : i + 100])
-    _wait_sent(spool, n, 300)
-    return n / (time.perf_counter() - start)
+    worker = Worker(*worker_args)
+    try:
+        _wait_sent(spool, n, 300)
+        return n / (time.time() - worker.ready_at)
+    finally:
+        worker.stop()
+
+
+def _line(label: str, rates: list[float], bases: list[float]) -> str:
+    rate = statistics.median(rates)
+    ratio = statistics.median(r / b for r, b in zip(rates, bases, strict=True))
+    spread = f"runs {min(rates):,.0f}-{max(rates):,.0f}"
+    return f"{label:<40} {rate:>9,.0f}  {ratio:.2f}x  ({spread})"
 
 
 def main() -> int:
@@ -174,45 +241,31 @@ def main() -> int:
         redis = Redis(directory)
         broker = f"redis://{HOST}:{redis.port}/0"
         path = str(Path(directory) / "spool.sqlite3")
-        command = [sys.executable, __file__, "--worker", broker, str(sink.port), path]
-        worker = subprocess.Popen(
-            [*command, str(args.concurrency)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        plain = str(Path(directory) / "plain.sqlite3")
+        worker_args = (broker, sink.port, path, args.concurrency)
         app = celery_app(broker)
         try:
-            assert worker.stdout is not None
-            for _ in range(500):  # the worker's banner comes first
-                line = worker.stdout.readline()
-                if not line or line.strip() == "ready":
-                    break
-            if line.strip() != "ready":
-                raise RuntimeError("the Celery worker did not start")
             machine = f"{platform.python_implementation()} {platform.python_version()}, "
             machine += f"{platform.machine()}, {os.cpu_count()} cores"
             print(f"# spool via Celery vs direct SMTP, messages/s — {machine}; {sink.kind};")
             print(
                 f"# redis-server broker, 1 Celery worker (prefork, concurrency "
-                f"{args.concurrency}); median of {runs} runs of {n:,} messages of ~1 KB, "
-                "3 recipients each"
+                f"{args.concurrency}); {runs} runs of {n:,} messages of ~1 KB, 3 recipients "
+                "each; medians, ratios to direct in the same run"
             )
-            base = statistics.median(direct(sink.port, n) for _ in range(runs))
-            print(f"{'direct send_messages (baseline)':<36} {base:>9,.0f}  1.00x", flush=True)
-            celery_rate(app, sink.port, path, 100)  # warm up: schema, worker imports
-            rates = [celery_rate(app, sink.port, path, n) for _ in range(runs)]
-            rate = statistics.median(rates)
-            spread = f"  (runs {min(rates):,.0f}-{max(rates):,.0f})"
-            label = "SQLite spool via Celery, 100/call"
-            print(f"{label:<36} {rate:>9,.0f}  {rate / base:.2f}x{spread}", flush=True)
+            drain_rate(app, worker_args, 100)  # warm up: the schema, the worker's imports
+            bases, drains, ends, ones = [], [], [], []
+            for _ in range(runs):
+                bases.append(direct(sink.port, n))
+                drains.append(drain_rate(app, worker_args, n))
+                ends.append(end_to_end(app, worker_args, n))
+                ones.append(drain(sink.port, plain, n, 1))
+            print(_line("direct send_messages (baseline)", bases, bases), flush=True)
+            print(_line("Celery drain (tasks queued, then worker)", drains, bases))
+            print(_line("Celery end to end, 100 per send_messages", ends, bases))
+            print(_line("drain, 1 spool worker (reference)", ones, bases), flush=True)
         finally:
             app.close()
-            worker.terminate()
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(10)
             redis.stop()
             sink.stop()
     return 0
