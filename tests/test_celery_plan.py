@@ -164,3 +164,68 @@ def test_tasks_carry_record_ids_and_attempts_only(tmp_path: Path) -> None:
     assert "secret" not in text
     assert "x.test" not in text
     assert "pw-never-sent" not in text
+
+
+def test_a_task_delivers_its_due_records_and_other_due_ones_leaves_stale_ones_and_reschedules(
+    tmp_path: Path,
+) -> None:
+    from celery import Celery
+
+    from mailpost.integrations.celery import deliver
+    from mailpost.spool import Spool
+    from mailpost.spool.record import Outcome, RecipientResult
+
+    app = Celery("task-body", broker="memory://", set_as_current=False)
+    app.conf.task_default_queue = "mail-body"
+    mailpost.configure(
+        MAILERS={
+            "mem": {"BACKEND": "mailpost.backends.locmem.EmailBackend"},
+            "plain": {
+                "BACKEND": "mailpost.backends.spool.EmailBackend",
+                "OPTIONS": {"mailer": "mem", "path": str(tmp_path / "s.sqlite3")},
+            },
+            "spool": {
+                "BACKEND": "mailpost.integrations.celery.EmailBackend",
+                "OPTIONS": {
+                    "mailer": "mem",
+                    "path": str(tmp_path / "s.sqlite3"),
+                    "celery_app": app,
+                },
+            },
+        }
+    )
+    due, stale, later, other = (
+        EmailMessage(s, "b", "f@x.test", [f"{s}@x.test"])
+        for s in ("due", "stale", "later", "other")
+    )
+    later.send_at = 4_000_000_000  # type: ignore[attr-defined]
+    assert mailpost.mailers["plain"].send_messages([due, stale, later, other]) == 4
+    spool = Spool.from_mailer("plain")
+    now = spool.clock()
+    # "stale" had an attempt since its task was published (a 4xx, retried in a minute):
+    # this task is a duplicate, and the task of that attempt looks at it next.
+    [held] = spool.store.lease("test", now=now, lease_seconds=5, ids=[stale.spool_id])  # type: ignore[attr-defined]
+    pending = [RecipientResult("stale@x.test", "pending", 451, "busy")]
+    spool.store.complete(held, Outcome(pending, now, now, now + 60, False, "451 busy"), worker="t")
+
+    result = deliver(
+        [[due.spool_id, 0], [stale.spool_id, 0], [later.spool_id, 0]],  # type: ignore[attr-defined]
+        "spool",
+        app=app,
+    )
+
+    assert sorted(m.subject for m in mailpost.outbox) == ["due", "other"]  # type: ignore[attr-defined]
+    assert result == "3 record(s): 1 extra, 1 sent, 1 stale, 1 wait"
+    after = spool.get(stale.spool_id)  # type: ignore[attr-defined]
+    assert after is not None
+    assert (after.state, after.attempts) == ("queued", 1)  # left alone, not rescheduled
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue("mail-body")
+        follow = queue.get(timeout=2)
+        assert follow.payload[0] == [[[later.spool_id, 0]], "spool"]  # type: ignore[attr-defined]
+        assert follow.headers["eta"] is not None  # looked at again when it falls due
+        follow.ack()
+        with pytest.raises(queue.Empty):
+            queue.get(timeout=0.1)
+        queue.close()
+    app.close()

@@ -264,3 +264,32 @@ def test_celery_dispatch_without_the_integration_names_the_fix(
     assert text.startswith("MAILERS['spool']: OPTIONS 'dispatch' is 'celery'")
     assert "import mailpost.integrations.celery" in text
     assert 'pip install "mailpost[celery]"' in text
+
+
+def test_deliver_ready_attempts_only_the_given_due_records_with_the_expected_attempts(
+    tmp_path: Path,
+) -> None:
+    from mailpost.spool.record import Outcome, RecipientResult
+
+    _configure(tmp_path)
+    mine, moved_on, not_mine = (
+        EmailMessage(s, "b", "f@example.com", [f"{s}@example.com"])
+        for s in ("mine", "moved-on", "not-mine")
+    )
+    mailpost.mailers["spool"].send_messages([mine, moved_on, not_mine])
+    spool = Spool.from_mailer("spool")
+    now = spool.clock()
+    [held] = spool.store.lease("t", now=now, lease_seconds=5, ids=[moved_on.spool_id])  # type: ignore[attr-defined]
+    pending = [RecipientResult("moved-on@example.com", "pending", 451, "busy")]
+    spool.store.complete(held, Outcome(pending, now, now, now - 1, False, "451"), worker="t")
+    ids = [mine.spool_id, moved_on.spool_id]  # type: ignore[attr-defined]
+
+    done = dispatch.deliver_ready(spool, ids, attempts=dict.fromkeys(ids, 0))
+
+    assert list(done) == [mine.spool_id]  # type: ignore[attr-defined]
+    assert (done[mine.spool_id].state, done[mine.spool_id].attempts) == ("sent", 1)  # type: ignore[attr-defined]
+    assert [m.subject for m in mailpost.outbox] == ["mine"]  # type: ignore[attr-defined]
+    again = spool.get(moved_on.spool_id)  # type: ignore[attr-defined]
+    assert again is not None
+    assert (again.state, again.attempts) == ("queued", 1)  # due, but given back untouched
+    assert spool.get(not_mine.spool_id).state == "queued"  # type: ignore[attr-defined, union-attr]
