@@ -248,7 +248,6 @@ class SpoolBackend(BaseEmailBackend):
         """
         if not email_messages:
             return 0
-
         captured: list[tuple[EmailMessage, NewMessage]] = []
         results: dict[int, DeliveryResult] = {}
         compose_error: Exception | None = None
@@ -309,19 +308,25 @@ class SpoolBackend(BaseEmailBackend):
                 ),
             )
         if self.dispatcher is not None:
-            ready = [
-                Ready(record_id, 0, max(0.0, (item.send_at or now) - now))
-                for (_, item), record_id in zip(captured, ids, strict=True)
-            ]
-            try:
-                self.dispatcher.dispatch(ready)
-            except Exception:
-                logger.exception(
-                    "%s: dispatching %d stored message(s) failed; they stay queued for a worker",
-                    self.label,
-                    len(ready),
-                )
+            self._dispatch(self.dispatcher, [item for _, item in captured], ids, now)
         return results
+
+    def _dispatch(
+        self, dispatcher: Dispatcher, items: list[NewMessage], ids: list[int], now: float
+    ) -> None:
+        """Hand the stored records to the dispatcher; its failure leaves them queued."""
+        ready = [
+            Ready(record_id, 0, max(0.0, (item.send_at or now) - now))
+            for item, record_id in zip(items, ids, strict=True)
+        ]
+        try:
+            dispatcher.dispatch(ready)
+        except Exception:
+            logger.exception(
+                "%s: dispatching %d stored message(s) failed; they stay queued for a worker",
+                self.label,
+                len(ready),
+            )
 
     # -- on_commit --------------------------------------------------------------------------
 
