@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 import mailpost
+import mailpost.integrations.celery  # registers the "celery" dispatcher in this process
 from mailpost import EmailMessage
 from mailpost.spool import Spool
 from mailpost.spool.record import SpoolRecord
@@ -416,5 +417,5 @@ def test_unreachable_broker_keeps_the_message_queued_and_logs(
     app.close()
     assert message.delivery.response == (250, f"queued as {message.spool_id}")  # type: ignore[attr-defined]
     assert Spool.from_mailer("spool").get(message.spool_id).state == "queued"  # type: ignore[attr-defined,union-attr]
-    assert "could not publish 1 of 1 delivery task(s)" in caplog.text
+    assert "could not publish the delivery tasks of 1 of 1 record(s)" in caplog.text
     assert "mailpost.sweep" in caplog.text

@@ -21,7 +21,7 @@ from mailpost.spool import Spool
 
 SETTINGS = """
 SECRET_KEY = "on-commit-test"
-INSTALLED_APPS = []
+INSTALLED_APPS = {apps!r}
 USE_TZ = True
 DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}}}
 MAILERS = {{
@@ -84,24 +84,29 @@ print(json.dumps(out))
 """
 
 
-def test_on_commit_defers_enqueue_to_commit_and_drops_it_on_rollback(tmp_path: Path) -> None:
+def _run_django(tmp_path: Path, script: str, apps: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """``script`` in a Django process whose settings have ``apps`` as INSTALLED_APPS."""
     try:
         import django  # noqa: F401
     except ImportError:
         pytest.fail("the on_commit test needs Django: pip install django (part of the test extra)")
     (tmp_path / "oncommit_settings.py").write_text(
-        SETTINGS.format(path=str(tmp_path / "spool.sqlite3"))
+        SETTINGS.format(path=str(tmp_path / "spool.sqlite3"), apps=apps)
     )
-    script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(SCRIPT))
+    path = tmp_path / "run.py"
+    path.write_text(textwrap.dedent(script))
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "oncommit_settings",
         "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path]),
     }
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, env=env, timeout=60, check=False
+    return subprocess.run(
+        [sys.executable, str(path)], capture_output=True, env=env, timeout=60, check=False
     )
+
+
+def test_on_commit_defers_enqueue_to_commit_and_drops_it_on_rollback(tmp_path: Path) -> None:
+    done = _run_django(tmp_path, SCRIPT, ["mailpost.integrations.django"])
     assert done.returncode == 0, done.stderr.decode()
     out = json.loads(done.stdout)
     assert out["outside"] == [1, [250, "queued as 1"]]  # no transaction: stored at once
@@ -110,6 +115,34 @@ def test_on_commit_defers_enqueue_to_commit_and_drops_it_on_rollback(tmp_path: P
     assert out["stored_id"] is True  # the Message-ID fixed at send time is the one stored
     assert out["nested"] == 3
     assert out["after_rollback"] == 3  # mail for a rolled-back transaction is never queued
+
+
+NO_APP_SCRIPT = """
+import django
+
+django.setup()
+from django.db import transaction
+
+import mailpost
+from mailpost import EmailMessage, InvalidMailer
+
+with transaction.atomic():
+    try:
+        mailpost.mailers["spool"].send_messages([EmailMessage("s", "b", "f@x.test", ["t@x.test"])])
+    except InvalidMailer as exc:
+        print(exc)
+"""
+
+
+def test_on_commit_in_django_without_mailpost_app_is_an_error_naming_the_fix(
+    tmp_path: Path,
+) -> None:
+    done = _run_django(tmp_path, NO_APP_SCRIPT, [])
+    assert done.returncode == 0, done.stderr.decode()
+    text = done.stdout.decode()
+    assert text.startswith("MAILERS['spool']: OPTIONS 'on_commit' needs mailpost's Django app")
+    assert "'mailpost.integrations.django' to INSTALLED_APPS" in text
+    assert not (tmp_path / "spool.sqlite3").exists()  # nothing was stored before the commit
 
 
 def test_on_commit_outside_django_stores_at_once(tmp_path: Path) -> None:
@@ -136,8 +169,9 @@ def test_on_commit_outside_django_stores_at_once(tmp_path: Path) -> None:
     [
         ({"on_commit": ""}, "OPTIONS 'on_commit' must be True, False or a Django database alias"),
         ({"on_commit": 1}, "OPTIONS 'on_commit' must be True, False"),
-        ({"dispatch": "rq"}, "OPTIONS 'dispatch' must be one of 'celery' or None, not 'rq'"),
-        ({"celery_queue": "mail"}, "OPTIONS 'celery_app' / 'celery_queue' need 'dispatch'"),
+        ({"dispatch": "rq"}, "or None, not 'rq'"),
+        ({"dispatch": 1}, "OPTIONS 'dispatch' must be one of"),
+        ({"in_process_worker": True, "dispatch": "inline"}, "'in_process_worker' and 'dispatch'"),
     ],
 )
 def test_bad_dispatch_options_are_named(

@@ -1,30 +1,37 @@
 """Deliver spooled mail through Celery workers: the spool stays the truth, Celery dispatches.
 
-The spool backend with ``OPTIONS["dispatch"] = "celery"`` (or this module's
-:class:`CelerySpoolBackend`) stores each message durably, then publishes a
-``mailpost.deliver`` task that carries only ``(record_id, spool_alias, attempts)``: no
-message bytes, no settings, no credentials. The task calls
-:meth:`mailpost.spool.Worker.deliver`, which leases the record, so a task delivered twice
-never sends twice, and publishes the next attempt with a Celery ``countdown`` taken from
-the spool's retry policy (4xx and lost connections retried with backoff, 5xx never).
+Importing this module registers the ``"celery"`` dispatcher
+(:mod:`mailpost.spool.dispatch`): the spool backend with ``OPTIONS["dispatch"] = "celery"``
+(or this module's :class:`CelerySpoolBackend`) stores each message durably, then publishes
+``mailpost.deliver`` tasks that carry only ``([[record_id, attempts], ...], spool_alias)``,
+up to ``batch_size`` records a task: no message bytes, no settings, no credentials.
+
+A task runs the spool worker's engine on its records (one SMTP session, pipelined, group
+commits; the records are *leased*, so a task delivered twice never sends twice), then goes
+on with up to :data:`EXTRA_BATCHES` batches of other due records of its spool's mailer,
+and publishes the next attempt of each record it tried with a Celery ``countdown`` taken
+from the spool's retry policy (4xx and lost connections retried with backoff, 5xx never).
 
 The task is registered with ``acks_late=True`` and ``reject_on_worker_lost=True``: a worker
 killed mid-task (OOM, SIGKILL) leaves its message unacknowledged, so the broker hands it
 out again; the record's lease keeps a second worker off it until the lease expires.
 
 ``attempts`` makes stale tasks harmless: a task only acts on a record that has had exactly
-that many attempts, so duplicates (broker redelivery, a sweep) die out after one look.
-:func:`sweep` (task ``mailpost.sweep``, run it from Celery beat) republishes records whose
-task was lost, e.g. when the broker restarted without persistence.
+that many attempts (whoever made an attempt publishes the next), so duplicates (broker
+redelivery, a sweep) die out after one look. :func:`sweep` (task ``mailpost.sweep``, run it
+from Celery beat) republishes records whose task was lost, e.g. when the broker restarted
+without persistence.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from mailpost.backends.spool import SpoolBackend
+from mailpost.spool.backend import SpoolBackend
+from mailpost.spool.dispatch import Ready, SpoolMailer, deliver_ready, register_dispatcher
 from mailpost.spool.record import SpoolRecord
 from mailpost.spool.worker import new_worker_id
 
@@ -34,8 +41,10 @@ if TYPE_CHECKING:
 __all__ = [
     "SWEEP_TASK_NAME",
     "TASK_NAME",
+    "CeleryDispatcher",
     "CelerySpoolBackend",
     "EmailBackend",
+    "batches",
     "deliver",
     "plan",
     "publish",
@@ -52,6 +61,10 @@ SWEEP_TASK_NAME = "mailpost.sweep"
 #: their visibility timeout (Redis: one hour by default), and a task waiting for its ETA is
 #: unacknowledged; a longer wait is split into hops, each re-checked when it wakes.
 MAX_COUNTDOWN = 1800.0
+#: After its own records, a task goes on with up to this many batches of other due records
+#: of its spool's mailer, so a backlog is delivered by a few long runs at engine speed
+#: (their own tasks then find them sent and stop).
+EXTRA_BATCHES = 10
 #: Pause before looking again when another worker leased the record between our look and
 #: our lease.
 RACE_PAUSE = 1.0
@@ -92,37 +105,110 @@ def max_countdown(app: Any) -> float:
     return max(0.1, min(MAX_COUNTDOWN, float(visibility) / 2))
 
 
+# -- the dispatcher -------------------------------------------------------------------------
+
+
+class CeleryDispatcher:
+    """OPTIONS ``dispatch: "celery"``: a ``mailpost.deliver`` task per stored record.
+
+    Takes the OPTIONS ``celery_app`` (an app or ``"module:attribute"``; default
+    ``celery.current_app``, resolved when publishing) and ``celery_queue`` (default: the
+    app's default queue).
+    """
+
+    def __init__(self, backend: SpoolMailer, options: Mapping[str, Any]) -> None:
+        if backend.alias is None:
+            raise ValueError(
+                "OPTIONS 'dispatch': 'celery' needs the spool to be a MAILERS entry: the "
+                "Celery task finds the spool by its alias"
+            )
+        queue = options.get("celery_queue")
+        if queue is not None and (not isinstance(queue, str) or not queue):
+            raise ValueError(f"OPTIONS 'celery_queue' must be a queue name, not {queue!r}")
+        try:
+            import celery  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "OPTIONS 'dispatch': 'celery' needs Celery: pip install \"mailpost[celery]\""
+            ) from None
+        self.backend = backend
+        self.app: Any = options.get("celery_app")
+        self.queue: str | None = queue
+
+    def dispatch(self, ready: Sequence[Ready]) -> None:
+        publish(
+            cast(SpoolBackend, self.backend), [(r.record_id, r.attempts, r.wait) for r in ready]
+        )
+
+
+register_dispatcher("celery", CeleryDispatcher, options=("celery_app", "celery_queue"))
+
+
+def _dispatcher(backend: SpoolBackend) -> CeleryDispatcher | None:
+    dispatcher = backend.dispatcher
+    return dispatcher if isinstance(dispatcher, CeleryDispatcher) else None
+
+
 # -- publishing ---------------------------------------------------------------------------
 
 
-def publish(backend: SpoolBackend, items: Sequence[Dispatch], *, app: Any = None) -> int:
-    """Publish a ``mailpost.deliver`` task per item for the spool mailer ``backend``.
+def batches(items: Sequence[Dispatch], size: int) -> list[tuple[float, list[Dispatch]]]:
+    """``items`` in tasks of at most ``size`` records due at about the same time: each
+    ``(wait, records)``, ``wait`` the longest of its records' waits.
 
-    Returns how many were published. A broker that cannot be reached is logged, not
-    raised: the messages are already stored, and :func:`sweep` republishes them.
+    Records due now share tasks; a record waiting ``w`` seconds joins a task whose first
+    record waits at least ``w - max(0.5, w / 10)`` (the cost: a retry runs up to that much
+    later than its policy says).
+    """
+    groups: list[tuple[float, list[Dispatch]]] = []
+    first = 0.0
+    for item in sorted(items, key=lambda item: item[2]):
+        wait = max(0.0, item[2])
+        if groups and len(groups[-1][1]) < size and wait - first <= max(0.5, first / 10):
+            groups[-1] = (wait, [*groups[-1][1], item])
+        else:
+            first = wait
+            groups.append((wait, [item]))
+    return groups
+
+
+def publish(backend: SpoolBackend, items: Sequence[Dispatch], *, app: Any = None) -> int:
+    """Publish ``mailpost.deliver`` tasks for ``items`` of the spool mailer ``backend``.
+
+    One task carries up to ``batch_size`` records due at about the same time (see
+    :func:`batches`): their ids and attempts, nothing else. Returns how many records were
+    published. A broker that cannot be reached is logged, not raised: the messages are
+    already stored, and :func:`sweep` republishes them.
     """
     if not items:
         return 0
     if backend.alias is None:
         raise backend.invalid("publishing to Celery needs the spool's MAILERS alias")
-    celery_app = resolve_app(app if app is not None else backend.celery_app)
+    dispatcher = _dispatcher(backend)
+    if app is None and dispatcher is not None:
+        app = dispatcher.app
+    queue = None if dispatcher is None else dispatcher.queue
+    celery_app = resolve_app(app)
     cap = max_countdown(celery_app)
     published = 0
     try:
         with celery_app.producer_or_acquire() as producer:
-            for record_id, attempts, wait in items:
+            for wait, group in batches(items, backend.batch_size):
                 celery_app.send_task(
                     TASK_NAME,
-                    args=[record_id, backend.alias, attempts],
-                    countdown=min(cap, max(0.0, wait)) or None,
-                    queue=backend.celery_queue,
+                    args=[
+                        [[record_id, attempts] for record_id, attempts, _ in group],
+                        backend.alias,
+                    ],
+                    countdown=min(cap, wait) or None,
+                    queue=queue,
                     producer=producer,
                 )
-                published += 1
+                published += len(group)
     except Exception as exc:
         logger.warning(
-            "%s: could not publish %d of %d delivery task(s) to Celery (%s: %s); the messages "
-            "are stored and mailpost.sweep will publish them",
+            "%s: could not publish the delivery tasks of %d of %d record(s) to Celery (%s: %s); "
+            "the messages are stored and mailpost.sweep will publish them",
             backend.label,
             len(items) - published,
             len(items),
@@ -170,32 +256,55 @@ def _spool_backend(alias: str) -> SpoolBackend:
     return backend
 
 
-def deliver(record_id: int, alias: str, attempts: int, *, app: Any = None) -> str:
-    """The body of ``mailpost.deliver``: attempt record ``record_id`` of spool ``alias``
-    once if it is due, and publish the next step. Returns what happened, for the log."""
+def deliver(
+    records: int | Sequence[Sequence[int]], alias: str, attempts: int = 0, *, app: Any = None
+) -> str:
+    """The body of ``mailpost.deliver``: attempt once each record of spool ``alias`` that
+    is due and has had the attempts its task says, then publish what comes next (retries,
+    records not due yet or held by another worker). Returns what happened, for the log.
+
+    ``records`` is a list of ``[record id, attempts]`` pairs; a single record id with
+    ``attempts`` is the older one-record form.
+    """
+    if isinstance(records, int):  # compat: tasks published as (record_id, alias, attempts)
+        records = [[records, attempts]]
+    expected = {int(pair[0]): int(pair[1]) for pair in records}
     backend = _spool_backend(alias)
     spool = backend.spool()
-    action, wait = plan(spool.get(record_id), attempts, spool.clock())
-    if action == "deliver":
-        worker = spool.worker(worker_id=f"celery:{new_worker_id()}")
-        settled = worker.deliver(record_id)
-        if settled is None:
-            action, wait = plan(spool.get(record_id), attempts, spool.clock())
-            if action == "deliver":
-                action, wait = "wait", RACE_PAUSE
-        else:
-            attempts = settled.attempts
-            action, wait = plan(settled, attempts, spool.clock())
-            if action == "done":
-                action = settled.state
-            elif action == "deliver":
-                action, wait = "retry", 0.0
+    attempted = deliver_ready(
+        spool,
+        expected,
+        attempts=expected,
+        extra=EXTRA_BATCHES * backend.batch_size,
+        mailers=[backend.mailer],
+        worker_id=f"celery:{new_worker_id()}",
+    )
+    now = spool.clock()
+    follow: list[Dispatch] = []
+    counts: Counter[str] = Counter()
+    for record_id, other in attempted.items():
+        if record_id not in expected:  # another task's record, due now: its retry is ours
+            if other.state == "queued":
+                follow.append((record_id, other.attempts, max(0.0, other.retry_at - now)))
+            counts["extra"] += 1
+    for record_id, seen in expected.items():
+        done = attempted.get(record_id)
+        if done is not None:
+            if done.state == "queued":
+                follow.append((record_id, done.attempts, max(0.0, done.retry_at - now)))
+                counts["retry"] += 1
             else:
-                action = "retry" if action == "wait" else action
-    if action in ("wait", "held", "retry"):
-        publish(backend, [(record_id, attempts, wait)], app=app)
-        return f"record {record_id}: {action}, next look in {wait:.1f}s"
-    return f"record {record_id}: {action}"
+                counts[done.state or "gone"] += 1
+            continue
+        action, wait = plan(spool.get(record_id), seen, now)
+        if action == "deliver":  # due, but another worker leased it between look and lease
+            action, wait = "wait", RACE_PAUSE
+        if action in ("wait", "held"):
+            follow.append((record_id, seen, wait))
+        counts[action] += 1
+    publish(backend, follow, app=app)
+    summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    return f"{len(expected)} record(s): {summary}"
 
 
 def sweep(alias: str = "spool", *, app: Any = None, grace: float = 60.0, limit: int = 1000) -> int:
@@ -219,8 +328,10 @@ def register(app: Any = None) -> Any:
     if TASK_NAME in celery_app.tasks:
         return celery_app.tasks[TASK_NAME]
 
-    def deliver_task(self: Any, record_id: int, alias: str, attempts: int = 0) -> str:
-        return deliver(record_id, alias, attempts, app=self.app)
+    def deliver_task(
+        self: Any, records: int | list[list[int]], alias: str, attempts: int = 0
+    ) -> str:
+        return deliver(records, alias, attempts, app=self.app)
 
     def sweep_task(self: Any, alias: str = "spool", grace: float = 60.0) -> int:
         return sweep(alias, app=self.app, grace=grace)

@@ -82,17 +82,22 @@ class Spool:
 
     @classmethod
     def from_mailer(cls, alias: str = "spool", *, clock: Clock = system_clock) -> Spool:
-        """The spool behind the spool mailer ``alias``, with that mailer's settings."""
-        from mailpost.backends.spool import SpoolBackend
+        """The spool behind the spool mailer ``alias``, with that mailer's settings.
+
+        Any mailer whose backend has a ``spool(clock=...)`` method returning a
+        :class:`Spool` qualifies (the spool backend and its subclasses).
+        """
         from mailpost.handler import mailers
 
         backend = mailers[alias]
-        if not isinstance(backend, SpoolBackend):
+        make = getattr(backend, "spool", None)
+        spool = make(clock=clock) if callable(make) else None
+        if not isinstance(spool, Spool):
             raise backend.invalid(
                 f"is not a spool mailer (BACKEND is {type(backend).__module__}."
                 f"{type(backend).__qualname__}, expected mailpost.backends.spool.EmailBackend)"
             )
-        return backend.spool(clock=clock)
+        return spool
 
     # -- enqueue --------------------------------------------------------------------------
 
