@@ -526,6 +526,28 @@ def test_retry_after_accepts_an_http_date() -> None:
     assert parse_retry_after("soon") is None
 
 
+def test_reply_text_honours_the_charset_the_provider_names() -> None:
+    import httpx
+    from mailpost.backends.http._base import _read
+
+    utf8 = '{"message":"adresse refusée"}'.encode()
+    assert _read(httpx.Response(422, content=utf8), True) == (
+        {"message": "adresse refusée"},
+        '{"message":"adresse refusée"}',
+    )
+    typed = {"content-type": "application/json; charset=UTF-8"}
+    assert _read(httpx.Response(422, headers=typed, content=utf8), True)[0] == {
+        "message": "adresse refusée"
+    }
+    latin = {"content-type": "text/plain; charset=iso-8859-1"}
+    body, text = _read(
+        httpx.Response(400, headers=latin, content="refusée".encode("latin-1")), False
+    )
+    assert (body, text) == (None, "refusée")
+    assert _read(httpx.Response(200, content=b"{not json"), True) == (None, "{not json")
+    assert _read(httpx.Response(202, content=b""), True) == (None, "")
+
+
 def test_message_parts_is_pure_and_validates_headers() -> None:
     parts = message_parts(rich_message(), "Test")
     assert parts.from_email == "Ann Lee <ann@example.com>"
