@@ -528,6 +528,7 @@ def test_retry_after_accepts_an_http_date() -> None:
 
 def test_reply_text_honours_the_charset_the_provider_names() -> None:
     import httpx
+
     from mailpost.backends.http._base import _read
 
     utf8 = '{"message":"adresse refusée"}'.encode()
