@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from email.message import MIMEPart
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -445,6 +449,54 @@ def test_send_mail_through_a_resend_mailers_entry() -> None:
         )
         assert mailpost.send_mail("Hi", "Body", "a@example.com", ["b@example.com"]) == 1
         assert fake.accepted[0].recipients == ["b@example.com"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+_DJANGO_PROJECT = Path(__file__).resolve().parent / "djangoproject" / "project"
+_SIGNUP_OUTSIDE_THE_TEST_RUNNER = """
+import django, sys
+django.setup()
+from django.test import Client
+reply = Client().post("/signup/", {"email": "ann@example.com"}, HTTP_HOST="localhost")
+print(reply.status_code, reply.content.decode())
+"""
+
+
+def test_django_project_switched_to_resend_posts_outside_the_test_runner() -> None:
+    # tests/djangoproject's mysite.settings_resend: the project whose default mailer moved
+    # from SMTP to Resend by one MAILERS entry. Under manage.py test that mail is captured
+    # (shop/tests_resend.py); run for real, the same settings post it to Resend.
+    fake, server = start_fake("resend")
+    try:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "mysite.settings_resend",
+            "SHOP_RESEND_URL": fake.url,
+            "SHOP_RESEND_KEY": API_KEY,
+            "PYTHONPATH": os.pathsep.join(
+                [str(_DJANGO_PROJECT), str(Path(mailpost.__file__).resolve().parents[1])]
+            ),
+        }
+        done = subprocess.run(
+            [sys.executable, "-W", "error", "-c", _SIGNUP_OUTSIDE_THE_TEST_RUNNER],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["200", "sent", "1"]
+        (request,) = fake.requests
+        assert request.path == "/emails"
+        assert request.headers["authorization"] == f"Bearer {API_KEY}"
+        assert request.body["to"] == ["ann@example.com"]
+        assert request.body["from"] == "Shop <shop@example.com>"
+        assert request.body["subject"] == "Welcome to the shop"
+        (delivered,) = fake.accepted
+        assert delivered.recipients == ["ann@example.com"]
     finally:
         server.shutdown()
         server.server_close()
