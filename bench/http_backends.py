@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 
 import mailpost
-from mailpost.backends.http._base import json_body
+from mailpost.backends.http._base import json_body, shared_ssl_context
 from mailpost.backends.http._parts import message_parts
 from mailpost.backends.http.resend import ResendBackend, resend_payload
 
@@ -246,7 +246,7 @@ class Bench:
         return messages(self.n)
 
     def plain_sync(self, items: list[tuple[str, bytes]]) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
+        with httpx.Client(base_url=self.url, timeout=30, verify=shared_ssl_context()) as client:
             for mid, body in items:
                 r = client.post(
                     "/emails", content=body, headers=self.headers | {"Idempotency-Key": mid}
@@ -255,7 +255,9 @@ class Bench:
                 r.json()
 
     async def plain_async(self, items: list[tuple[str, bytes]]) -> None:
-        async with httpx.AsyncClient(base_url=self.url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=self.url, timeout=30, verify=shared_ssl_context()
+        ) as client:
             for mid, body in items:
                 r = await client.post(
                     "/emails", content=body, headers=self.headers | {"Idempotency-Key": mid}

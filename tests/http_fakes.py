@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -689,11 +690,18 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def start_fake(name: str) -> tuple[FakeProvider, _Server]:
-    """Start the fake for provider ``name`` on a free loopback port."""
+def start_fake(
+    name: str, ssl_context: ssl.SSLContext | None = None
+) -> tuple[FakeProvider, _Server]:
+    """Start the fake for provider ``name`` on a free loopback port (HTTPS with
+    ``ssl_context``, a server-side context holding the certificate)."""
     fake = FakeProvider(name)
     server = _Server(("127.0.0.1", 0), _handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if ssl_context is not None:
+        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    fake.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()

@@ -978,3 +978,44 @@ def test_409_means_what_each_provider_documents(name: str, body: Any, kind: str)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_https_providers_are_verified_through_one_shared_tls_context(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Every backend's client reuses one TLS context (building one per Client costs tens of
+    # ms per send_mail); it still verifies: SSL_CERT_FILE's CA is trusted, others are not.
+    import ssl
+
+    import trustme
+
+    from mailpost.backends.http._base import shared_ssl_context
+    from mailpost.backends.resend import EmailBackend as Resend
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    fake, server = start_fake("resend", ssl_context=server_context)
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        shared_ssl_context.cache_clear()
+        first, second = make_message(1), make_message(2)
+        assert Resend(API_KEY, base_url=fake.url, timeout=5).send_messages([first]) == 1
+        assert Resend(API_KEY, base_url=fake.url, timeout=5).send_messages([second]) == 1
+        assert shared_ssl_context.cache_info().misses == 1
+        assert len(fake.accepted) == 2
+
+        monkeypatch.delenv("SSL_CERT_FILE")
+        shared_ssl_context.cache_clear()
+        untrusted = make_message(3)
+        with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            Resend(API_KEY, base_url=fake.url, timeout=5).send_messages([untrusted])
+        assert untrusted.delivery.attempted is False
+        assert untrusted.delivery.retryable is True
+        assert len(fake.accepted) == 2
+    finally:
+        shared_ssl_context.cache_clear()
+        server.shutdown()
+        server.server_close()

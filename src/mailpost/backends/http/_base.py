@@ -13,8 +13,10 @@ all at once like every built-in backend.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
 
     from mailpost.message import EmailMessage
 
-__all__ = ["HTTPBackend", "Request", "json_body"]
+__all__ = ["HTTPBackend", "Request", "json_body", "shared_ssl_context"]
 
 
 def _httpx() -> Any:
@@ -49,6 +51,25 @@ def _httpx() -> Any:
             'HTTP email backends need httpx: pip install "mailpost[http]"'
         ) from None
     return httpx
+
+
+@functools.lru_cache(maxsize=1)
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS context every HTTP backend's client uses, made once per process.
+
+    httpx otherwise builds one (loading the whole CA bundle) for every ``Client``: tens of
+    milliseconds, paid by each ``send_mail`` that opens its own connection. The context is
+    httpx's default (certifi's CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, read
+    when it is first made); one context may serve many connections and threads.
+    """
+    httpx = _httpx()
+    make = getattr(httpx, "create_ssl_context", None)
+    if make is not None:  # httpx >= 0.28
+        context: ssl.SSLContext = make()
+        return context
+    import certifi  # pragma: no cover - httpx 0.27 depends on it
+
+    return ssl.create_default_context(cafile=certifi.where())  # pragma: no cover
 
 
 @dataclass(slots=True)
@@ -213,7 +234,10 @@ class HTTPBackend(BaseEmailBackend):
             if self._client is not None:
                 return False
             self._client = _httpx().Client(
-                base_url=self.base_url, timeout=self._timeouts(), limits=self._limits()
+                base_url=self.base_url,
+                timeout=self._timeouts(),
+                limits=self._limits(),
+                verify=shared_ssl_context(),
             )
             return True
 
@@ -227,7 +251,10 @@ class HTTPBackend(BaseEmailBackend):
         if self._aclient is not None:
             return False
         self._aclient = _httpx().AsyncClient(
-            base_url=self.base_url, timeout=self._timeouts(), limits=self._limits()
+            base_url=self.base_url,
+            timeout=self._timeouts(),
+            limits=self._limits(),
+            verify=shared_ssl_context(),
         )
         return True
 
