@@ -14,7 +14,7 @@ custom headers, inline (Content-ID) images, more than one Reply-To, and the extr
 than a template. Sequenzy's ``body`` is HTML only: a message with an HTML alternative sends
 that; a text-only message sends its text escaped in a ``white-space: pre-wrap`` block, so
 every character and line break arrives as written. (With both, the text alternative is not
-sent: Sequenzy makes the text part itself.)
+sent: the API has no field for it.)
 """
 
 from __future__ import annotations
