@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -55,6 +56,7 @@ class FakeProvider:
     accepted: list[Delivered] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     idempotency: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    in_flight: set[str] = field(default_factory=set)  # keys of requests still being served
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -96,7 +98,8 @@ def resend(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -
     # missing key 401 missing_api_key, wrong key 403 invalid_api_key; from/to/subject
     # required (422 missing_required_field); at most 50 recipients in "to"; success 200
     # {"id": ...}. "Idempotency Keys": same key + same body -> same reply, no resend; same
-    # key + different body -> 409 invalid_idempotent_request.
+    # key + different body -> 409 invalid_idempotent_request; same key while the first
+    # request is still in progress -> 409 concurrent_idempotent_requests.
     if path not in ("/emails", "/emails/batch"):
         return _json(404, {"statusCode": 404, "name": "not_found", "message": "Not found"})
     auth = headers.get("authorization", "")
@@ -170,6 +173,17 @@ def _resend_one(fake: FakeProvider, headers: dict[str, str], raw: bytes, body: A
     if key:
         with fake.lock:
             before = fake.idempotency.get(key)
+            busy = key in fake.in_flight
+        if busy:
+            return _json(
+                409,
+                {
+                    "statusCode": 409,
+                    "name": "concurrent_idempotent_requests",
+                    "message": "Same idempotency key used while original request is still "
+                    "in progress.",
+                },
+            )
         if before is not None:
             if before[0] != raw:
                 return _json(
@@ -386,27 +400,63 @@ def brevo(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) ->
 
 
 def sequenzy(fake: FakeProvider, path: str, headers: dict[str, str], raw: bytes) -> Reply:
-    # Sequenzy as the spec's production guide (004, "Build a Custom Email Backend") uses it:
-    # POST /v1/transactional/send, Bearer key, JSON {"to", "subject", "body"}; the guide
-    # only checks for a 2xx. No public reference was found, so the error bodies here are
-    # the generic {"error": ...} shape, and the id field is "id".
-    if path != "/v1/transactional/send":
-        return _json(404, {"error": "not found"})
-    if headers.get("authorization") != f"Bearer {API_KEY}":
-        return _json(401, {"error": "Invalid API key"})
+    # Sequenzy API reference (docs.sequenzy.com): "Introduction": base URL
+    # https://api.sequenzy.com/api/v1 (/v1 still accepted as an alias), Bearer key, 401 for
+    # a missing or invalid key, errors {"success": false, "error": "..."} with 400 for
+    # validation. "Send Transactional Email" (POST /transactional/send): "to" required, a
+    # string or up to 50 addresses, likewise "cc" and "bcc"; "slug" or "subject" + "body"
+    # (HTML); "from" / "replyTo" strings "Name <email>"; "attachments" of {"filename"
+    # (required), "content" (base64) or "path", not both}, 40 MB in all; success 200
+    # {"success": true, "jobId": ..., "to": ...}.
+    if path not in ("/api/v1/transactional/send", "/v1/transactional/send"):
+        return _json(404, {"success": False, "error": "Not found"})
+    auth = headers.get("authorization", "")
+    if not auth.startswith("Bearer "):
+        return _json(401, {"success": False, "error": "Missing API key"})
+    if auth != f"Bearer {API_KEY}":
+        return _json(401, {"success": False, "error": "Invalid API key"})
+
+    def bad(message: str) -> Reply:
+        return _json(400, {"success": False, "error": message})
+
     try:
         body = json.loads(raw)
     except ValueError:
-        return _json(400, {"error": "Invalid JSON"})
-    for required in ("to", "subject", "body"):
-        if not isinstance(body.get(required), str) or not body[required]:
-            return _json(400, {"error": f"{required} is required"})
+        return bad("Invalid JSON body")
+    lists: dict[str, list[str]] = {}
+    for name in ("to", "cc", "bcc"):
+        value = body.get(name, [])
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            return bad(f"{name} must be an email address or a list of them")
+        if len(value) > 50:
+            return bad(f"{name} accepts at most 50 recipients")
+        lists[name] = value
+    if not lists["to"]:
+        return bad("to is required")
+    if not body.get("slug") and not (body.get("subject") and body.get("body")):
+        return bad("subject and body are required when no slug is given")
+    total = 0
+    for attachment in body.get("attachments", []):
+        if not attachment.get("filename"):
+            return bad("attachments[].filename is required")
+        if ("content" in attachment) == ("path" in attachment):
+            return bad("attachments[] needs either content or path, not both")
+        try:
+            total += len(base64.b64decode(attachment.get("content", ""), validate=True))
+        except ValueError:
+            return bad("attachments[].content must be base64")
+    if total > 40 * 1024 * 1024:
+        return bad("attachments exceed 40MB in total")
+    sender = body.get("from") or "account-sender@example.com"
     data = _mime(
-        "account-sender@example.com", [body["to"]], [], body["subject"], body["body"], None
-    )
+        sender, lists["to"], lists["cc"], body.get("subject", body.get("slug", "")), None,
+        body.get("body", ""),
+    )  # fmt: skip
+    recipients = _addrs(lists["to"] + lists["cc"] + lists["bcc"])
     with fake.lock:
-        fake.accepted.append(Delivered("account-sender@example.com", [body["to"]], data))
-    return _json(200, {"success": True, "id": str(uuid.uuid4())})
+        fake.accepted.append(Delivered(_addrs([sender])[0], recipients, data))
+    return _json(200, {"success": True, "jobId": f"job_{uuid.uuid4().hex[:12]}", "to": body["to"]})
 
 
 MAILGUN_DOMAIN = "mg.example.com"
@@ -588,7 +638,15 @@ def _handler(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                     self.connection.close()
                     return
                 if fault.kind == "slow":
+                    # The request is in progress while it sleeps: one with the same
+                    # idempotency key arriving meanwhile sees it (Resend answers 409).
+                    key = headers.get("idempotency-key")
+                    with fake.lock:
+                        if key:
+                            fake.in_flight.add(key)
                     time.sleep(fault.delay)
+                    with fake.lock:
+                        fake.in_flight.discard(key or "")
                 elif fault.kind == "429":
                     extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                     self._reply(
@@ -632,11 +690,18 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def start_fake(name: str) -> tuple[FakeProvider, _Server]:
-    """Start the fake for provider ``name`` on a free loopback port."""
+def start_fake(
+    name: str, ssl_context: ssl.SSLContext | None = None
+) -> tuple[FakeProvider, _Server]:
+    """Start the fake for provider ``name`` on a free loopback port (HTTPS with
+    ``ssl_context``, a server-side context holding the certificate)."""
     fake = FakeProvider(name)
     server = _Server(("127.0.0.1", 0), _handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    scheme = "http"
+    if ssl_context is not None:
+        server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
+    fake.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import os
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from email.message import MIMEPart
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import mailpost
-from backend_contract import BackendContract, Delivered, make_message
+from backend_contract import BackendContract, Delivered, make_message, parse
 from http_fakes import API_KEY, MAILGUN_DOMAIN, SES_SECRET, FakeProvider, Fault, start_fake
 from mailpost import DeliveryError, EmailMultiAlternatives
 from mailpost.backends.http import ProviderExtras, UnsupportedFeature
@@ -238,6 +244,12 @@ def test_async_reports_failures_like_sync(provider: FakeProvider) -> None:
 # -- mapping ---------------------------------------------------------------------------------
 
 
+def inline_image() -> MIMEPart:
+    logo = MIMEPart()
+    logo.set_content(b"\x89PNG", maintype="image", subtype="png", cid="<logo>")
+    return logo
+
+
 def rich_message() -> EmailMultiAlternatives:
     msg = EmailMultiAlternatives(
         "Rich",
@@ -251,9 +263,7 @@ def rich_message() -> EmailMultiAlternatives:
     )
     msg.attach_alternative("<p>html <img src='cid:logo'></p>", "text/html")
     msg.attach("report.pdf", b"%PDF-1.4", "application/pdf")
-    logo = MIMEPart()
-    logo.set_content(b"\x89PNG", maintype="image", subtype="png", cid="<logo>")
-    msg.attach(logo)
+    msg.attach(inline_image())
     return msg
 
 
@@ -381,7 +391,8 @@ def test_extras_map_to_provider_fields(provider: FakeProvider) -> None:
         ("postmark", {"tags": ("a", "b")}, "more than one tag"),
         ("sendgrid", {"stream": "x"}, "stream"),
         ("brevo", {"track_clicks": False}, "tracking"),
-        ("sequenzy", {"tags": ("a",)}, "provider extras"),
+        ("sequenzy", {"tags": ("a",)}, "tags"),
+        ("sequenzy", {"send_at": datetime(2030, 1, 1, tzinfo=timezone.utc)}, "scheduled"),
     ],
 )
 def test_an_extra_the_provider_cannot_honour_raises_before_sending(
@@ -445,6 +456,54 @@ def test_send_mail_through_a_resend_mailers_entry() -> None:
         )
         assert mailpost.send_mail("Hi", "Body", "a@example.com", ["b@example.com"]) == 1
         assert fake.accepted[0].recipients == ["b@example.com"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+_DJANGO_PROJECT = Path(__file__).resolve().parent / "djangoproject" / "project"
+_SIGNUP_OUTSIDE_THE_TEST_RUNNER = """
+import django, sys
+django.setup()
+from django.test import Client
+reply = Client().post("/signup/", {"email": "ann@example.com"}, HTTP_HOST="localhost")
+print(reply.status_code, reply.content.decode())
+"""
+
+
+def test_django_project_switched_to_resend_posts_outside_the_test_runner() -> None:
+    # tests/djangoproject's mysite.settings_resend: the project whose default mailer moved
+    # from SMTP to Resend by one MAILERS entry. Under manage.py test that mail is captured
+    # (shop/tests_resend.py); run for real, the same settings post it to Resend.
+    fake, server = start_fake("resend")
+    try:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "mysite.settings_resend",
+            "SHOP_RESEND_URL": fake.url,
+            "SHOP_RESEND_KEY": API_KEY,
+            "PYTHONPATH": os.pathsep.join(
+                [str(_DJANGO_PROJECT), str(Path(mailpost.__file__).resolve().parents[1])]
+            ),
+        }
+        done = subprocess.run(
+            [sys.executable, "-W", "error", "-c", _SIGNUP_OUTSIDE_THE_TEST_RUNNER],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["200", "sent", "1"]
+        (request,) = fake.requests
+        assert request.path == "/emails"
+        assert request.headers["authorization"] == f"Bearer {API_KEY}"
+        assert request.body["to"] == ["ann@example.com"]
+        assert request.body["from"] == "Shop <shop@example.com>"
+        assert request.body["subject"] == "Welcome to the shop"
+        (delivered,) = fake.accepted
+        assert delivered.recipients == ["ann@example.com"]
     finally:
         server.shutdown()
         server.server_close()
@@ -526,6 +585,29 @@ def test_retry_after_accepts_an_http_date() -> None:
     assert parse_retry_after("soon") is None
 
 
+def test_reply_text_honours_the_charset_the_provider_names() -> None:
+    import httpx
+
+    from mailpost.backends.http._base import _read
+
+    utf8 = '{"message":"adresse refusée"}'.encode()
+    assert _read(httpx.Response(422, content=utf8), True) == (
+        {"message": "adresse refusée"},
+        '{"message":"adresse refusée"}',
+    )
+    typed = {"content-type": "application/json; charset=UTF-8"}
+    assert _read(httpx.Response(422, headers=typed, content=utf8), True)[0] == {
+        "message": "adresse refusée"
+    }
+    latin = {"content-type": "text/plain; charset=iso-8859-1"}
+    body, text = _read(
+        httpx.Response(400, headers=latin, content="refusée".encode("latin-1")), False
+    )
+    assert (body, text) == (None, "refusée")
+    assert _read(httpx.Response(200, content=b"{not json"), True) == (None, "{not json")
+    assert _read(httpx.Response(202, content=b""), True) == (None, "")
+
+
 def test_message_parts_is_pure_and_validates_headers() -> None:
     parts = message_parts(rich_message(), "Test")
     assert parts.from_email == "Ann Lee <ann@example.com>"
@@ -536,12 +618,12 @@ def test_message_parts_is_pure_and_validates_headers() -> None:
         message_parts(bad, "Test")
 
 
-# -- Sequenzy: the guide's one-recipient API ----------------------------------------------
+# -- Sequenzy: one HTML body, no custom headers ----------------------------------------------
 
 
 class TestSequenzyContract(BackendContract):
-    """The shared contract, except that Cc and Bcc raise (the documented body has no field
-    for them) instead of being delivered."""
+    """The shared contract. Sequenzy's ``body`` is HTML only, so the text body arrives as
+    escaped text in a pre-wrap block rather than as a text/plain part."""
 
     @pytest.fixture
     def fake(self) -> Iterator[FakeProvider]:
@@ -558,36 +640,94 @@ class TestSequenzyContract(BackendContract):
     def delivered(self, fake: FakeProvider) -> Callable[[], list[Delivered]]:
         return lambda: list(fake.accepted)
 
-    def test_bcc_recipient_gets_the_message_without_a_bcc_header(
-        self, make_backend: Callable[..., Any], delivered: Callable[[], list[Delivered]]
-    ) -> None:
-        with pytest.raises(UnsupportedFeature, match="Sequenzy cannot send a message to"):
-            make_backend().send_messages([make_message(1, bcc=["hidden@example.com"])])
-        assert delivered() == []
-
     def test_delivered_bytes_parse_to_the_same_subject_body_and_recipients(
         self, make_backend: Callable[..., Any], delivered: Callable[[], list[Delivered]]
     ) -> None:
-        msg = make_message(7, subject="Grüße aus Köln", body="Hallo \N{EM DASH} ü\n")
+        msg = make_message(
+            7,
+            subject="Grüße aus Köln",
+            body="Hallo <Welt> & \N{EM DASH} ü\nzweite Zeile\n",
+            to=["a@example.com", "b@example.com"],
+            cc=["c@example.com"],
+        )
         assert make_backend().send_messages([msg]) == 1
         [one] = delivered()
-        assert one.recipients == ["rcpt-7@example.com"]
-        with pytest.raises(UnsupportedFeature, match="exactly one To"):
-            make_backend().send_messages([make_message(8, cc=["c@example.com"])])
+        parsed = parse(one.data)
+        assert parsed["Subject"] == "Grüße aus Köln"
+        assert [a.addr_spec for a in parsed["To"].addresses] == ["a@example.com", "b@example.com"]
+        assert [a.addr_spec for a in parsed["Cc"].addresses] == ["c@example.com"]
+        assert parsed["From"].addresses[0].addr_spec == "sender@example.com"
+        assert sorted(one.recipients) == ["a@example.com", "b@example.com", "c@example.com"]
+        html_part = parsed.get_body(("html",))
+        assert html_part is not None
+        assert html_part.get_content().strip() == (
+            '<div style="white-space:pre-wrap">'
+            "Hallo &lt;Welt&gt; &amp; \N{EM DASH} ü\nzweite Zeile\n</div>"
+        )
 
 
-def test_sequenzy_sends_html_as_the_body() -> None:
+def test_sequenzy_maps_every_documented_field() -> None:
     fake, server = start_fake("sequenzy")
     try:
-        msg = EmailMultiAlternatives("s", "text", "a@example.com", ["b@example.com"])
+        msg = EmailMultiAlternatives(
+            "s",
+            "text",
+            "Ann Lee <ann@example.com>",
+            ["b@example.com"],
+            cc=["c@example.com"],
+            bcc=["d@example.com"],
+            reply_to=["Help <help@example.com>"],
+        )
         msg.attach_alternative("<b>html</b>", "text/html")
+        msg.attach("a.csv", "x,y\n", "text/csv")
         assert configure(fake).send_messages([msg]) == 1
+        assert fake.requests[0].path == "/api/v1/transactional/send"
         assert fake.requests[0].body == {
-            "to": "b@example.com",
+            "to": ["b@example.com"],
+            "cc": ["c@example.com"],
+            "bcc": ["d@example.com"],
+            "from": "Ann Lee <ann@example.com>",
+            "replyTo": "Help <help@example.com>",
             "subject": "s",
             "body": "<b>html</b>",
+            "attachments": [{"filename": "a.csv", "content": base64.b64encode(b"x,y\n").decode()}],
         }
-        assert msg.delivery.provider_message_id
+        assert msg.delivery.provider_message_id.startswith("job_")
+        assert sorted(msg.delivery.accepted) == ["b@example.com", "c@example.com", "d@example.com"]
+
+        templated = make_message(2)
+        templated.provider_extras = ProviderExtras(  # type: ignore[attr-defined]
+            template_id="welcome", template_data={"NAME": "Ann"}
+        )
+        assert configure(fake).send_messages([templated]) == 1
+        body = fake.requests[1].body
+        assert (body["slug"], body["variables"]) == ("welcome", {"NAME": "Ann"})
+        assert "subject" not in body
+        assert "body" not in body
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("change", "feature"),
+    [
+        (lambda m: m.extra_headers.update({"X-Campaign": "spring"}), "custom headers"),
+        (lambda m: setattr(m, "reply_to", ["a@example.com", "b@example.com"]), "Reply-To"),
+        (lambda m: setattr(m, "to", [f"r{n}@example.com" for n in range(51)]), "50 to"),
+        (lambda m: m.attach(inline_image()), "inline images"),
+    ],
+)
+def test_sequenzy_raises_for_what_its_api_cannot_carry(
+    change: Callable[[Any], Any], feature: str
+) -> None:
+    fake, server = start_fake("sequenzy")
+    try:
+        msg = make_message(1)
+        change(msg)
+        with pytest.raises(UnsupportedFeature, match=feature):
+            configure(fake).send_messages([msg])
+        assert fake.requests == []
     finally:
         server.shutdown()
         server.server_close()
@@ -770,5 +910,112 @@ def test_resend_same_key_with_a_different_payload_is_permanent() -> None:
         assert msg.delivery.retryable is False
         assert len(fake.accepted) == 1
     finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_resend_same_key_while_the_first_is_in_flight_is_retryable_and_sent_once() -> None:
+    # Resend "Idempotency Keys": 409 concurrent_idempotent_requests is safe to retry later;
+    # the retry then gets the first request's reply and nothing is sent twice.
+    from mailpost.backends.resend import EmailBackend as Resend
+
+    fake, server = start_fake("resend")
+    try:
+        message_id = mailpost.make_msgid()
+        first = make_message(1, headers={"Message-ID": message_id})
+        twin = make_message(1, headers={"Message-ID": message_id})
+        fake.faults.append(Fault("slow", delay=1.5))
+        sender = threading.Thread(
+            target=Resend(API_KEY, base_url=fake.url, timeout=5).send_messages, args=([first],)
+        )
+        sender.start()
+        deadline = time.monotonic() + 5
+        while not fake.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(DeliveryError, match="still in progress"):
+            Resend(API_KEY, base_url=fake.url, timeout=5).send_messages([twin])
+        assert twin.delivery.retryable is True
+        assert twin.delivery.sent is False
+        sender.join(timeout=10)
+        assert first.delivery.ok
+
+        assert Resend(API_KEY, base_url=fake.url, timeout=5).send_messages([twin]) == 1
+        assert twin.delivery.provider_message_id == first.delivery.provider_message_id
+        assert len(fake.accepted) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "kind"),
+    [
+        (
+            "resend",
+            {"name": "concurrent_idempotent_requests", "message": "in progress"},
+            "retryable",
+        ),
+        ("resend", {"name": "invalid_idempotent_request", "message": "other payload"}, "permanent"),
+        ("sequenzy", {"success": False, "error": "already exists"}, "permanent"),
+        ("sendgrid", {"errors": [{"message": "conflict"}]}, "retryable"),
+        ("postmark", {"ErrorCode": 0, "Message": "conflict"}, "retryable"),
+        ("brevo", {"code": "conflict", "message": "conflict"}, "retryable"),
+        ("mailgun", {"message": "conflict"}, "retryable"),
+        ("ses", {"message": "conflict"}, "retryable"),
+    ],
+)
+def test_409_means_what_each_provider_documents(name: str, body: Any, kind: str) -> None:
+    # Only Resend (idempotency) and Sequenzy ("resource already exists") document a 409 for
+    # sending; elsewhere an unexplained 409 keeps the shared meaning: try again later.
+    import httpx
+
+    fake, server = start_fake(name)
+    try:
+        backend = configure(fake)
+        verdict = backend.judge(409, httpx.Headers(), body, json.dumps(body))
+        assert verdict.kind == kind
+        assert verdict.status == 409
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_providers_are_verified_through_one_shared_tls_context(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Every backend's client reuses one TLS context (building one per Client costs tens of
+    # ms per send_mail); it still verifies: SSL_CERT_FILE's CA is trusted, others are not.
+    import ssl
+
+    import trustme
+
+    from mailpost.backends.http._base import shared_ssl_context
+    from mailpost.backends.resend import EmailBackend as Resend
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    fake, server = start_fake("resend", ssl_context=server_context)
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        shared_ssl_context.cache_clear()
+        first, second = make_message(1), make_message(2)
+        assert Resend(API_KEY, base_url=fake.url, timeout=5).send_messages([first]) == 1
+        assert Resend(API_KEY, base_url=fake.url, timeout=5).send_messages([second]) == 1
+        assert shared_ssl_context.cache_info().misses == 1
+        assert len(fake.accepted) == 2
+
+        monkeypatch.delenv("SSL_CERT_FILE")
+        shared_ssl_context.cache_clear()
+        untrusted = make_message(3)
+        with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            Resend(API_KEY, base_url=fake.url, timeout=5).send_messages([untrusted])
+        assert untrusted.delivery.attempted is False
+        assert untrusted.delivery.retryable is True
+        assert len(fake.accepted) == 2
+    finally:
+        shared_ssl_context.cache_clear()
         server.shutdown()
         server.server_close()

@@ -13,7 +13,10 @@ all at once like every built-in backend.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
+import ssl
 import threading
 import time
 from collections.abc import Sequence
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
 
     from mailpost.message import EmailMessage
 
-__all__ = ["HTTPBackend", "Request", "json_body"]
+__all__ = ["HTTPBackend", "Request", "json_body", "shared_ssl_context"]
 
 
 def _httpx() -> Any:
@@ -48,6 +51,25 @@ def _httpx() -> Any:
             'HTTP email backends need httpx: pip install "mailpost[http]"'
         ) from None
     return httpx
+
+
+@functools.lru_cache(maxsize=1)
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS context every HTTP backend's client uses, made once per process.
+
+    httpx otherwise builds one (loading the whole CA bundle) for every ``Client``: tens of
+    milliseconds, paid by each ``send_mail`` that opens its own connection. The context is
+    httpx's default (certifi's CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, read
+    when it is first made); one context may serve many connections and threads.
+    """
+    httpx = _httpx()
+    make = getattr(httpx, "create_ssl_context", None)
+    if make is not None:  # httpx >= 0.28
+        context: ssl.SSLContext = make()
+        return context
+    import certifi  # pragma: no cover - httpx 0.27 depends on it
+
+    return ssl.create_default_context(cafile=certifi.where())  # pragma: no cover
 
 
 @dataclass(slots=True)
@@ -67,6 +89,33 @@ _Item = tuple["EmailMessage", Parts, Request]
 def json_body(payload: Any) -> bytes:
     """Compact UTF-8 JSON, as every provider accepts."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _read(response: httpx.Response, parse: bool) -> tuple[Any, str]:
+    """(parsed JSON or None, text) of a reply; JSON is parsed only when ``parse``.
+
+    Decodes UTF-8 directly unless the Content-Type names another charset (httpx's
+    ``.text`` works that out with an email-header parser on every reply; JSON is UTF-8
+    by RFC 8259, and ``.text`` without a charset decodes UTF-8 the same way).
+    """
+    content = response.content
+    if not content:
+        return None, ""
+    content_type = response.headers.get("content-type", "")
+    if "charset" not in content_type.lower() or _UTF8_CHARSET.search(content_type):
+        text = content.decode("utf-8", "replace")
+    else:
+        text = response.text
+    body: Any = None
+    if parse:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+    return body, text
+
+
+_UTF8_CHARSET = re.compile(r"charset\s*=\s*\"?utf-?8\"?\s*(;|$)", re.IGNORECASE)
 
 
 class HTTPBackend(BaseEmailBackend):
@@ -131,6 +180,7 @@ class HTTPBackend(BaseEmailBackend):
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._lock = threading.Lock()
+        self._urls: dict[str, httpx.URL] = {}
 
     def __repr__(self) -> str:  # never shows the key
         return f"<{type(self).__name__} alias={self.alias!r} base_url={self.base_url!r}>"
@@ -184,7 +234,10 @@ class HTTPBackend(BaseEmailBackend):
             if self._client is not None:
                 return False
             self._client = _httpx().Client(
-                base_url=self.base_url, timeout=self._timeouts(), limits=self._limits()
+                base_url=self.base_url,
+                timeout=self._timeouts(),
+                limits=self._limits(),
+                verify=shared_ssl_context(),
             )
             return True
 
@@ -198,7 +251,10 @@ class HTTPBackend(BaseEmailBackend):
         if self._aclient is not None:
             return False
         self._aclient = _httpx().AsyncClient(
-            base_url=self.base_url, timeout=self._timeouts(), limits=self._limits()
+            base_url=self.base_url,
+            timeout=self._timeouts(),
+            limits=self._limits(),
+            verify=shared_ssl_context(),
         )
         return True
 
@@ -207,6 +263,15 @@ class HTTPBackend(BaseEmailBackend):
         if client is not None:
             await client.aclose()
         self.close()
+
+    def _url(self, path: str) -> httpx.URL:
+        """The absolute URL of ``path``, parsed once per path (not on every request)."""
+        url = self._urls.get(path)
+        if url is None:
+            url = _httpx().URL(self.base_url + path)
+            if len(self._urls) < 64:
+                self._urls[path] = url
+        return url
 
     # -- composing --------------------------------------------------------------------
 
@@ -235,17 +300,12 @@ class HTTPBackend(BaseEmailBackend):
     # -- results ------------------------------------------------------------------------
 
     def _result(self, message: EmailMessage, parts: Parts, response: httpx.Response) -> None:
-        text = response.text
-        body: Any = None
-        if "json" in response.headers.get("content-type", "") and text:
-            try:
-                body = json.loads(text)
-            except ValueError:
-                body = None
+        is_json = "json" in response.headers.get("content-type", "")
+        body, text = _read(response, is_json)
         verdict = self.judge(response.status_code, response.headers, body, text)
         if verdict.kind == "accepted":
             provider_id = self.message_id_from(response.status_code, response.headers, body)
-            if body is None and text and "json" in response.headers.get("content-type", ""):
+            if body is None and text and is_json:
                 provider_id = None  # malformed JSON on a 2xx: sent, id unknown
             result = DeliveryResult(
                 message_id=parts.message_id,
@@ -344,12 +404,7 @@ class HTTPBackend(BaseEmailBackend):
             message, parts, _ = unit[0]
             self._result(message, parts, response)
             return
-        text = response.text
-        body: Any = None
-        try:
-            body = json.loads(text) if text else None
-        except ValueError:
-            body = None
+        body, text = _read(response, True)
         verdict = self.judge(response.status_code, response.headers, body, text)
         per_message = self.batch_results(body, len(unit)) if verdict.kind == "accepted" else None
         for n, (message, parts, _) in enumerate(unit):
@@ -389,7 +444,10 @@ class HTTPBackend(BaseEmailBackend):
             time.sleep(delay)
         try:
             response = client.request(
-                request.method, request.path, headers=request.headers, content=request.content
+                request.method,
+                self._url(request.path),
+                headers=request.headers,
+                content=request.content,
             )
         except _httpx().HTTPError as exc:
             self._unit_failure(unit, exc)
@@ -422,22 +480,37 @@ class HTTPBackend(BaseEmailBackend):
 
     # -- sending: async -----------------------------------------------------------------
 
-    async def _asend_unit(
-        self, client: httpx.AsyncClient, unit: list[_Item], gate: asyncio.Semaphore
-    ) -> None:
+    async def _asend_unit(self, client: httpx.AsyncClient, unit: list[_Item]) -> None:
         request = self._unit_request(unit)
-        async with gate:
-            delay = self._wait_slot()
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                response = await client.request(
-                    request.method, request.path, headers=request.headers, content=request.content
-                )
-            except _httpx().HTTPError as exc:
-                self._unit_failure(unit, exc)
-                return
-            self._unit_result(unit, response)
+        delay = self._wait_slot()
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            response = await client.request(
+                request.method,
+                self._url(request.path),
+                headers=request.headers,
+                content=request.content,
+            )
+        except _httpx().HTTPError as exc:
+            self._unit_failure(unit, exc)
+            return
+        self._unit_result(unit, response)
+
+    async def _asend_units(self, client: httpx.AsyncClient, units: list[list[_Item]]) -> None:
+        """Send ``units`` over at most ``max_connections`` requests at once: that many
+        workers take the next unit as each finishes (no task per message)."""
+        queue = iter(units)
+
+        async def worker() -> None:
+            for unit in queue:
+                await self._asend_unit(client, unit)
+
+        workers = min(self.max_connections, len(units))
+        if workers == 1:
+            await worker()
+        else:
+            await asyncio.gather(*(worker() for _ in range(workers)))
 
     async def asend_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         if not email_messages:
@@ -448,12 +521,7 @@ class HTTPBackend(BaseEmailBackend):
             assert self._aclient is not None
             client = self._aclient
             try:
-                units = self._units(ready)
-                gate = asyncio.Semaphore(self.max_connections)
-                if len(units) == 1:
-                    await self._asend_unit(client, units[0], gate)
-                else:
-                    await asyncio.gather(*(self._asend_unit(client, u, gate) for u in units))
+                await self._asend_units(client, self._units(ready))
             finally:
                 if opened:
                     self._aclient = None

@@ -113,8 +113,14 @@ class ResendBackend(HTTPBackend):
     def judge(self, status: int, headers: Any, body: Any, text: str) -> Verdict:
         verdict = super().judge(status, headers, body, text)
         name = body.get("name") if isinstance(body, dict) else None
-        if name == "invalid_idempotent_request":  # same key, different payload: never retry
+        # "Idempotency Keys", possible responses: 409 invalid_idempotent_request (the key
+        # was used with another payload: "retrying this request is useless") is permanent;
+        # 409 concurrent_idempotent_requests (the first request with this key is still in
+        # progress: "safe to retry later") stays retryable, as every other 409 does.
+        if name == "invalid_idempotent_request":
             return Verdict("permanent", status, verdict.text)
+        if name == "concurrent_idempotent_requests":
+            return Verdict("retryable", status, verdict.text, verdict.retry_after)
         return verdict
 
     def message_id_from(self, status: int, headers: Any, body: Any) -> str | None:
