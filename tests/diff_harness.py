@@ -114,7 +114,7 @@ class Side:
         return f"{self.backends}.{short}.EmailBackend"
 
     def module(self, sub: str) -> Any:
-        """This side's ``sub`` module: ``"message"`` -> django.core.mail.message / mailpost.message."""
+        """This side's ``sub`` module: django.core.mail.<sub> or mailpost.<sub>."""
         base = "django.core.mail" if self.django else "mailpost"
         return importlib.import_module(f"{base}.{sub}" if sub else base)
 
@@ -376,7 +376,7 @@ def _prune(dj: Any, mp: Any) -> Any:
             keep = {k: v for k, v in mp.items() if k in dj}
         return {k: _prune(dj.get(k), v) for k, v in keep.items()}
     if isinstance(dj, list) and isinstance(mp, list) and len(dj) == len(mp):
-        return [_prune(a, b) for a, b in zip(dj, mp)]
+        return [_prune(a, b) for a, b in zip(dj, mp, strict=True)]
     return mp
 
 
