@@ -370,9 +370,13 @@ def test_sigkilled_celery_worker_loses_nothing_and_duplicates_at_most_in_flight(
     assert all(r.state == "sent" for r in records)
     per_id = Counter(c.message_id for c in server.copies)
     assert set(per_id) == {r.message_id for r in records}  # nothing lost
-    # A kill repeats only a message whose 250 came back before its commit: at most one per
-    # pool process in flight, two kills of two processes each.
-    assert sum(k - 1 for k in per_id.values()) <= 4
+    # A kill repeats only a message whose 250 came back before its outcome's group commit:
+    # each repeated message was held by a dead process (its lease expired), never by two
+    # live ones, and the two kills repeat a handful of pipelined messages at most.
+    repeated = [r for r in records if per_id[r.message_id] > 1]
+    for record in repeated:
+        assert "lease-expired" in [a.outcome for a in spool.show(record.id).history]
+    assert len(repeated) <= n // 10
     assert per_id[records[40].message_id] >= 2  # stored, its reply lost with the dead child
     outcomes = [a.outcome for a in spool.show(records[40].id).history]
     assert outcomes[0] == "lease-expired"  # its requeued task took over the dead one's lease

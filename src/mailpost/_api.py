@@ -512,47 +512,56 @@ def _server_recipients_invalid(setting: str, value: object) -> ImproperlyConfigu
     )
 
 
-def _pairs_deprecation_category() -> type[Warning]:
-    """compat: Django's own category inside a Django project, so its filters apply there.
+def read_server_recipients(setting: str, value: object) -> tuple[list[str], bool]:
+    """The addresses in an ``ADMINS`` / ``MANAGERS`` value, and whether it used the old pairs.
 
-    To be replaced by the Django bridge's deprecation category once it exists.
+    The pure rule :func:`server_recipients` and the Django system check share: an empty value
+    (``[]``, ``None``) means nobody; a list or tuple of strings is used as given; a value whose
+    every item is a ``(name, address)`` pair gives the addresses alone. Anything else raises
+    :class:`~mailpost.ImproperlyConfigured` naming the setting.
     """
-    import sys
+    if not value:
+        return [], False
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise _server_recipients_invalid(setting, value)
+    pairs = _uses_pairs(value)
+    addresses = [item[1] for item in value] if pairs else value
+    if not isinstance(addresses, (list, tuple)) or not all(isinstance(a, str) for a in addresses):
+        raise _server_recipients_invalid(setting, value)
+    return list(addresses), pairs
 
-    from mailpost._config import _django_settings
 
-    deprecation = sys.modules.get("django.utils.deprecation")
-    category = getattr(deprecation, "RemovedInDjango2028Warning", None)
-    if not (isinstance(category, type) and issubclass(category, Warning)):
-        return MailpostDeprecationWarning
-    return category if _django_settings() is not None else MailpostDeprecationWarning
+def _uses_pairs(value: object) -> bool:
+    return (
+        isinstance(value, (list, tuple, set, frozenset))
+        and bool(value)
+        and all(isinstance(item, (list, tuple)) and len(item) == 2 for item in value)
+    )
+
+
+def pairs_are_deprecated() -> bool:
+    """Whether ``(name, address)`` pairs warn here: everywhere except a project on a Django
+    older than 6.1, where pairs are still the form Django documents and accepts silently."""
+    return not _django.in_project() or _django.in_django_mode()
 
 
 def server_recipients(setting: str, *, stacklevel: int = 2) -> list[str]:
     """The addresses in ``ADMINS`` or ``MANAGERS``, checked by Django 6.1's rules.
 
-    An empty value (``[]``, ``None``) means nobody: ``[]``. A list or tuple of strings is
-    used as given. compat: a value whose every item is a ``(name, address)`` pair, the form
-    Django 5.2 and older documented, gives the addresses alone, with Django's deprecation
-    warning. Anything else raises :class:`~mailpost.ImproperlyConfigured` naming the setting.
-    ``stacklevel`` counts from the caller of this function, as for ``warnings.warn``.
+    See :func:`read_server_recipients`. compat: the old ``(name, address)`` pairs warn with
+    Django's category and text inside a Django 6.1 project, with
+    ``MailpostDeprecationWarning`` outside Django, and not at all inside a project on Django
+    4.2 / 5.2, whose own ``mail_admins()`` takes them silently. ``stacklevel`` counts from the
+    caller of this function, as for ``warnings.warn``.
     """
     value = getattr(settings, setting)
-    if not value:
-        return []
-    if not isinstance(value, (list, tuple, set, frozenset)):
-        raise _server_recipients_invalid(setting, value)
-    if all(isinstance(item, (list, tuple)) and len(item) == 2 for item in value):
-        warnings.warn(  # compat:
+    if _uses_pairs(value) and pairs_are_deprecated():  # warned before a bad address is refused
+        text = (
             f"Using (name, address) pairs in the {setting} setting is deprecated. "
-            "Replace with a list of email address strings.",
-            _pairs_deprecation_category(),
-            stacklevel=stacklevel + 1,
+            "Replace with a list of email address strings."
         )
-        value = [address for _name, address in value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) for a in value):
-        raise _server_recipients_invalid(setting, value)
-    return list(value)
+        _django.deprecated(text, text, stacklevel=stacklevel + 1)
+    return read_server_recipients(setting, value)[0]
 
 
 def _prepare_server_mail(

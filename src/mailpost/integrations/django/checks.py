@@ -2,8 +2,9 @@
 
 =============== =========================================================================
 ``mailpost.W001`` no ``default`` mailer: ``send_mail()`` & co. without ``using=`` will fail
-``mailpost.W002`` ``ADMINS`` / ``MANAGERS`` is not a list of address strings (e.g. the
-                  pre-Django-6.0 ``(name, address)`` pairs): ``mail_admins()`` will fail
+``mailpost.W002`` ``ADMINS`` / ``MANAGERS`` is not a list of address strings:
+                  ``mail_admins()`` will fail; or it uses the ``(name, address)`` pairs
+                  that Django 6.1 deprecates (not reported on Django 4.2 / 5.2)
 ``mailpost.E001`` a mailer cannot be built (``InvalidMailer``: bad BACKEND, unknown OPTIONS...)
 ``mailpost.E002`` a mailer needs an optional dependency that is not installed
 ``mailpost.E003`` the ``MAILERS`` setting itself is malformed
@@ -26,6 +27,7 @@ from typing import Any
 from django.core import checks
 
 from mailpost import _config
+from mailpost._api import pairs_are_deprecated, read_server_recipients
 from mailpost.exceptions import ImproperlyConfigured, InvalidMailer, MissingDependency
 from mailpost.handler import build_backend, mailers, mailers_defined, resolve_backend_path
 
@@ -85,25 +87,23 @@ def check_mailers(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> li
 
 
 def check_recipient_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[Any]:
-    """``ADMINS`` and ``MANAGERS`` are lists of address strings, as mailpost needs."""
+    """``ADMINS`` and ``MANAGERS`` follow the rules ``mail_admins()`` applies at run time."""
     messages: list[Any] = []
     for name in ("ADMINS", "MANAGERS"):
         value, _ = _config.lookup(name)
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)) and all(isinstance(a, str) for a in value):
-            continue
-        messages.append(
-            checks.Warning(
-                f"The {name} setting must be a list of email address strings for "
-                f"mailpost's mail_{name.lower()}(); got {value!r}.",
-                hint=(
-                    f'Write {name} = ["ops@example.com", "Jo <jo@example.com>"] (Django 6.0 '
-                    "deprecated the (name, address) pairs too)."
-                ),
-                id="mailpost.W002",
+        try:
+            _addresses, pairs = read_server_recipients(name, value)
+        except ImproperlyConfigured as exc:
+            problem, hint = f"{exc} mail_{name.lower()}() will fail.", None
+        else:
+            if not (pairs and pairs_are_deprecated()):
+                continue
+            problem = (
+                f"The {name} setting uses (name, address) pairs, which are deprecated; "
+                f"got {value!r}."
             )
-        )
+            hint = f'Write {name} = ["ops@example.com", "Jo <jo@example.com>"].'
+        messages.append(checks.Warning(problem, hint=hint, id="mailpost.W002"))
     return messages
 
 
