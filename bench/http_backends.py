@@ -19,6 +19,7 @@ limit, so concurrency should scale it), and with the batch endpoint. Every figur
 median of ``--runs`` runs; ratios compare runs of the same process.
 
 Run with ``bench/run http`` or ``python bench/http_backends.py [-n 300] [--runs 3]``.
+The interpreter needs httpx and pytest (``tests/http_fakes.py`` imports the test helpers).
 """
 
 from __future__ import annotations
