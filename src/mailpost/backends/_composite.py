@@ -80,18 +80,9 @@ def _children(alias: str) -> list[str]:
         cls = _import_backend(resolve_backend_path(path), alias, f"MAILERS[{alias!r}]")
     except Exception:
         return []  # reported when the mailer itself is built
-    if issubclass(cls, CompositeBackend):
-        inner = options.get("mailers")
-        if isinstance(inner, Mapping):
-            return [str(a) for a in inner]
-        if isinstance(inner, Sequence) and not isinstance(inner, str):
-            return [str(a) for a in inner]
+    if not (isinstance(cls, type) and issubclass(cls, BaseEmailBackend)):
         return []
-    from mailpost.backends.spool import SpoolBackend
-
-    if issubclass(cls, SpoolBackend) and isinstance(options.get("mailer"), str):
-        return [options["mailer"]]
-    return []
+    return cls.routes_through(options) if isinstance(options, Mapping) else []
 
 
 @dataclass(slots=True)
@@ -127,6 +118,15 @@ class CompositeBackend(BaseEmailBackend):
     """
 
     aliases: list[str]
+
+    @classmethod
+    def routes_through(cls, options: Mapping[str, Any]) -> list[str]:
+        inner = options.get("mailers")
+        if isinstance(inner, Mapping) or (
+            isinstance(inner, Sequence) and not isinstance(inner, str)
+        ):
+            return [str(a) for a in inner]
+        return []
 
     def __init__(
         self, fail_silently: bool = False, *, alias: str | None = None, **kwargs: Any

@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -70,6 +70,15 @@ class BaseEmailBackend:
                 self.fail_silently = False
         if unknown:
             self._unknown_options(unknown)
+
+    @classmethod
+    def routes_through(cls, options: Mapping[str, Any]) -> list[str]:
+        """The mailer aliases a mailer of this class with ``options`` sends through.
+
+        Empty for a backend that delivers itself; composites and the spool override it, so
+        ``MAILERS`` cycles are found without this layer knowing those classes.
+        """
+        return []
 
     def _unknown_options(self, names: list[str]) -> None:
         listed = ", ".join(repr(k) for k in names)

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailpost._delivery import DeliveryResult, RecipientStatus
@@ -73,6 +73,11 @@ class SpoolBackend(BaseEmailBackend):
 
     #: Time source for enqueue timestamps; tests may replace it on an instance.
     clock: Clock = staticmethod(system_clock)
+
+    @classmethod
+    def routes_through(cls, options: Mapping[str, Any]) -> list[str]:
+        mailer = options.get("mailer")
+        return [mailer] if isinstance(mailer, str) else []
 
     def __init__(
         self,
