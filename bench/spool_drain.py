@@ -162,6 +162,7 @@ def _worker_main(port: int, path: str) -> None:
     from mailpost.spool import Spool
 
     worker = Spool.from_mailer("spool").worker()
+    mailpost.mailers["smtp"]  # the backend's code loaded, as for the direct baseline
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     sys.stdin.readline()

@@ -585,6 +585,12 @@ class SMTPBackend(BaseEmailBackend):
 
         items = []
         for message in messages:
+            prerendered = getattr(message, "prerendered", None)
+            if prerendered is not None:  # a spooled message: envelope and bytes as captured
+                sender, recipients, data, message_id = prerendered()
+                item = Item(message, sender, recipients, data, message_id)
+                items.append(item)
+                continue
             try:
                 sender, recipients = envelope(message)
             except Exception as exc:

@@ -136,13 +136,29 @@ class SpooledMessage(EmailMessage):
     """
 
     def __init__(
-        self, data: bytes, sender: str, recipients: list[str], *, spool_id: int | None = None
+        self,
+        data: bytes,
+        sender: str,
+        recipients: list[str],
+        *,
+        spool_id: int | None = None,
+        message_id: str | None = None,
     ) -> None:
         self.spool_data = data
         self._spool_subject: str | None = None
+        self._spool_sender = sender
         super().__init__(from_email=sender)
         self.spool_id = spool_id
         self._spool_recipients = list(recipients)
+        self._spool_message_id = message_id
+
+    def prerendered(self) -> tuple[str, list[str], bytes, str | None]:
+        """(sender, recipients, bytes, Message-ID) as captured: what a backend sends
+        without composing or validating again (they were validated when spooled)."""
+        message_id = self._spool_message_id
+        if message_id is None:
+            message_id = self._spool_message_id = _fast_message_id(self.spool_data)
+        return self._spool_sender, list(self._spool_recipients), self.spool_data, message_id
 
     @property
     def subject(self) -> str:

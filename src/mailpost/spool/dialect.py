@@ -36,6 +36,12 @@ class Dialect:
     skip_locked: str
     #: Whether ``UPDATE ... RETURNING`` is available (a lease in one statement).
     returning: bool = True
+    #: Whether a group of rows is best read as one JSON value and written by one
+    #: ``UPDATE ... FROM (VALUES ...)`` and one multi-row ``INSERT`` rather than a row or a
+    #: statement at a time. For SQLite, in process, every step lets go of the GIL, and in a
+    #: busy worker each handover costs a thread switch; a driver that pipelines
+    #: ``executemany`` (psycopg) gains nothing.
+    multirow: bool = False
 
     def marks(self, count: int) -> str:
         """``count`` parameter markers, comma-separated."""
@@ -89,6 +95,18 @@ class Dialect:
         ]
 
 
+def _sqlite_has_json() -> bool:
+    """Whether this SQLite has the JSON functions (built in since 3.38, optional before)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("SELECT json_group_array(json_array(1, 'a'))").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+    return True
+
+
 SQLITE = Dialect(
     name="sqlite",
     param="?",
@@ -101,6 +119,7 @@ SQLITE = Dialect(
     lock_rows="",
     skip_locked="",
     returning=sqlite3.sqlite_version_info >= (3, 35),
+    multirow=_sqlite_has_json() and sqlite3.sqlite_version_info >= (3, 33),
 )
 
 POSTGRES = Dialect(

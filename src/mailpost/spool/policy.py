@@ -147,6 +147,17 @@ def classify(
         # problem, not the message's. Wait and retry, even on a 5xx such as 535.
         text = delivery.error or "the message did not reach the server"
         return [RecipientResult(a, "pending", delivery.error_code, text) for a in pending], text
+    statuses = delivery.recipients
+    if delivery.sent and len(statuses) == len(pending):  # the usual case: all accepted
+        response = delivery.response
+        accepted: list[RecipientResult] = []
+        for address, given in zip(pending, statuses, strict=True):
+            if given.address != address or not given.accepted:
+                break
+            code, reply = response if response else (given.code, given.reply)
+            accepted.append(RecipientResult(address, "delivered", code, reply))
+        else:
+            return accepted, None
     message_permanent = is_permanent_code(delivery.error_code) or isinstance(
         delivery.exception, BadHeaderError
     )

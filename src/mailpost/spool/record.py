@@ -30,7 +30,7 @@ STATES: tuple[MessageState, ...] = ("queued", "leased", "sent", "dead")
 RecipientState = Literal["pending", "delivered", "failed"]
 
 
-@dataclass
+@dataclass(slots=True)
 class SpoolRecipient:
     """One envelope recipient of a spooled message and what happened to it so far."""
 
@@ -106,7 +106,7 @@ class NewMessage:
     send_at: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class RecipientResult:
     """What one attempt did for one recipient."""
 
@@ -116,7 +116,7 @@ class RecipientResult:
     reply: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What a worker reports after one attempt on a leased record.
 

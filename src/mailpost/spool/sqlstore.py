@@ -13,10 +13,12 @@ state, while a worker whose lease expired still records what it delivered.
 from __future__ import annotations
 
 import builtins
+import json
 import uuid
 from abc import abstractmethod
 from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from mailpost.spool.base import LeaseRequest, Settled, SpoolStore
@@ -86,6 +88,27 @@ class _Statements:
             "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
             f"last_error = {p}, updated_at = {p} WHERE id = {p}"
         )
+        #: The same two for a whole group, where the dialect runs multi-row statements.
+        self.settle_rows: str | None = None
+        self.history_rows: str | None = None
+        self.settle_guarded: str | None = None
+        if d.multirow:
+            self.settle_rows = (
+                "UPDATE messages SET recipients = v.column1, state = v.column2, "
+                "attempts = v.column3, next_attempt_at = CASE WHEN v.column4 THEN v.column5 "
+                "ELSE messages.next_attempt_at END, lease_owner = NULL, lease_token = NULL, "
+                "lease_expires_at = NULL, last_error = v.column6, updated_at = v.column7 "
+                "FROM (VALUES {values}) AS v WHERE messages.id = v.column8"
+            )
+            self.history_rows = (
+                "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
+                "outcome, error, recipients) VALUES {values}"
+            )
+            #: settle_rows for records still as leased (token, attempts, recipients).
+            self.settle_guarded = self.settle_rows + (
+                " AND messages.state = 'leased' AND messages.lease_token = v.column9 "
+                "AND messages.attempts = v.column10 AND messages.recipients = v.column11"
+            )
         self.lost = (
             f"UPDATE messages SET recipients = {p}, attempts = {p}, updated_at = {p} WHERE id = {p}"
         )
@@ -205,7 +228,8 @@ class SQLStore(SpoolStore):
         if limit < 1 or where is None:
             return []
         with self._write(exclusive=False) as cur:
-            return self._lease_in(cur, owner, now, lease_seconds, limit, *where)
+            leased = self._lease_in(cur, owner, now, lease_seconds, limit, *where)
+        return self._with_data(leased)
 
     def _lease_filter(
         self, ids: Collection[int] | None, mailers: Collection[str] | None
@@ -280,6 +304,23 @@ class SQLStore(SpoolStore):
         """Lease the records ``ids`` (a list, or a SELECT of ids with its ``params``) to
         ``owner`` with ``take`` = (token, expiry, now); returns them with their data."""
         token, expires, now = take
+        if self.dialect.multirow:
+            # A few steps whatever the count (each step of a statement lets go of the GIL,
+            # and this transaction holds the spool's write lock); the bytes are read after
+            # the commit, by _with_data.
+            if isinstance(ids, str):
+                cur.execute(f"SELECT json_group_array(id) FROM ({ids})", params)
+                ids = [int(i) for i in json.loads(cur.fetchone()[0])]
+                if not ids:
+                    return []
+            marks = self.dialect.marks(len(ids))
+            cur.execute(f"{self._sql.take_where} IN ({marks})", [owner, token, expires, now, *ids])
+            cur.execute(
+                f"SELECT json_group_array(json_array({_COLUMNS})) FROM messages "
+                f"WHERE id IN ({marks})",
+                ids,
+            )
+            return [_record(row) for row in json.loads(cur.fetchone()[0])]
         if isinstance(ids, str):
             where, args = ids, params
         else:
@@ -304,6 +345,29 @@ class SQLStore(SpoolStore):
             ids,
         )
         return [_record(row, with_data=True) for row in cur.fetchall()]
+
+    def _with_data(self, records: builtins.list[SpoolRecord]) -> builtins.list[SpoolRecord]:
+        """``records`` with their bytes, read after the lease committed where the lease did
+        not return them; a record purged meanwhile is left out (nothing to send)."""
+        if not records or records[0].data is not None:
+            return records
+        found: dict[int, bytes] = {}
+        with self._read() as cur:
+            for start in range(0, len(records), _CHUNK):
+                chunk = [r.id for r in records[start : start + _CHUNK]]
+                cur.execute(
+                    f"SELECT id, data FROM messages WHERE id IN ({self.dialect.marks(len(chunk))})",
+                    chunk,
+                )
+                for rid, data in cur.fetchall():
+                    found[int(rid)] = bytes(data)
+        kept = []
+        for record in records:
+            data = found.get(record.id)
+            if data is not None:
+                record.data = data
+                kept.append(record)
+        return kept
 
     def renew(
         self, records: Sequence[SpoolRecord], *, now: float, lease_seconds: float
@@ -344,20 +408,32 @@ class SQLStore(SpoolStore):
     ) -> tuple[builtins.list[Settled | None], builtins.list[SpoolRecord]]:
         """One transaction (one durable commit) for a group of outcomes and the next lease."""
         where = None if lease is None else self._lease_filter(None, lease.mailers)
+        plan = self._plan(outcomes, worker) if outcomes else None
         with self._write(exclusive=False) as cur:
-            settled = self._settle_in(cur, outcomes, worker)
+            settled = self._settle_in(cur, outcomes, worker, plan)
             leased: builtins.list[SpoolRecord] = []
             if lease is not None and where is not None and lease.limit > 0:
                 leased = self._lease_in(
                     cur, lease.owner, lease.now, lease.lease_seconds, lease.limit, *where
                 )
-        return settled, leased
+        return settled, self._with_data(leased)
 
     def _settle_in(
-        self, cur: Any, outcomes: Sequence[tuple[SpoolRecord, Outcome]], worker: str
+        self,
+        cur: Any,
+        outcomes: Sequence[tuple[SpoolRecord, Outcome]],
+        worker: str,
+        plan: _Plan | None = None,
     ) -> builtins.list[Settled | None]:
         """Record outcomes inside the caller's transaction, a few statements for the whole
-        group: each record's new state and last error, or None if it was purged."""
+        group: each record's new state and last error, or None if it was purged.
+
+        With a ``plan`` (see :meth:`_plan`), its rows are written if every record is still
+        as leased; otherwise nothing of it is kept and the rows are read and worked out
+        here.
+        """
+        if plan is not None and self._write_plan(cur, plan):
+            return plan.settled
         if len({record.id for record, _ in outcomes}) < len(outcomes):
             # the same record twice: each outcome must see the one before it
             return [r for pair in outcomes for r in self._settle_in(cur, [pair], worker)]
@@ -365,13 +441,22 @@ class SQLStore(SpoolStore):
         ids = sorted(record.id for record, _ in outcomes)
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            cur.execute(
-                "SELECT id, state, lease_token, recipients, attempts FROM messages "
-                f"WHERE id IN ({self.dialect.marks(len(chunk))}) ORDER BY id"
-                f"{self.dialect.lock_rows}",
-                chunk,
-            )
-            for row in cur.fetchall():
+            marks = self.dialect.marks(len(chunk))
+            if self.dialect.multirow:  # the group's rows as one JSON value: one step
+                cur.execute(
+                    "SELECT json_group_array(json_array(id, state, lease_token, recipients, "
+                    f"attempts)) FROM messages WHERE id IN ({marks})",
+                    chunk,
+                )
+                found = json.loads(cur.fetchone()[0])
+            else:
+                cur.execute(
+                    "SELECT id, state, lease_token, recipients, attempts FROM messages "
+                    f"WHERE id IN ({marks}) ORDER BY id{self.dialect.lock_rows}",
+                    chunk,
+                )
+                found = cur.fetchall()
+            for row in found:
                 rows[int(row[0])] = row
         settle_rows: builtins.list[tuple[Any, ...]] = []
         lost_rows: builtins.list[tuple[Any, ...]] = []
@@ -386,45 +471,81 @@ class SQLStore(SpoolStore):
                 recipients = record.recipients
             else:
                 recipients = decode_recipients(row[3])
-            result = apply_outcome(Stored(row[1], row[2], recipients, int(row[4])),
-                                   record.lease_token, outcome)  # fmt: skip
-            now = outcome.finished_at
-            text = encode_recipients(result.recipients)
-            if result.owner_settles:
-                settle_rows.append(
-                    (
-                        text,
-                        result.state,
-                        result.attempts,
-                        result.reschedule,
-                        outcome.retry_at,
-                        result.error,
-                        now,
-                        record.id,
-                    )
-                )
-            else:
-                lost_rows.append((text, result.attempts, now, record.id))
-            history.append(
-                (
-                    record.id,
-                    result.attempts,
-                    outcome.started_at,
-                    now,
-                    worker,
-                    result.label,
-                    result.error,
-                    encode_results(outcome.recipients),
-                )
-            )
-            settled.append((result.state, result.error))
+            stored = Stored(row[1], row[2], recipients, int(row[4]))
+            written, owner_settles, past, result = _rows_for(record, outcome, stored, worker)
+            (settle_rows if owner_settles else lost_rows).append(written)
+            history.append(past)
+            settled.append(result)
         if settle_rows:
-            cur.executemany(self._sql.settle, settle_rows)
+            self._many(cur, self._sql.settle, self._sql.settle_rows, settle_rows)
         if lost_rows:
             cur.executemany(self._sql.lost, lost_rows)
         if history:
-            cur.executemany(self._sql.history, history)
+            self._many(cur, self._sql.history, self._sql.history_rows, history)
         return settled
+
+    def _plan(self, outcomes: Sequence[tuple[SpoolRecord, Outcome]], worker: str) -> _Plan | None:
+        """The group's rows worked out before the transaction, as if every record were
+        still as it was leased (the usual case), so that the transaction, which holds the
+        spool's write lock, only writes them; None where the dialect has no guarded
+        multi-row write or a record was not leased by this store."""
+        if self._sql.settle_guarded is None:
+            return None
+        if len({record.id for record, _ in outcomes}) < len(outcomes):
+            return None
+        plan = _Plan([], [], [])
+        for record, outcome in outcomes:
+            token, text = record.lease_token, record.recipients_text
+            if token is None or text is None:
+                return None
+            stored = Stored("leased", token, record.recipients, record.attempts)
+            written, owner_settles, past, result = _rows_for(record, outcome, stored, worker)
+            if not owner_settles:
+                return None
+            plan.rows.append((*written, token, record.attempts, text))
+            plan.history.append(past)
+            plan.settled.append(result)
+        return plan
+
+    def _write_plan(self, cur: Any, plan: _Plan) -> bool:
+        """Write ``plan`` if every one of its records is unchanged since it was leased;
+        otherwise write nothing and return False."""
+        guarded = self._sql.settle_guarded
+        assert guarded is not None
+        cur.execute("SAVEPOINT planned")
+        changed = 0
+        width = len(plan.rows[0])
+        for start in range(0, len(plan.rows), _CHUNK):
+            chunk = plan.rows[start : start + _CHUNK]
+            marks = ",".join([f"({self.dialect.marks(width)})"] * len(chunk))
+            cur.execute(guarded.format(values=marks), [v for row in chunk for v in row])
+            cur.execute("SELECT changes()")
+            changed += int(cur.fetchone()[0])
+        if changed != len(plan.rows):
+            cur.execute("ROLLBACK TO planned")
+            cur.execute("RELEASE planned")
+            return False
+        self._many(cur, self._sql.history, self._sql.history_rows, plan.history)
+        cur.execute("RELEASE planned")
+        return True
+
+    def _many(
+        self,
+        cur: Any,
+        each: str,
+        grouped: str | None,
+        rows: builtins.list[tuple[Any, ...]],
+    ) -> None:
+        """Run ``each`` for every row, or ``grouped`` (``{values}`` standing for a VALUES
+        list) once per chunk of rows where the dialect prefers one statement."""
+        if grouped is None or len(rows) == 1:
+            cur.executemany(each, rows)
+            return
+        width = len(rows[0])
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            marks = ",".join([f"({self.dialect.marks(width)})"] * len(chunk))
+            cur.execute(grouped.format(values=marks), [v for row in chunk for v in row])
 
     # -- reading --------------------------------------------------------------------------
 
@@ -610,3 +731,47 @@ def _record(row: Sequence[Any], *, with_data: bool = False) -> SpoolRecord:
         data=bytes(row[18]) if with_data else None,
         recipients_text=row[4],
     )
+
+
+@dataclass
+class _Plan:
+    """A group's settle rows (with what each record must still hold), history rows and
+    results, worked out before its transaction."""
+
+    rows: list[tuple[Any, ...]]
+    history: list[tuple[Any, ...]]
+    settled: list[Settled | None]
+
+
+def _rows_for(
+    record: SpoolRecord, outcome: Outcome, stored: Stored, worker: str
+) -> tuple[tuple[Any, ...], bool, tuple[Any, ...], Settled]:
+    """What one outcome writes over ``stored``: the settle row (or the lease-lost row when
+    the second item is False), the history row, and the record's new state and error."""
+    result = apply_outcome(stored, record.lease_token, outcome)
+    now = outcome.finished_at
+    text = encode_recipients(result.recipients)
+    if result.owner_settles:
+        written: tuple[Any, ...] = (
+            text,
+            result.state,
+            result.attempts,
+            result.reschedule,
+            outcome.retry_at,
+            result.error,
+            now,
+            record.id,
+        )
+    else:
+        written = (text, result.attempts, now, record.id)
+    past = (
+        record.id,
+        result.attempts,
+        outcome.started_at,
+        now,
+        worker,
+        result.label,
+        result.error,
+        encode_results(outcome.recipients),
+    )
+    return written, result.owner_settles, past, (result.state, result.error)

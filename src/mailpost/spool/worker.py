@@ -632,7 +632,7 @@ class Worker:
             outcome = self._send_one(record, backend)
             committer.put(record, outcome)
             done += 1
-            if any(r.status == "pending" for r in outcome.recipients):
+            if _any_pending(outcome.recipients):
                 # Something transient happened: the next message goes on a new connection.
                 _close_quietly(backend)
         return done
@@ -676,7 +676,7 @@ class Worker:
             record = pending[index]
             results, summary = classify(record.pending, getattr(message, "delivery", None))
             reported[index] = True
-            if any(r.status == "pending" for r in results):
+            if _any_pending(results):
                 transient = True
             committer.put(record, self._outcome(record, results, summary, started))
 
@@ -690,7 +690,7 @@ class Worker:
                 results, summary = classify(
                     record.pending, getattr(messages[index], "delivery", None), error=error
                 )
-                transient = transient or any(r.status == "pending" for r in results)
+                transient = transient or _any_pending(results)
                 committer.put(record, self._outcome(record, results, summary, started))
         if transient or error is not None:
             _close_quietly(backend)  # the next batch starts on a new connection
@@ -700,7 +700,13 @@ class Worker:
     def _message(record: SpoolRecord) -> SpooledMessage:
         if record.data is None:
             raise ValueError(f"spool record {record.id} was leased without its data")
-        return SpooledMessage(record.data, record.sender, record.pending, spool_id=record.id)
+        return SpooledMessage(
+            record.data,
+            record.sender,
+            record.pending,
+            spool_id=record.id,
+            message_id=record.message_id,
+        )
 
     def _send_one(self, record: SpoolRecord, backend: BaseEmailBackend) -> Outcome:
         started = self.clock()
@@ -737,17 +743,17 @@ class Worker:
         started: float,
     ) -> Outcome:
         finished = self.clock()
+        if not _any_pending(results):  # nothing to retry: no delay to draw
+            return Outcome(results, started, finished, finished, False, summary)
         attempts = record.attempts + 1
-        still_pending = any(r.status == "pending" for r in results)
-        give_up = still_pending and self.policy.gives_up(
-            created_at=record.queued_at, now=finished, attempts=attempts
-        )
         return Outcome(
             recipients=results,
             started_at=started,
             finished_at=finished,
             retry_at=finished + self.policy.delay(attempts, self.rng),
-            give_up=give_up,
+            give_up=self.policy.gives_up(
+                created_at=record.queued_at, now=finished, attempts=attempts
+            ),
             error=summary,
         )
 
@@ -773,6 +779,12 @@ class Worker:
             logger.info(
                 "spool: message %s attempt %s: %s", record.id, record.attempts + 1, outcome.error
             )
+
+
+def _any_pending(results: list[RecipientResult]) -> bool:
+    """Whether any recipient is still pending (a list, not a generator: called per message
+    on the engine's thread)."""
+    return "pending" in [result.status for result in results]
 
 
 def _close_quietly(backend: BaseEmailBackend) -> None:
