@@ -256,3 +256,66 @@ def test_a_postgres_spools_password_is_never_shown(postgres_server: Any) -> None
         backend.store  # noqa: B018 - opening the store is the point
     assert "s3cret" not in str(info.value)
     assert "cannot open spool" in str(info.value)
+
+
+def test_group_settle_records_each_outcome_when_one_lease_was_lost_and_one_purged(
+    store: SpoolStore,
+) -> None:
+    """A group whose records are not all as leased (the SQLite store's planned write does
+    not apply) still records every outcome by the rules, in one transaction, and the lease
+    ahead comes back with its bytes."""
+    from mailpost.spool.base import LeaseRequest
+
+    store.enqueue([_new(i, rcpts=("a@x.test", "b@x.test")) for i in range(1, 6)], now=T0)
+    mine = store.lease("w1", now=T0, lease_seconds=10, limit=3)
+    assert [r.id for r in mine] == [1, 2, 3]
+    # record 2's lease expires and another worker takes it; record 3 is purged
+    stolen = store.lease("w2", now=T0 + 11, lease_seconds=10, limit=1, ids=[2])
+    assert [r.id for r in stolen] == [2]
+    assert store.purge(ids=[3], states=("leased",)) == 1
+    delivered = [RecipientResult("a@x.test", "delivered", 250, "ok"),
+                 RecipientResult("b@x.test", "delivered", 250, "ok")]  # fmt: skip
+    outcomes = [(r, _outcome(delivered, at=T0 + 12)) for r in mine]
+    request = LeaseRequest(owner="w1", now=T0 + 12, lease_seconds=10, limit=10, mailers=None)
+    settled, leased = store.settle(outcomes, worker="w1", lease=request)
+    assert settled[0] == ("sent", None)
+    assert settled[1] is not None
+    assert settled[1][0] == "leased"
+    assert settled[2] is None  # purged
+    assert sorted(r.id for r in leased) == [4, 5]
+    assert all(r.data is not None and r.data.startswith(b"Subject: msg ") for r in leased)
+    two = store.get(2)
+    assert two is not None
+    assert two.state == "leased"
+    assert two.lease_owner == "w2"
+    assert [r.status for r in two.recipients] == ["delivered", "delivered"]
+    assert [a.outcome for a in store.history(1)] == ["delivered"]
+    assert [a.outcome for a in store.history(2)][-1] == "delivered (lease lost)"
+
+
+def test_group_settle_writes_the_same_rows_as_one_at_a_time(store: SpoolStore) -> None:
+    """The grouped write gives each record exactly what settling it alone gives."""
+    store.enqueue([_new(i, rcpts=("a@x.test", "b@x.test")) for i in range(1, 5)], now=T0)
+    records = store.lease("w1", now=T0, lease_seconds=10, limit=4)
+    mixed = [RecipientResult("a@x.test", "delivered", 250, "ok"),
+             RecipientResult("b@x.test", "pending", 451, "later")]  # fmt: skip
+    refused = [RecipientResult("a@x.test", "failed", 550, "no"),
+               RecipientResult("b@x.test", "delivered", 250, "ok")]  # fmt: skip
+    group = [(records[0], _outcome(mixed, at=T0 + 1, retry_at=T0 + 60)),
+             (records[1], _outcome(refused, at=T0 + 1))]  # fmt: skip
+    store.settle(group, worker="w1")
+    store.complete(records[2], _outcome(mixed, at=T0 + 1, retry_at=T0 + 60), worker="w1")
+    store.complete(records[3], _outcome(refused, at=T0 + 1), worker="w1")
+
+    def row(record_id: int) -> tuple[Any, ...]:
+        r = store.get(record_id)
+        assert r is not None
+        return (r.state, r.attempts, r.next_attempt_at, r.last_error, r.lease_owner,
+                [(x.address, x.status, x.code, x.reply) for x in r.recipients])  # fmt: skip
+
+    assert row(1) == row(3)
+    assert row(2) == row(4)
+    assert row(1)[0] == "queued"
+    assert row(1)[2] == T0 + 60
+    assert row(2)[0] == "dead"
+    assert [a.outcome for a in store.history(1)] == [a.outcome for a in store.history(3)]
