@@ -4,7 +4,9 @@
 - :mod:`~mailpost.spool.codec`: message bytes in, :class:`SpooledMessage` out;
 - :mod:`~mailpost.spool.policy`: backoff, give-up and per-recipient classification;
 - :mod:`~mailpost.spool.store`: the store contract and the SQLite store;
-- :mod:`~mailpost.spool.worker`: lease, deliver, settle;
+- :mod:`~mailpost.spool.worker`: lease, deliver, settle, with
+  :mod:`~mailpost.spool.committer` (group commits, the lease ahead) and
+  :mod:`~mailpost.spool.heartbeat` (lease renewal);
 - :mod:`~mailpost.spool.api`: :class:`Spool`, the operations API;
 - :mod:`~mailpost.spool.cli`: ``mailpost spool ...``.
 

@@ -9,10 +9,10 @@ loops at engine speed:
 - the SMTP backend gets a whole lease batch at once (pipelined across messages) and
   reports each message as it settles; other backends get one ``send_messages`` call per
   message;
-- a store thread commits outcomes in groups (one durable commit for every outcome that
-  arrived during the previous one) and, in the same transaction, leases the next batch
-  while the current one is on the wire;
-- a heartbeat thread renews every lease the worker holds every ``lease_seconds / 4``
+- a store thread (:mod:`~mailpost.spool.committer`) commits outcomes in groups (one
+  durable commit for every outcome that arrived during the previous one) and, in the same
+  transaction, leases the next batch while the current one is on the wire;
+- a heartbeat thread (:mod:`~mailpost.spool.heartbeat`) renews every lease the worker holds every ``lease_seconds / 4``
   seconds, so leases can be short (20 s): a killed worker's messages are free again
   within seconds, while a live worker waiting on a slow server keeps them.
 
@@ -28,15 +28,16 @@ import os
 import random
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 
 from mailpost.backends.base import BaseEmailBackend
-from mailpost.spool.base import LeaseRequest, Settled, SpoolStore
+from mailpost.spool.base import Settled, SpoolStore
 from mailpost.spool.clock import Clock, Sleep, system_clock, system_sleep
 from mailpost.spool.codec import SpooledMessage
+from mailpost.spool.committer import Committer
+from mailpost.spool.heartbeat import Heartbeat
 from mailpost.spool.policy import RetryPolicy, classify
 from mailpost.spool.record import Outcome, RecipientResult, SpoolRecord
 
@@ -112,11 +113,6 @@ class RateLimiter:
 DEFAULT_LEASE_SECONDS = 20.0
 #: Default records per lease (and per pipelined SMTP batch).
 DEFAULT_BATCH_SIZE = 100
-#: Longest an outcome waits for its group commit (seconds); a group also commits when
-#: half a batch of outcomes is in, with the next lease, or when outcomes pause.
-GROUP_WAIT = 0.005
-#: A pause in outcomes this long (seconds) ends a group at once.
-GROUP_GAP = 0.001
 
 
 class Progress:
@@ -146,218 +142,6 @@ class Progress:
             self.retrying += 1
         else:
             self.lost += 1
-
-
-class Heartbeat:
-    """Keeps the leases a worker holds alive: renews them every ``interval`` seconds from a
-    daemon thread while work is in progress.
-
-    A record whose renewal fails (another worker took it after the lease expired) is
-    marked :meth:`lost`, and the worker does not send it. Use as a context manager.
-    """
-
-    def __init__(
-        self,
-        store: SpoolStore,
-        *,
-        lease_seconds: float,
-        clock: Clock = system_clock,
-        interval: float | None = None,
-    ) -> None:
-        self.store = store
-        self.lease_seconds = lease_seconds
-        self.clock = clock
-        self.interval = lease_seconds / 4 if interval is None else interval
-        if not self.interval > 0:
-            raise ValueError(f"heartbeat interval must be > 0 seconds, got {self.interval!r}")
-        self._held: dict[int, SpoolRecord] = {}
-        self._lost: set[int] = set()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.beats = 0
-
-    def hold(self, records: Sequence[SpoolRecord]) -> None:
-        with self._lock:
-            for record in records:
-                self._held[record.id] = record
-
-    def drop(self, record: SpoolRecord) -> None:
-        with self._lock:
-            self._held.pop(record.id, None)
-            self._lost.discard(record.id)
-
-    def lost(self, record: SpoolRecord) -> bool:
-        """Whether ``record``'s lease was found taken by another worker."""
-        with self._lock:
-            return record.id in self._lost
-
-    @property
-    def held(self) -> list[SpoolRecord]:
-        with self._lock:
-            return list(self._held.values())
-
-    def beat(self) -> list[int]:
-        """Renew every held lease now; returns the ids found lost."""
-        records = self.held
-        if not records:
-            return []
-        renewed = set(self.store.renew(records, now=self.clock(), lease_seconds=self.lease_seconds))
-        lost = []
-        with self._lock:
-            self.beats += 1
-            for record in records:
-                if record.id not in renewed and record.id in self._held:
-                    del self._held[record.id]
-                    self._lost.add(record.id)
-                    lost.append(record.id)
-        if lost:
-            logger.warning("spool: lost the lease on %d message(s): %s", len(lost), lost[:10])
-        return lost
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.beat()
-            except Exception:  # the store was busy or away: try again at the next beat
-                logger.warning("spool: renewing leases failed", exc_info=True)
-
-    def start(self) -> Heartbeat:
-        self._thread = threading.Thread(target=self._run, name="mailpost-spool-heartbeat")
-        self._thread.daemon = True
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(10.0)
-
-    def __enter__(self) -> Heartbeat:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-class _Committer:
-    """The worker's store thread: group commits of outcomes, and the lease ahead.
-
-    Every pass takes all outcomes that arrived meanwhile plus a pending lease request and
-    runs them as one store transaction (:meth:`SpoolStore.settle`): one durable commit for
-    the group. Only then are the records let go (dropped from the heartbeat).
-    """
-
-    def __init__(self, worker: Worker, heartbeat: Heartbeat) -> None:
-        self.worker = worker
-        self.heartbeat = heartbeat
-        self._cond = threading.Condition()
-        self._outcomes: list[tuple[SpoolRecord, Outcome]] = []
-        self._lease: tuple[int, Future[list[SpoolRecord]]] | None = None
-        self._closing = False
-        self._put = 0
-        self._committed = 0
-        self.error: BaseException | None = None
-        self.group_size = max(1, worker.batch_size // 2)
-        self._thread = threading.Thread(target=self._run, name="mailpost-spool-store")
-        self._thread.daemon = True
-        self._thread.start()
-
-    def put(self, record: SpoolRecord, outcome: Outcome) -> None:
-        with self._cond:
-            self._outcomes.append((record, outcome))
-            self._put += 1
-            if len(self._outcomes) in (1, self.group_size):  # start the group / it is full
-                self._cond.notify_all()
-
-    def lease_ahead(self, limit: int) -> Future[list[SpoolRecord]]:
-        """Lease up to ``limit`` records in the next transaction; the future gets them."""
-        future: Future[list[SpoolRecord]] = Future()
-        if limit < 1:
-            future.set_result([])
-            return future
-        with self._cond:
-            if self._lease is not None:
-                raise RuntimeError("one lease ahead at a time")
-            self._lease = (limit, future)
-            self._cond.notify_all()
-        return future
-
-    def flush(self) -> None:
-        """Wait until every outcome put so far is committed (or its commit failed)."""
-        with self._cond:
-            target = self._put
-            while self._committed < target and self._thread.is_alive():
-                self._cond.wait(1.0)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        self._thread.join()
-
-    def _run(self) -> None:
-        worker = self.worker
-        while True:
-            with self._cond:
-                while not self._outcomes and self._lease is None and not self._closing:
-                    self._cond.wait()
-                # Let a group build up while outcomes keep coming (a commit has a fixed
-                # cost: one fsync and a few statements), but commit as soon as they pause
-                # for GROUP_GAP, and never hold one back for more than GROUP_WAIT: a
-                # crash repeats only what was waiting.
-                until = time.monotonic() + GROUP_WAIT
-                seen = -1
-                while (
-                    seen != len(self._outcomes)
-                    and len(self._outcomes) < self.group_size
-                    and self._lease is None
-                    and not self._closing
-                    and (left := until - time.monotonic()) > 0
-                ):
-                    seen = len(self._outcomes)
-                    self._cond.wait(min(GROUP_GAP, left))
-                outcomes, self._outcomes = self._outcomes, []
-                lease, self._lease = self._lease, None
-                if not outcomes and lease is None:
-                    return  # closing, nothing left
-            request = None
-            if lease is not None:
-                request = LeaseRequest(
-                    owner=worker.worker_id,
-                    now=worker.clock(),
-                    lease_seconds=worker.lease_seconds,
-                    limit=lease[0],
-                    mailers=worker.mailers,
-                )
-            try:
-                settled, leased = worker.store.settle(
-                    outcomes, worker=worker.worker_id, lease=request
-                )
-            except BaseException as exc:
-                # Nothing of this group is recorded: let its leases expire, so another
-                # pass (or worker) delivers them again (at least once).
-                logger.exception("spool: recording %d outcome(s) failed", len(outcomes))
-                self.error = exc
-                for record, _ in outcomes:
-                    self.heartbeat.drop(record)
-                if lease is not None:
-                    lease[1].set_exception(exc)
-                with self._cond:
-                    self._committed += len(outcomes)
-                    self._cond.notify_all()
-                continue
-            if leased:
-                self.heartbeat.hold(leased)
-            for (record, outcome), result in zip(outcomes, settled, strict=True):
-                self.heartbeat.drop(record)
-                worker._settled(record, outcome, result)
-            if lease is not None:
-                lease[1].set_result(leased)
-            with self._cond:
-                self._committed += len(outcomes)
-                self._cond.notify_all()
 
 
 class Worker:
@@ -453,7 +237,7 @@ class Worker:
         done = 0
         backends: dict[str, BaseEmailBackend] = {}
         heartbeat = self.heartbeat().start()
-        committer = _Committer(self, heartbeat)
+        committer = Committer(self, heartbeat)
 
         def next_limit() -> int:
             if max_messages is None:
@@ -576,7 +360,7 @@ class Worker:
         self,
         records: list[SpoolRecord],
         backends: dict[str, BaseEmailBackend],
-        committer: _Committer,
+        committer: Committer,
         heartbeat: Heartbeat,
     ) -> int:
         groups: dict[str, list[SpoolRecord]] = {}
@@ -592,7 +376,7 @@ class Worker:
         alias: str,
         records: list[SpoolRecord],
         backends: dict[str, BaseEmailBackend],
-        committer: _Committer,
+        committer: Committer,
         heartbeat: Heartbeat,
     ) -> int:
         """Send one mailer's records of a batch on its long-lived backend."""
@@ -638,7 +422,7 @@ class Worker:
         return done
 
     def _open(
-        self, backend: BaseEmailBackend, records: Sequence[SpoolRecord], committer: _Committer
+        self, backend: BaseEmailBackend, records: Sequence[SpoolRecord], committer: Committer
     ) -> bool:
         """Open ``backend`` if it is not (no-op when open); on failure settle ``records``."""
         try:
@@ -656,7 +440,7 @@ class Worker:
         backend: BaseEmailBackend,
         send_each: Callable[..., None],
         records: list[SpoolRecord],
-        committer: _Committer,
+        committer: Committer,
     ) -> int:
         """One pipelined batch through a backend that reports each message as it settles
         (the SMTP backend); each outcome goes to the store thread at once."""
