@@ -12,9 +12,10 @@ loops at engine speed:
 - a store thread (:mod:`~mailpost.spool.committer`) commits outcomes in groups (one
   durable commit for every outcome that arrived during the previous one) and, in the same
   transaction, leases the next batch while the current one is on the wire;
-- a heartbeat thread (:mod:`~mailpost.spool.heartbeat`) renews every lease the worker holds every ``lease_seconds / 4``
-  seconds, so leases can be short (20 s): a killed worker's messages are free again
-  within seconds, while a live worker waiting on a slow server keeps them.
+- a heartbeat thread (:mod:`~mailpost.spool.heartbeat`) renews every lease the worker
+  holds every ``lease_seconds / 4`` seconds, so leases can be short (20 s): a killed
+  worker's messages are free again within seconds, while a live worker waiting on a slow
+  server keeps them.
 
 An outcome is committed before its record is released or retried. A crash repeats only
 the messages whose outcome was not yet committed (those in flight and those waiting for
