@@ -153,12 +153,13 @@ class SpooledMessage(EmailMessage):
         self._spool_message_id = message_id
 
     def prerendered(self) -> tuple[str, list[str], bytes, str | None]:
-        """(sender, recipients, bytes, Message-ID) as captured: what a backend sends
-        without composing or validating again (they were validated when spooled)."""
+        """(sender, recipients still to deliver to, bytes, Message-ID) as captured: what a
+        backend sends without composing or validating again (validated when spooled)."""
         message_id = self._spool_message_id
         if message_id is None:
             message_id = self._spool_message_id = _fast_message_id(self.spool_data)
-        return self._spool_sender, list(self._spool_recipients), self.spool_data, message_id
+        # recipients() and not the stored list: a failover copy narrows it to those pending
+        return self._spool_sender, self.recipients(), self.spool_data, message_id
 
     @property
     def subject(self) -> str:
