@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from mailpost import _django
 from mailpost._config import settings
-from mailpost.backends.base import BaseEmailBackend
+from mailpost.backends.base import BaseEmailBackend, passing_fail_silently
 from mailpost.exceptions import ImproperlyConfigured, MailpostDeprecationWarning
 from mailpost.handler import (
     build_backend,
@@ -255,7 +255,8 @@ def _choose_backend(
         credentials["password"] = auth_password
     if not extra and not credentials:
         return mailers.default
-    return mailers._create("default", _if_accepted=credentials, **extra)
+    with passing_fail_silently():
+        return mailers._create("default", _if_accepted=credentials, **extra)
 
 
 def _send(backend: BaseEmailBackend, messages: list[EmailMessage]) -> int:
@@ -768,7 +769,9 @@ def get_connection(
             "for that backend and use mailpost.mailers[alias]."
         )
     extra: dict[str, Any] = {"fail_silently": True} if fail_silently else {}
-    if backend is None:
-        return mailers._create("default", _if_accepted=kwargs, **extra)
-    warn_if_implicit_default(stacklevel=3)
-    return build_backend(backend, {**legacy_options(backend), **extra}, alias=None, optional=kwargs)
+    with passing_fail_silently():
+        if backend is None:
+            return mailers._create("default", _if_accepted=kwargs, **extra)
+        warn_if_implicit_default(stacklevel=3)
+        options = {**legacy_options(backend), **extra}
+        return build_backend(backend, options, alias=None, optional=kwargs)

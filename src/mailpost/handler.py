@@ -186,6 +186,8 @@ def build_backend(
     try:
         backend = cls(alias=alias, **options) if native else cls(**options)
     except TypeError as exc:
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+            raise  # raised inside the constructor (a bad option value): Django's TypeError
         raise InvalidMailer(
             f"{label}: BACKEND {path!r} rejected OPTIONS {sorted(options)!r}: {exc}",
             alias=alias,
