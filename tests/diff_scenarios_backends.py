@@ -906,3 +906,35 @@ def file_path_a_list_under_mailers(side: Side) -> Any:
 @scenario({"EMAIL_BACKEND": "{backends}.filebased.EmailBackend", "EMAIL_FILE_PATH": 5})
 def file_path_an_int_in_email_file_path(side: Side) -> Any:
     return side.mail.mailers["default"]
+
+
+#: docs/compatibility.md, "Backends".
+LOCMEM_FAIL_SILENTLY = (
+    "a fail_silently passed on by get_connection()/send_mail() silences composing errors on "
+    "locmem and dummy as on every mailpost backend (recorded and logged); Django's ignore it"
+)
+DUMMY_COMPOSES = (
+    "the dummy backend composes and checks each message, so a bad header fails as it would "
+    "on a real backend; Django's counts the messages without composing them"
+)
+
+
+@scenario(
+    {"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"}}},
+    deliberate=LOCMEM_FAIL_SILENTLY,
+)
+def locmem_bad_message_get_connection_fail_silently(side: Side) -> Any:
+    return side.mail.get_connection(fail_silently=True).send_messages([bad_header_message(side)])
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.dummy.EmailBackend"}, deliberate=LOCMEM_FAIL_SILENTLY)
+def dummy_bad_message_get_connection_fail_silently(side: Side) -> Any:
+    return side.mail.get_connection(fail_silently=True).send_messages([bad_header_message(side)])
+
+
+@scenario(
+    {"MAILERS": {"default": {"BACKEND": "{backends}.dummy.EmailBackend"}}},
+    deliberate=DUMMY_COMPOSES,
+)
+def dummy_bad_message(side: Side) -> Any:
+    return side.mail.mailers["default"].send_messages([bad_header_message(side)])
