@@ -540,17 +540,27 @@ def _uses_pairs(value: object) -> bool:
     )
 
 
+#: The first Django release whose ``mail_admins()`` deprecates ``(name, address)`` pairs.
+PAIRS_DEPRECATED_SINCE = (6, 0)
+
+
+def pairs_deprecated_on(django_version: tuple[int, int] | None) -> bool:
+    """Whether ``(name, address)`` pairs warn on ``django_version`` (None: no Django
+    project, where mailpost deprecates them). Django 6.0 and 6.1 warn; 4.2 / 5.2 document
+    pairs and take them silently."""
+    return django_version is None or django_version >= PAIRS_DEPRECATED_SINCE
+
+
 def pairs_are_deprecated() -> bool:
-    """Whether ``(name, address)`` pairs warn here: everywhere except a project on a Django
-    older than 6.1, where pairs are still the form Django documents and accepts silently."""
-    return not _django.in_project() or _django.in_django_mode()
+    """:func:`pairs_deprecated_on` the running project's Django (or no Django)."""
+    return pairs_deprecated_on(_django.version())
 
 
 def server_recipients(setting: str, *, stacklevel: int = 2) -> list[str]:
     """The addresses in ``ADMINS`` or ``MANAGERS``, checked by Django 6.1's rules.
 
     See :func:`read_server_recipients`. compat: the old ``(name, address)`` pairs warn with
-    Django's category and text inside a Django 6.1 project, with
+    Django's category and text inside a Django 6.0 / 6.1 project, with
     ``MailpostDeprecationWarning`` outside Django, and not at all inside a project on Django
     4.2 / 5.2, whose own ``mail_admins()`` takes them silently. ``stacklevel`` counts from the
     caller of this function, as for ``warnings.warn``.

@@ -30,6 +30,7 @@ __all__ = [
     "plain",
     "settings_holder",
     "test_mailers",
+    "version",
 ]
 
 
@@ -44,6 +45,19 @@ def in_project() -> bool:
     except Exception:  # a half-imported django.conf
         return False
     return bool(os.environ.get("DJANGO_SETTINGS_MODULE"))
+
+
+def version() -> tuple[int, int] | None:
+    """The running project's Django release as ``(major, minor)``; None outside a project
+    (or when the installed Django does not say)."""
+    if not in_project():
+        return None
+    release = getattr(sys.modules.get("django"), "VERSION", None)
+    try:
+        major, minor = int(release[0]), int(release[1])  # type: ignore[index]
+    except (TypeError, ValueError, IndexError):
+        return None
+    return major, minor
 
 
 def settings_holder() -> Any | None:
