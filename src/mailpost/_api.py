@@ -179,6 +179,7 @@ def _warn_legacy_arguments(func: str, stacklevel: int = _USER_STACKLEVEL, **give
                 _DJANGO_ARGUMENT_WARNINGS[kind],
                 _DJANGO_ARGUMENT_WARNINGS[kind],
                 stacklevel=stacklevel,
+                since=_django.DJANGO_6_1,
             )
         return
     passed = [name for name, value in given.items() if value is not None]
@@ -725,6 +726,7 @@ def _prepare_send_message(
             "and pass using=alias instead.",
             _DJANGO_ARGUMENT_WARNINGS["fail_silently"],
             stacklevel=4,  # _prepare_send_message <- send_message <- EmailMessage.send <- caller
+            since=_django.DJANGO_6_1,
         )
     if django_order:
         _check_legacy_combinations(
@@ -772,6 +774,7 @@ def get_connection(
         "get_connection() is deprecated. See 'Migrating email to mailers' in Django's "
         "documentation for recommended replacements.",
         stacklevel=3,
+        since=_django.DJANGO_6_1,
     )
     if mailers_defined() and backend is not None:
         raise RuntimeError(

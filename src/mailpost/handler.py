@@ -103,7 +103,9 @@ def warn_if_implicit_default(stacklevel: int = 2) -> None:
         return
     holder = _django.settings_holder()
     if holder is not None and _django.left_at_default(holder, "EMAIL_BACKEND"):
-        _django.deprecated(None, _NO_DEFAULT_MAILER, stacklevel=stacklevel + 1)
+        _django.deprecated(
+            None, _NO_DEFAULT_MAILER, stacklevel=stacklevel + 1, since=_django.DJANGO_6_1
+        )
 
 
 def _definitions() -> dict[str, Any] | None:

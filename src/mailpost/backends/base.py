@@ -120,6 +120,7 @@ class BaseEmailBackend:
                 "BaseEmailBackend.fail_silently is deprecated. A subclass that supports "
                 "fail_silently must set its own attribute.",
                 stacklevel=2,
+                since=_django.DJANGO_6_1,
             )
         return self._fail_silently
 
@@ -158,6 +159,7 @@ class BaseEmailBackend:
             f"{path}.__init__() does not support {listed}. In Django 2028, "
             "BaseEmailBackend will raise a TypeError for unknown keyword arguments.",
             stacklevel=self._construction_site()[0],
+            since=_django.DJANGO_6_1,
         )
 
     def _construction_site(self) -> tuple[int, FrameType | None]:
