@@ -102,7 +102,7 @@ class BaseEmailBackend:
             and not _passing_fail_silently.get()
             and not self._built_by_mailpost()
         ):
-            unknown.append("fail_silently")  # compat: warned and ignored without an alias
+            unknown.append("fail_silently")  # a mailer's error; built directly, warned and kept
         if unknown:
             self._unknown_options(unknown)
 
@@ -130,8 +130,9 @@ class BaseEmailBackend:
         self._own_fail_silently = True
 
     def _built_by_mailpost(self) -> bool:
-        """Whether mailpost's own code (not a mailer's OPTIONS, which ``build_backend``
-        passes on, nor a user's call) is constructing this backend."""
+        """Whether mailpost's own code (the in-memory stand-in of ``mailpost.testing``;
+        not a mailer's OPTIONS, which ``build_backend`` passes on, nor a user's call) is
+        constructing this backend."""
         frame = self._construction_site()[1]
         if frame is None or not _called_from_mailpost(frame):
             return False
