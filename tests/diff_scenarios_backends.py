@@ -9,6 +9,7 @@ warnings.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -759,3 +760,181 @@ def smtp_server_down_send_messages(side: Side) -> Any:
 
     options = {"host": "127.0.0.1", "port": closed_port()}
     return under(side, {"MAILERS": mailer(side, "smtp", **options)}, run)
+
+
+# -- fail_silently as a MAILERS option (Django 6.1: locmem and dummy take no OPTIONS) --------
+
+_REQUIRED_OPTIONS: dict[str, dict[str, Any]] = {
+    "locmem": {},
+    "dummy": {},
+    "console": {},
+    "filebased": {"file_path": "{tmp}"},
+    "smtp": {"host": "smtp.example.com"},
+}
+
+
+def _fail_silently_option_scenario(short: str, value: bool) -> None:
+    options = {**_REQUIRED_OPTIONS[short], "fail_silently": value}
+    entry = {"BACKEND": f"{{backends}}.{short}.EmailBackend", "OPTIONS": options}
+    name = f"fail_silently_{str(value).lower()}_option_under_mailers_{short}"
+
+    @scenario({"MAILERS": {"default": entry}}, name=name)
+    def run(side: Side) -> Any:
+        return side.mail.mailers["default"].fail_silently
+
+    @scenario({"MAILERS": {"default": entry}}, name=f"{name}_send_mail_using")
+    def run_send(side: Side) -> Any:
+        if short == "smtp":
+            return None  # sending needs a server; building the mailer is what is compared
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            sent = side.mail.send_mail(
+                "S", "B", "from@example.com", ["to@example.com"], using="default"
+            )
+        return {"sent": sent, "stdout": masked(out.getvalue())}
+
+
+for _short in _REQUIRED_OPTIONS:
+    for _value in (True, False):
+        _fail_silently_option_scenario(_short, _value)
+
+
+# -- reading and setting backend.fail_silently (Django 6.1 deprecates the inherited one) ----
+
+
+@scenario()
+def fail_silently_attribute_of_direct_backends(side: Side) -> Any:
+    out = {}
+    for short, options in _REQUIRED_OPTIONS.items():
+        if short == "smtp":
+            continue  # constructing it directly warns on its own; see smtp_* scenarios
+        backend = side.module(f"backends.{short}").EmailBackend(
+            **{k: v.replace("{tmp}", str(side.tmp)) for k, v in options.items()}
+        )
+        out[short] = backend.fail_silently
+    return out
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"},
+                       "dummy": {"BACKEND": "{backends}.dummy.EmailBackend"}}})  # fmt: skip
+def fail_silently_attribute_of_mailers_locmem_and_dummy(side: Side) -> Any:
+    return [side.mail.mailers["default"].fail_silently, side.mail.mailers["dummy"].fail_silently]
+
+
+_TAKING_FAIL_SILENTLY = {
+    "default": {"BACKEND": "{backends}.smtp.EmailBackend", "OPTIONS": {"host": "h"}},
+    "console": {"BACKEND": "{backends}.console.EmailBackend"},
+    "file": {"BACKEND": "{backends}.filebased.EmailBackend", "OPTIONS": {"file_path": "{tmp}"}},
+}
+
+
+@scenario({"MAILERS": _TAKING_FAIL_SILENTLY})
+def fail_silently_attribute_of_mailers_that_take_it(side: Side) -> Any:
+    return {alias: side.mail.mailers[alias].fail_silently for alias in _TAKING_FAIL_SILENTLY}
+
+
+@scenario()
+def fail_silently_attribute_set_then_read_locmem(side: Side) -> Any:
+    backend = side.module("backends.locmem").EmailBackend()
+    backend.fail_silently = True
+    return [backend.fail_silently, backend.send_messages([message(side)])]
+
+
+@scenario()
+def fail_silently_attribute_locmem_given_directly(side: Side) -> Any:
+    backend = side.module("backends.locmem").EmailBackend(fail_silently=True)
+    return backend.fail_silently
+
+
+@scenario({"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"}}})
+def fail_silently_attribute_after_get_connection_under_mailers(side: Side) -> Any:
+    return side.mail.get_connection(fail_silently=True).fail_silently
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.dummy.EmailBackend"})
+def fail_silently_attribute_after_get_connection_legacy(side: Side) -> Any:
+    return side.mail.get_connection(fail_silently=True).fail_silently
+
+
+# -- file backend: file_path of a wrong type --------------------------------------------------
+
+
+def _file_path_of_a_wrong_type_scenario(kind: str, value: Any) -> None:
+    @scenario(name=f"file_path_{kind}_direct")
+    def run(side: Side) -> Any:
+        return file_class(side)(file_path=value)
+
+
+for _kind, _value in {
+    "an_int": 5,
+    "a_list": ["/tmp/mail"],
+    "a_float": 1.5,
+    "a_bool": True,
+    "a_dict": {"path": "x"},
+}.items():
+    _file_path_of_a_wrong_type_scenario(_kind, _value)
+
+
+#: A bytes path works on mailpost (docs/compatibility.md, "Backends").
+BYTES_FILE_PATH = (
+    "a bytes file_path is decoded to str (os.fsdecode) and works; Django keeps bytes and "
+    "fails on the first send"
+)
+
+
+@scenario(deliberate=BYTES_FILE_PATH)
+def file_path_given_as_bytes(side: Side) -> Any:
+    backend = file_class(side)(file_path=os.fsencode(side.tmp / "mail"))
+    kept = relative(side, os.fsdecode(backend.file_path))
+    try:
+        sent = backend.send_messages([message(side)])
+    except TypeError as exc:
+        return {"file_path": kept, "type": type(backend.file_path).__name__, "raises": str(exc)}
+    return {"file_path": kept, "type": type(backend.file_path).__name__, "sent": sent}
+
+
+@scenario(file_mailer(5))  # type: ignore[arg-type]
+def file_path_an_int_under_mailers(side: Side) -> Any:
+    return side.mail.mailers["default"]
+
+
+@scenario(file_mailer(["{tmp}"]))  # type: ignore[arg-type]
+def file_path_a_list_under_mailers(side: Side) -> Any:
+    return side.mail.mailers["default"]
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.filebased.EmailBackend", "EMAIL_FILE_PATH": 5})
+def file_path_an_int_in_email_file_path(side: Side) -> Any:
+    return side.mail.mailers["default"]
+
+
+#: docs/compatibility.md, "Backends".
+LOCMEM_FAIL_SILENTLY = (
+    "a fail_silently passed on by get_connection()/send_mail() silences composing errors on "
+    "locmem and dummy as on every mailpost backend (recorded and logged); Django's ignore it"
+)
+DUMMY_COMPOSES = (
+    "the dummy backend composes and checks each message, so a bad header fails as it would "
+    "on a real backend; Django's counts the messages without composing them"
+)
+
+
+@scenario(
+    {"MAILERS": {"default": {"BACKEND": "{backends}.locmem.EmailBackend"}}},
+    deliberate=LOCMEM_FAIL_SILENTLY,
+)
+def locmem_bad_message_get_connection_fail_silently(side: Side) -> Any:
+    return side.mail.get_connection(fail_silently=True).send_messages([bad_header_message(side)])
+
+
+@scenario({"EMAIL_BACKEND": "{backends}.dummy.EmailBackend"}, deliberate=LOCMEM_FAIL_SILENTLY)
+def dummy_bad_message_get_connection_fail_silently(side: Side) -> Any:
+    return side.mail.get_connection(fail_silently=True).send_messages([bad_header_message(side)])
+
+
+@scenario(
+    {"MAILERS": {"default": {"BACKEND": "{backends}.dummy.EmailBackend"}}},
+    deliberate=DUMMY_COMPOSES,
+)
+def dummy_bad_message(side: Side) -> Any:
+    return side.mail.mailers["default"].send_messages([bad_header_message(side)])

@@ -515,8 +515,54 @@ print(json.dumps({
 """
 
 
+@pytest.mark.parametrize(
+    ("django_version", "warns"),
+    [
+        (None, True),
+        ((4, 2), False),
+        ((5, 2), False),
+        ((6, 0), True),
+        ((6, 1), True),
+        ((7, 0), True),
+    ],
+)
+def test_pairs_are_deprecated_from_django_6_0_and_outside_django(
+    django_version: tuple[int, int] | None, warns: bool
+) -> None:
+    """Django 6.0 deprecated ``(name, address)`` pairs in ADMINS / MANAGERS (6.1 keeps the
+    warning); 4.2 and 5.2 document them."""
+    from mailpost._api import pairs_deprecated_on
+
+    assert pairs_deprecated_on(django_version) is warns
+
+
+@pytest.mark.parametrize(("release", "warns"), [((5, 2, 9), False), ((6, 0, 10), True)])
+def test_pairs_rule_reads_the_running_projects_django(
+    monkeypatch: pytest.MonkeyPatch, release: tuple[int, ...], warns: bool
+) -> None:
+    """A configured project's ``django.VERSION`` decides (here a stand-in Django package)."""
+    import sys
+    import types
+
+    from mailpost import _django
+    from mailpost._api import pairs_are_deprecated
+
+    fake = types.ModuleType("django")
+    fake.VERSION = (*release, "final", 0)  # type: ignore[attr-defined]
+    conf = types.ModuleType("django.conf")
+    conf.settings = types.SimpleNamespace(configured=True)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "django", fake)
+    monkeypatch.setitem(sys.modules, "django.conf", conf)
+    assert _django.version() == release[:2]
+    assert pairs_are_deprecated() is warns
+    monkeypatch.delitem(sys.modules, "django.conf")
+    assert _django.version() is None
+    assert pairs_are_deprecated() is True
+
+
 def test_inside_django_pairs_warn_as_that_django_does(tmp_path: Any) -> None:
-    """Django 6.1 warns about pairs in its own category; 4.2 / 5.2 take them silently."""
+    """Django 6.0 and 6.1 warn about pairs in their own category; 4.2 / 5.2 take them
+    silently."""
     import json
     import os
     import subprocess
@@ -532,7 +578,7 @@ def test_inside_django_pairs_warn_as_that_django_does(tmp_path: Any) -> None:
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (got["sent"], got["to"]) == (1, [["ops@example.com"]])
-    if got["django"] >= [6, 1]:
+    if got["django"] >= [6, 0]:
         [(name, text, bases)] = got["warnings"]
         assert name == "RemovedInDjango2028Warning"
         assert text == (
@@ -768,7 +814,8 @@ def test_get_connection_uses_legacy_email_backend_without_mailers() -> None:
     with pytest.warns(MailpostDeprecationWarning):
         backend = get_connection(fail_silently=True)
     assert isinstance(backend, LocmemBackend)
-    assert backend.fail_silently is True
+    with pytest.warns(MailpostDeprecationWarning, match="fail_silently is deprecated"):
+        assert backend.fail_silently is True  # locmem takes no such option (Django 6.1)
 
 
 def test_get_connection_without_any_configuration_raises_mailer_does_not_exist() -> None:
@@ -780,7 +827,7 @@ def test_get_connection_positional_fail_silently_is_deprecated() -> None:
     use_locmem()
     with pytest.warns(MailpostDeprecationWarning) as record:
         backend = get_connection(None, True)
-    assert backend.fail_silently is True
+    assert backend._fail_silently is True
     assert any("positionally" in str(w.message) for w in record)
 
 

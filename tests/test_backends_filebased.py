@@ -87,10 +87,27 @@ def test_file_path_that_is_a_regular_file_is_rejected_naming_alias_and_path(
     assert info.value.alias == "files"
 
 
-def test_file_path_of_wrong_type_is_rejected(tmp_path: Path) -> None:
-    configure_file(42)
-    with pytest.raises(mailpost.InvalidMailer, match=r"'file_path' must be a str or pathlib\.Path"):
+@pytest.mark.parametrize("value", [42, ["/tmp/mail"], 1.5, True])
+def test_file_path_of_wrong_type_is_a_type_error_as_in_django(value: Any) -> None:
+    configure_file(value)
+    with pytest.raises(TypeError) as info:
         mailpost.mailers["contract"]
+    assert not isinstance(info.value, mailpost.InvalidMailer)
+    assert str(info.value) == (
+        f"expected str, bytes or os.PathLike object, not {type(value).__name__} "
+        "(MAILERS['contract']: 'file_path' is the directory to write message files to, a str "
+        "or pathlib.Path)"
+    )
+
+
+def test_file_path_given_as_bytes_is_decoded(tmp_path: Path) -> None:
+    backend = FileBackend(file_path=bytes(tmp_path / "mail"))
+    assert backend.file_path == str(tmp_path / "mail")
+    assert (
+        backend.send_messages([mailpost.EmailMessage("S", "B", "f@example.com", ["t@example.com"])])
+        == 1
+    )
+    assert len(list((tmp_path / "mail").iterdir())) == 1
 
 
 def test_directory_problems_are_not_silenced_by_fail_silently(tmp_path: Path) -> None:

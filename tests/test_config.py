@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
+from typing import Any
 
 import pytest
 
@@ -167,6 +168,56 @@ def test_outside_django_deprecations_are_mailpost_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _django.deprecated(None, "only Django warns about this", stacklevel=1)
+
+
+@pytest.fixture
+def stand_in_django(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A configured Django project of a chosen release, as far as mailpost looks at one
+    (``django.VERSION``, ``django.conf.settings.configured``, the 2028 warning category)."""
+    import types
+
+    class RemovedInDjango2028Warning(PendingDeprecationWarning):
+        pass
+
+    deprecation = types.ModuleType("django.utils.deprecation")
+    deprecation.RemovedInDjango2028Warning = RemovedInDjango2028Warning  # type: ignore[attr-defined]
+    conf = types.ModuleType("django.conf")
+    conf.settings = types.SimpleNamespace(configured=True)  # type: ignore[attr-defined]
+    django = types.ModuleType("django")
+    monkeypatch.setitem(sys.modules, "django", django)
+    monkeypatch.setitem(sys.modules, "django.conf", conf)
+    monkeypatch.setitem(sys.modules, "django.utils.deprecation", deprecation)
+
+    def release(major: int, minor: int) -> type[Warning]:
+        django.VERSION = (major, minor, 0, "final", 0)  # type: ignore[attr-defined]
+        return RemovedInDjango2028Warning
+
+    return release
+
+
+@pytest.mark.parametrize(("major", "minor"), [(6, 0), (6, 1)])
+def test_deprecations_use_djangos_category_from_the_release_that_deprecates_them(
+    stand_in_django: Any, major: int, minor: int
+) -> None:
+    """Django 6.0 deprecated positional arguments, pairs, MIME classes; 6.1 the mailers
+    era's arguments. On 6.0, what only 6.1 deprecates is mailpost's own warning (as on
+    4.2 / 5.2), so a project's Django-category filters see exactly what its Django emits."""
+    from mailpost import _django
+
+    category = stand_in_django(major, minor)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _django.deprecated("mailpost 6.0", "Django 6.0", stacklevel=1)
+        _django.deprecated("mailpost 6.1", "Django 6.1", stacklevel=1, since=_django.DJANGO_6_1)
+        _django.deprecated(None, "Django 6.1 only", stacklevel=1, since=_django.DJANGO_6_1)
+    got = [(issubclass(w.category, category), str(w.message)) for w in caught]
+    if (major, minor) >= (6, 1):
+        assert got == [(True, "Django 6.0"), (True, "Django 6.1"), (True, "Django 6.1 only")]
+        assert _django.in_django_mode()
+    else:
+        assert got == [(True, "Django 6.0"), (False, "mailpost 6.1")]
+        assert all(issubclass(w.category, mailpost.MailpostDeprecationWarning) for w in caught)
+        assert not _django.in_django_mode()
 
 
 def test_importing_mailpost_does_not_import_django() -> None:

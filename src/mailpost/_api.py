@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from mailpost import _django
 from mailpost._config import settings
-from mailpost.backends.base import BaseEmailBackend
+from mailpost.backends.base import BaseEmailBackend, passing_fail_silently
 from mailpost.exceptions import ImproperlyConfigured, MailpostDeprecationWarning
 from mailpost.handler import (
     build_backend,
@@ -179,6 +179,7 @@ def _warn_legacy_arguments(func: str, stacklevel: int = _USER_STACKLEVEL, **give
                 _DJANGO_ARGUMENT_WARNINGS[kind],
                 _DJANGO_ARGUMENT_WARNINGS[kind],
                 stacklevel=stacklevel,
+                since=_django.DJANGO_6_1,
             )
         return
     passed = [name for name, value in given.items() if value is not None]
@@ -255,7 +256,8 @@ def _choose_backend(
         credentials["password"] = auth_password
     if not extra and not credentials:
         return mailers.default
-    return mailers._create("default", _if_accepted=credentials, **extra)
+    with passing_fail_silently():
+        return mailers._create("default", _if_accepted=credentials, **extra)
 
 
 def _send(backend: BaseEmailBackend, messages: list[EmailMessage]) -> int:
@@ -539,17 +541,27 @@ def _uses_pairs(value: object) -> bool:
     )
 
 
+#: The first Django release whose ``mail_admins()`` deprecates ``(name, address)`` pairs.
+PAIRS_DEPRECATED_SINCE = (6, 0)
+
+
+def pairs_deprecated_on(django_version: tuple[int, int] | None) -> bool:
+    """Whether ``(name, address)`` pairs warn on ``django_version`` (None: no Django
+    project, where mailpost deprecates them). Django 6.0 and 6.1 warn; 4.2 / 5.2 document
+    pairs and take them silently."""
+    return django_version is None or django_version >= PAIRS_DEPRECATED_SINCE
+
+
 def pairs_are_deprecated() -> bool:
-    """Whether ``(name, address)`` pairs warn here: everywhere except a project on a Django
-    older than 6.1, where pairs are still the form Django documents and accepts silently."""
-    return not _django.in_project() or _django.in_django_mode()
+    """:func:`pairs_deprecated_on` the running project's Django (or no Django)."""
+    return pairs_deprecated_on(_django.version())
 
 
 def server_recipients(setting: str, *, stacklevel: int = 2) -> list[str]:
     """The addresses in ``ADMINS`` or ``MANAGERS``, checked by Django 6.1's rules.
 
     See :func:`read_server_recipients`. compat: the old ``(name, address)`` pairs warn with
-    Django's category and text inside a Django 6.1 project, with
+    Django's category and text inside a Django 6.0 / 6.1 project, with
     ``MailpostDeprecationWarning`` outside Django, and not at all inside a project on Django
     4.2 / 5.2, whose own ``mail_admins()`` takes them silently. ``stacklevel`` counts from the
     caller of this function, as for ``warnings.warn``.
@@ -714,6 +726,7 @@ def _prepare_send_message(
             "and pass using=alias instead.",
             _DJANGO_ARGUMENT_WARNINGS["fail_silently"],
             stacklevel=4,  # _prepare_send_message <- send_message <- EmailMessage.send <- caller
+            since=_django.DJANGO_6_1,
         )
     if django_order:
         _check_legacy_combinations(
@@ -761,6 +774,7 @@ def get_connection(
         "get_connection() is deprecated. See 'Migrating email to mailers' in Django's "
         "documentation for recommended replacements.",
         stacklevel=3,
+        since=_django.DJANGO_6_1,
     )
     if mailers_defined() and backend is not None:
         raise RuntimeError(
@@ -768,7 +782,9 @@ def get_connection(
             "for that backend and use mailpost.mailers[alias]."
         )
     extra: dict[str, Any] = {"fail_silently": True} if fail_silently else {}
-    if backend is None:
-        return mailers._create("default", _if_accepted=kwargs, **extra)
-    warn_if_implicit_default(stacklevel=3)
-    return build_backend(backend, {**legacy_options(backend), **extra}, alias=None, optional=kwargs)
+    with passing_fail_silently():
+        if backend is None:
+            return mailers._create("default", _if_accepted=kwargs, **extra)
+        warn_if_implicit_default(stacklevel=3)
+        options = {**legacy_options(backend), **extra}
+        return build_backend(backend, options, alias=None, optional=kwargs)

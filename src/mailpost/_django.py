@@ -30,6 +30,7 @@ __all__ = [
     "plain",
     "settings_holder",
     "test_mailers",
+    "version",
 ]
 
 
@@ -44,6 +45,19 @@ def in_project() -> bool:
     except Exception:  # a half-imported django.conf
         return False
     return bool(os.environ.get("DJANGO_SETTINGS_MODULE"))
+
+
+def version() -> tuple[int, int] | None:
+    """The running project's Django release as ``(major, minor)``; None outside a project
+    (or when the installed Django does not say)."""
+    if not in_project():
+        return None
+    release = getattr(sys.modules.get("django"), "VERSION", None)
+    try:
+        major, minor = int(release[0]), int(release[1])  # type: ignore[index]
+    except (TypeError, ValueError, IndexError):
+        return None
+    return major, minor
 
 
 def settings_holder() -> Any | None:
@@ -234,16 +248,36 @@ def deprecation_category() -> type[Warning]:
     return known
 
 
-def deprecated(mailpost_text: str | None, django_text: str | None, *, stacklevel: int) -> None:
+#: The Django release that deprecated most of what ``django.core.mail`` deprecates
+#: (positional arguments, ``(name, address)`` pairs, MIMEBase attachments, the MIME classes).
+DJANGO_6_0 = (6, 0)
+#: The release of mailers: the ``fail_silently``/``auth_*``/``connection`` arguments,
+#: ``get_connection()``, directly built backends.
+DJANGO_6_1 = (6, 1)
+
+
+def deprecated(
+    mailpost_text: str | None,
+    django_text: str | None,
+    *,
+    stacklevel: int,
+    since: tuple[int, int] = DJANGO_6_0,
+) -> None:
     """Warn that a deprecated path was used.
 
-    Inside a Django project whose Django deprecates the same thing, Django's text in
-    Django's category; elsewhere mailpost's text in ``MailpostDeprecationWarning``. A None
+    Inside a Django project whose Django deprecates the same thing (release ``since`` or
+    later), Django's text in Django's category; elsewhere, a Django 6.0 project for what
+    only 6.1 deprecates included, mailpost's text in ``MailpostDeprecationWarning``. A None
     text means that side does not warn about it (Django does not, or mailpost's use is
     internal).
     """
-    category = deprecation_category()
     from mailpost.exceptions import MailpostDeprecationWarning
+
+    release = version()
+    if release is not None and release < since:
+        category: type[Warning] = MailpostDeprecationWarning
+    else:
+        category = deprecation_category()
 
     text = mailpost_text if category is MailpostDeprecationWarning else django_text
     if text is not None:
@@ -253,4 +287,7 @@ def deprecated(mailpost_text: str | None, django_text: str | None, *, stacklevel
 def in_django_mode() -> bool:
     """Whether mailpost speaks Django's dialect here (Django 6.1+ project): its warning
     texts and the checks Django makes that mailpost otherwise makes differently."""
-    return in_project() and _django_category() is not None
+    if not in_project() or _django_category() is None:
+        return False
+    release = version()
+    return release is None or release >= DJANGO_6_1

@@ -103,7 +103,9 @@ def warn_if_implicit_default(stacklevel: int = 2) -> None:
         return
     holder = _django.settings_holder()
     if holder is not None and _django.left_at_default(holder, "EMAIL_BACKEND"):
-        _django.deprecated(None, _NO_DEFAULT_MAILER, stacklevel=stacklevel + 1)
+        _django.deprecated(
+            None, _NO_DEFAULT_MAILER, stacklevel=stacklevel + 1, since=_django.DJANGO_6_1
+        )
 
 
 def _definitions() -> dict[str, Any] | None:
@@ -186,6 +188,8 @@ def build_backend(
     try:
         backend = cls(alias=alias, **options) if native else cls(**options)
     except TypeError as exc:
+        if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+            raise  # raised inside the constructor (a bad option value): Django's TypeError
         raise InvalidMailer(
             f"{label}: BACKEND {path!r} rejected OPTIONS {sorted(options)!r}: {exc}",
             alias=alias,

@@ -15,10 +15,12 @@ result, unless ``fail_silently`` (then the failures are logged and kept on the r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -38,6 +40,26 @@ Writer = Callable[["EmailMessage", bytes, str, "list[str]"], None]
 
 logger = logging.getLogger("mailpost")
 
+_HANDLER = "mailpost.handler"
+
+#: Set while mailpost's sending functions pass a caller's deprecated ``fail_silently`` on to
+#: the backend they build (compat), so backends that take no such option accept it.
+_passing_fail_silently: ContextVar[bool] = ContextVar("_passing_fail_silently", default=False)
+
+
+@contextlib.contextmanager
+def passing_fail_silently() -> Iterator[None]:
+    """compat: build backends inside this block with a caller's ``fail_silently``."""
+    token = _passing_fail_silently.set(True)
+    try:
+        yield
+    finally:
+        _passing_fail_silently.reset(token)
+
+
+def _called_from_mailpost(frame: FrameType) -> bool:
+    return str(frame.f_globals.get("__name__", "")).startswith("mailpost.")
+
 
 class BaseEmailBackend:
     """Base class for email backends; subclass it and implement :meth:`send_messages`.
@@ -47,29 +69,75 @@ class BaseEmailBackend:
     given) they are a configuration error naming them, so a typo in ``OPTIONS`` fails at
     configuration time; for a directly constructed backend they are ignored with a
     deprecation warning. A class that sets ``takes_fail_silently = False`` (locmem,
-    dummy) treats a ``fail_silently`` given by a direct caller the same way (Django 6.1);
-    mailpost's own calls (``send_mail(fail_silently=...)``, ``get_connection()``) still
-    pass it silently.
+    dummy) counts ``fail_silently`` among those unknown options (Django 6.1: they take no
+    OPTIONS), except where mailpost itself passes it (``send_mail(fail_silently=...)``,
+    ``get_connection(fail_silently=...)``, the names in Django's
+    ``_ignore_unknown_kwargs``); reading its ``fail_silently`` attribute from outside
+    mailpost is deprecated unless the instance was given one by assignment.
     """
 
     alias: str | None
-    fail_silently: bool
     #: Whether ``fail_silently`` is one of this backend's options (as Django 6.1 has it).
     takes_fail_silently: ClassVar[bool] = True
+    _fail_silently: bool
+    _own_fail_silently: bool
 
     def __init__(
-        self, fail_silently: bool | None = None, *, alias: str | None = None, **kwargs: Any
+        self,
+        fail_silently: bool | None = None,
+        *,
+        alias: str | None = None,
+        _ignore_unknown_kwargs: Collection[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         self.alias = alias
-        self.fail_silently = bool(fail_silently)
-        unknown = list(kwargs)
-        if fail_silently is not None and not self.takes_fail_silently and alias is None:
-            frame = self._construction_site()[1]
-            if frame is None or not frame.f_globals.get("__name__", "").startswith("mailpost."):
-                unknown.append("fail_silently")  # compat: warned and ignored, as in Django
-                self.fail_silently = False
+        self._fail_silently = bool(fail_silently)
+        self._own_fail_silently = self.takes_fail_silently
+        ignored = set(_ignore_unknown_kwargs or ())  # compat: Django's mailers handler
+        unknown = [k for k in kwargs if k not in ignored]
+        if (
+            fail_silently is not None
+            and not self.takes_fail_silently
+            and "fail_silently" not in ignored
+            and not _passing_fail_silently.get()
+            and not self._built_by_mailpost()
+        ):
+            unknown.append("fail_silently")  # a mailer's error; built directly, warned and kept
         if unknown:
             self._unknown_options(unknown)
+
+    @property
+    def fail_silently(self) -> bool:
+        """Whether failures are only logged instead of raised (see :meth:`finish`).
+
+        compat: on a backend that does not take ``fail_silently`` (locmem, dummy), reading
+        it from outside mailpost is deprecated, as in Django 6.1, until it is assigned.
+        """
+        if not self._own_fail_silently and not _called_from_mailpost(sys._getframe(1)):
+            _django.deprecated(
+                f"{type(self).__qualname__}.fail_silently is deprecated: this backend takes no "
+                "fail_silently option. Assign the attribute first if a subclass needs one.",
+                "BaseEmailBackend.fail_silently is deprecated. A subclass that supports "
+                "fail_silently must set its own attribute.",
+                stacklevel=2,
+                since=_django.DJANGO_6_1,
+            )
+        return self._fail_silently
+
+    @fail_silently.setter
+    def fail_silently(self, value: bool) -> None:
+        self._fail_silently = value
+        self._own_fail_silently = True
+
+    def _built_by_mailpost(self) -> bool:
+        """Whether mailpost's own code (the in-memory stand-in of ``mailpost.testing``;
+        not a mailer's OPTIONS, which ``build_backend`` passes on, nor a user's call) is
+        constructing this backend."""
+        frame = self._construction_site()[1]
+        if frame is None or not _called_from_mailpost(frame):
+            return False
+        code = frame.f_code
+        return not (code.co_name == "build_backend" and frame.f_globals["__name__"] == _HANDLER)
 
     @classmethod
     def routes_through(cls, options: Mapping[str, Any]) -> list[str]:
@@ -92,6 +160,7 @@ class BaseEmailBackend:
             f"{path}.__init__() does not support {listed}. In Django 2028, "
             "BaseEmailBackend will raise a TypeError for unknown keyword arguments.",
             stacklevel=self._construction_site()[0],
+            since=_django.DJANGO_6_1,
         )
 
     def _construction_site(self) -> tuple[int, FrameType | None]:
@@ -124,7 +193,12 @@ class BaseEmailBackend:
         except (TypeError, ValueError):  # pragma: no cover - no introspectable signature
             return []
         kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-        return sorted(p.name for p in parameters if p.kind in kinds and p.name != "alias")
+        hidden = {"alias"} if cls.takes_fail_silently else {"alias", "fail_silently"}
+        return sorted(
+            p.name
+            for p in parameters
+            if p.kind in kinds and p.name not in hidden and not p.name.startswith("_")
+        )
 
     # -- configuration errors -------------------------------------------------------
 
@@ -224,13 +298,13 @@ class BaseEmailBackend:
             return sent
         for r in failed:
             logger.log(
-                logging.INFO if self.fail_silently else logging.WARNING,
+                logging.INFO if self._fail_silently else logging.WARNING,
                 "%s: message %s not fully delivered: %s",
                 self.label,
                 r.message_id or "(no Message-ID)",
                 r.error or f"refused {sorted(r.refused)}",
             )
-        if self.fail_silently:
+        if self._fail_silently:
             return sent
         if compose_error is not None:
             raise compose_error

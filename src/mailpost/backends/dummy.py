@@ -24,9 +24,9 @@ def _discard(message: EmailMessage, data: bytes, sender: str, recipients: list[s
 class DummyBackend(BaseEmailBackend):
     """Do nothing with messages; ``send_messages`` returns how many it was given. No OPTIONS.
 
-    (``fail_silently`` is passed by ``send_mail(fail_silently=...)`` and ``get_connection()``
-    for compatibility, and only silences composing errors; given directly it is ignored with
-    a deprecation warning, as in Django 6.1.)
+    ``fail_silently`` is no option here, as for the in-memory backend (Django 6.1); passed
+    by ``send_mail(fail_silently=...)`` or ``get_connection()`` (compat) or assigned, it only
+    silences composing errors.
     """
 
     takes_fail_silently = False

@@ -31,8 +31,9 @@ class FileBackend(BaseEmailBackend):
     """Write messages to a ``.log`` file of this instance in ``file_path``.
 
     OPTIONS: ``file_path`` (required; str or :class:`pathlib.Path`, created if missing;
-    kept as an absolute ``str``), ``fail_silently`` (ignore errors composing or writing a
-    message, but never problems with the directory itself). Constructed directly without
+    kept as an absolute ``str``; bytes are decoded; another type is Django's
+    ``TypeError``), ``fail_silently`` (ignore errors composing or writing a message, but
+    never problems with the directory itself). Constructed directly without
     ``file_path`` (deprecated), the legacy ``EMAIL_FILE_PATH`` setting is used.
     """
 
@@ -61,11 +62,14 @@ class FileBackend(BaseEmailBackend):
             raise self.invalid(
                 "OPTIONS must define 'file_path'. (The directory to write message files to.)"
             )
-        if not isinstance(file_path, (str, os.PathLike)):
-            raise self.invalid(
-                f"OPTIONS 'file_path' must be a str or pathlib.Path, not {type(file_path).__name__}"
-            )
-        self.file_path = os.path.abspath(os.fspath(file_path))
+        try:
+            path = os.fspath(file_path)
+        except TypeError as exc:  # Django's error (from os.path.abspath), then which option
+            raise TypeError(
+                f"{exc} ({self.label}: 'file_path' is the directory to write message files "
+                "to, a str or pathlib.Path)"
+            ) from None
+        self.file_path = os.path.abspath(os.fsdecode(path))
         self._ensure_directory()
         self._fname: str | None = None
         self._file: IO[bytes] | None = None

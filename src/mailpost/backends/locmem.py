@@ -51,9 +51,11 @@ def _store(message: EmailMessage) -> None:
 class LocmemBackend(BaseEmailBackend):
     """Append a copy of every sent message to ``mailpost.outbox``. Takes no OPTIONS.
 
-    (``fail_silently`` is passed by ``send_mail(fail_silently=...)`` and ``get_connection()``
-    for compatibility; given directly it is ignored with a deprecation warning, as in
-    Django 6.1.)
+    As in Django 6.1, ``fail_silently`` is no option here: in ``OPTIONS`` it is an unknown
+    option, given directly it is warned about, and reading the attribute is deprecated
+    until it is assigned. compat: ``send_mail(fail_silently=...)`` and
+    ``get_connection(fail_silently=...)`` still pass it silently; then composing errors
+    are only recorded.
     """
 
     takes_fail_silently = False
