@@ -310,7 +310,7 @@ def test_every_message_round_trips_through_the_stdlib_parser(plan: Plan) -> None
 
     plains = text_leaves(parsed, "text/plain")
     # As Django's: an empty body is left out when alternatives or attachments carry it.
-    if plan.body or not (plan.alternatives or plan.attachments or plan.inline_image):
+    if plan.body or not (plan.alternatives or plan.attachments or plan.inline_image is not None):
         assert len(plains) == 1
         assert same_body(plains[0].get_content(), plan.body)
     else:
