@@ -208,6 +208,7 @@ class SMTPBackend(BaseEmailBackend):
             "mailpost.mailers[alias] instead.",
             "Directly creating EmailBackend instances is deprecated. Use mail.mailers instead.",
             stacklevel=level,
+            since=_django.DJANGO_6_1,
         )
 
     def _option(self, name: str) -> str:
