@@ -72,7 +72,9 @@ def compose(
     out.append("MIME-Version: 1.0\r\n")
     root = _structure(message, charset, eight_bit)
     buffer = _Segments() if streamed else io.BytesIO()
-    buffer.write("".join(out).encode("ascii"))
+    # ASCII unless an address has a non-ASCII local part: then UTF-8 (RFC 6532), which
+    # only an SMTPUTF8 transaction may carry (the SMTP engine checks).
+    buffer.write("".join(out).encode())
     root.write(buffer)
     if isinstance(buffer, _Segments):
         return buffer.finish()
