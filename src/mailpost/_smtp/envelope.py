@@ -64,7 +64,8 @@ def plan_mail(
 
 def needs_smtputf8(sender: str, recipients: Sequence[str], ascii: bool, head: bytes) -> bool:
     """Whether a message needs SMTPUTF8 (RFC 6531): an envelope address is not ASCII, or
-    its header (the start of ``head``, up to the blank line) is UTF-8 (RFC 6532).
+    its header (the start of ``head``, up to the blank line; none without one) is UTF-8
+    (RFC 6532).
 
     ``ascii``: the whole message is known to be ASCII, so its header is not looked at.
     Cheap for ASCII mail: ``str.isascii`` is a flag test, and all-ASCII bytes skip the scan.
@@ -74,7 +75,7 @@ def needs_smtputf8(sender: str, recipients: Sequence[str], ascii: bool, head: by
     if ascii:
         return False
     end = head.find(b"\r\n\r\n")
-    return not head[: end if end >= 0 else len(head)].isascii()
+    return end >= 0 and not head[:end].isascii()
 
 
 def plan_for(size: int, ascii: bool, extensions: Mapping[str, str], utf8: bool = False) -> MailPlan:
