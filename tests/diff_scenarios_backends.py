@@ -759,3 +759,21 @@ def smtp_server_down_send_messages(side: Side) -> Any:
 
     options = {"host": "127.0.0.1", "port": closed_port()}
     return under(side, {"MAILERS": mailer(side, "smtp", **options)}, run)
+
+
+# -- non-ASCII local parts (SMTPUTF8) -----------------------------------------------------
+
+
+@scenario(
+    deliberate="a non-ASCII local part is sent with SMTPUTF8; Django's SMTP backend refuses it"
+)
+def smtp_non_ascii_local_part(side: Side) -> Any:
+    def run() -> Any:
+        msg = side.mail.EmailMessage("Subject", "Body", "jörg@example.com", ["zoë@example.com"])
+        sent = side.mail.mailers["default"].send_messages([msg])
+        return {
+            "sent": sent,
+            "envelope": [[m.mail_from, m.rcpt_tos, m.mail_options] for m in side.smtp.messages],
+        }
+
+    return under(side, {"MAILERS": smtp_mailer(side)}, run)
