@@ -251,7 +251,8 @@ def fail_smtputf8(result: DeliveryResult, sender: str, server: str = "the server
     codes RFC 6531 and RFC 3463 use for it: 553 5.6.7 for a non-ASCII address)."""
     addresses = [sender, *(s.address for s in result.recipients)]
     wide = [f"<{a}>" for a in addresses if not a.isascii()]
-    why = f"non-ASCII address {', '.join(wide)}" if wide else "UTF-8 headers (RFC 6532)"
+    noun = "address" if len(wide) == 1 else "addresses"
+    why = f"non-ASCII {noun} {', '.join(wide)}" if wide else "UTF-8 headers (RFC 6532)"
     for status in result.recipients:
         status.status = "refused"
         if status.address.isascii():
