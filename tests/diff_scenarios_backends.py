@@ -938,3 +938,21 @@ def dummy_bad_message_get_connection_fail_silently(side: Side) -> Any:
 )
 def dummy_bad_message(side: Side) -> Any:
     return side.mail.mailers["default"].send_messages([bad_header_message(side)])
+
+
+# -- non-ASCII local parts (SMTPUTF8) -----------------------------------------------------
+
+
+@scenario(
+    deliberate="a non-ASCII local part is sent with SMTPUTF8; Django's SMTP backend refuses it"
+)
+def smtp_non_ascii_local_part(side: Side) -> Any:
+    def run() -> Any:
+        msg = side.mail.EmailMessage("Subject", "Body", "jörg@example.com", ["zoë@example.com"])
+        sent = side.mail.mailers["default"].send_messages([msg])
+        return {
+            "sent": sent,
+            "envelope": [[m.mail_from, m.rcpt_tos, m.mail_options] for m in side.smtp.messages],
+        }
+
+    return under(side, {"MAILERS": smtp_mailer(side)}, run)

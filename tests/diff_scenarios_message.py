@@ -539,3 +539,42 @@ def empty_recipients_are_dropped(side: Side) -> Any:
 @scenario(LOCMEM)
 def no_recipients_sends_nothing(side: Side) -> Any:
     return side.mail.EmailMessage("Subject", "Body", "from@example.com").send()
+
+
+# -- non-ASCII local parts (RFC 6531/6532) --------------------------------------------------
+
+NON_ASCII = {
+    "from_email": "jörg@exämple.com",
+    "to": ["Zoë <zoë@example.com>", "用户@例子.广告"],
+    "cc": ["ça@example.com"],
+    "reply_to": ["ответ@example.com"],
+}
+
+
+@scenario(LOCMEM)
+def non_ascii_local_parts_in_the_view(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", **NON_ASCII)
+    m = msg.message()
+    addresses = {
+        name: [(a.display_name, a.username, a.domain) for a in m[name].addresses]
+        for name in ("From", "To", "Cc", "Reply-To")
+    }
+    return {"tree": normalize(m), "addresses": addresses, "recipients": msg.recipients()}
+
+
+@scenario(LOCMEM)
+def non_ascii_local_parts_in_the_smtp_policy_view(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", **NON_ASCII)
+    head = msg.message(policy=email.policy.SMTP).as_bytes().split(b"\r\n\r\n", 1)[0]
+    keep = (b"From:", b"To:", b"Cc:", b"Reply-To:", b" ")
+    return [repr(line) for line in head.split(b"\r\n") if line.startswith(keep)]
+
+
+@scenario(
+    LOCMEM,
+    deliberate="the SMTPUTF8 view keeps domains IDNA-encoded; Django writes them as Unicode",
+)
+def non_ascii_domain_in_the_smtputf8_view(side: Side) -> Any:
+    msg = side.mail.EmailMessage("Subject", "Body", "jörg@exämple.com", ["a@bücher.example"])
+    m = msg.message(policy=email.policy.SMTPUTF8)
+    return [str(m["From"]), str(m["To"])]

@@ -226,7 +226,11 @@ REJECTED = [
     ".dot@example.com",
     "dot.@example.com",
     "do..t@example.com",
-    "jürgen@example.com",
+    "jür gen@example.com",
+    "jü\u202egen@example.com",
+    "jü\u200bgen@example.com",
+    ".jürgen@example.com",
+    "jür..gen@example.com",
     "user@@example.com",
     "user@exa mple.com",
 ]
@@ -661,9 +665,37 @@ def test_message_method_itself_rejects_injection() -> None:
     assert_names_field(info.value, "Subject")
 
 
-def test_non_ascii_local_part_in_tuple_is_rejected() -> None:
-    with pytest.raises(InvalidAddress):
-        render(lambda: simple(to=[("Jürgen", "jürgen@example.com")]))
+def test_non_ascii_local_part_in_tuple_is_written_as_utf8() -> None:
+    msg = simple(to=[("Jürgen", "jürgen@bücher.example")])
+    (raw,) = raw_header(serialize(msg), "To")
+    assert raw == "To: =?utf-8?q?J=C3=BCrgen?= <jürgen@xn--bcher-kva.example>".encode()
+    (addr,) = msg.message()["To"].addresses
+    assert (addr.display_name, addr.addr_spec) == ("Jürgen", "jürgen@xn--bcher-kva.example")
+
+
+@pytest.mark.parametrize("field", ["from_email", "to", "cc", "bcc", "reply_to"])
+def test_non_ascii_local_part_is_accepted_in_every_address_field(field: str) -> None:
+    given = "用户@example.com" if field == "from_email" else ["用户@example.com"]
+    msg = simple(**{field: given})
+    sender, recipients = envelope(msg)
+    assert ("用户@example.com" in [sender, *recipients]) is (field != "reply_to")
+    header = {"from_email": "From", "reply_to": "Reply-To"}.get(field, field.capitalize())
+    data = serialize(msg)
+    if field == "bcc":
+        assert "用户".encode() not in data
+    else:
+        assert raw_header(data, header) == [f"{header}: 用户@example.com".encode()]
+
+
+def test_quoted_non_ascii_local_part_keeps_its_quotes_only_when_needed() -> None:
+    msg = simple(to=['"jürgen"@example.com', '"jür gen"@example.com'])
+    assert envelope(msg)[1] == ["jürgen@example.com", '"jür gen"@example.com']
+
+
+def test_non_ascii_local_part_counts_octets_for_the_64_limit() -> None:
+    simple(to=["ü" * 32 + "@example.com"]).message()
+    with pytest.raises(InvalidAddress, match="longer than 64 octets"):
+        simple(to=["ü" * 33 + "@example.com"]).message()
 
 
 def test_given_date_in_lower_case_is_not_duplicated() -> None:

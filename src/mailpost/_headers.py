@@ -23,6 +23,7 @@ import base64
 import functools
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -133,7 +134,9 @@ def _short(value: str, limit: int = 60) -> str:
 
 
 class Address(NamedTuple):
-    """One mailbox: a display name (possibly empty) and an addr-spec in ASCII form.
+    """One mailbox: a display name (possibly empty) and an addr-spec whose domain is in
+    ASCII (IDNA) form; the local part may be non-ASCII (RFC 6531), and then the address
+    can only travel over SMTPUTF8, with the header written as UTF-8 (RFC 6532).
 
     Immutable (parsed addresses are cached and shared) and cheap to make.
     """
@@ -288,12 +291,15 @@ def _parse_addr_spec(addr: str, field: str, original: str) -> tuple[str, str]:
         if addr[end : end + 1] != "@":
             raise _ambiguous(field, original)
         domain = addr[end + 1 :]
-        if not local_text or not all(" " <= c <= "~" for c in local_text):
+        if not local_text or not all(
+            " " <= c <= "~" or (c > "\x7f" and _utf8_char(c)) for c in local_text
+        ):
             raise InvalidAddress(
                 f"{field}: invalid quoted local part in {_short(original)!r}", field=field
             )
         escaped = local_text.replace("\\", "\\\\").replace('"', '\\"')
-        local = f'"{escaped}"' if not _dot_atom(local_text) else local_text
+        atom = _dot_atom(local_text) if local_text.isascii() else _utf8_dot_atom(local_text)
+        local = local_text if atom else f'"{escaped}"'
     else:
         if "@" not in addr and addr.isascii() and _dot_atom(addr) and len(addr) <= 64:
             # A local part alone ("root"), which Django sends and a local MTA delivers.
@@ -309,12 +315,14 @@ def _parse_addr_spec(addr: str, field: str, original: str) -> tuple[str, str]:
         if not local:
             raise InvalidAddress(f"{field}: empty local part in {_short(original)!r}", field=field)
         if not local.isascii():
-            raise InvalidAddress(
-                f"{field}: non-ASCII local part in {_short(original)!r} is not supported "
-                "(it would need SMTPUTF8); only the domain may be internationalized",
-                field=field,
-            )
-        if not _dot_atom(local):
+            if not _utf8_dot_atom(local):
+                raise InvalidAddress(
+                    f"{field}: invalid local part {local!r} in {_short(original)!r} "
+                    "(a non-ASCII local part may hold letters, marks, digits, symbols and "
+                    "punctuation, not spaces or control characters)",
+                    field=field,
+                )
+        elif not _dot_atom(local):
             raise InvalidAddress(
                 f"{field}: invalid local part {local!r} in {_short(original)!r}", field=field
             )
@@ -323,7 +331,7 @@ def _parse_addr_spec(addr: str, field: str, original: str) -> tuple[str, str]:
             f"{field}: local part of {_short(original)!r} is longer than 64 octets", field=field
         )
     domain = _parse_domain(domain, field, original)
-    if len(local) + 1 + len(domain) > 254:
+    if len(local.encode()) + 1 + len(domain) > 254:
         raise InvalidAddress(
             f"{field}: address {_short(original)!r} is longer than 254 octets", field=field
         )
@@ -332,6 +340,24 @@ def _parse_addr_spec(addr: str, field: str, original: str) -> tuple[str, str]:
 
 def _dot_atom(text: str) -> bool:
     return all(part and _ATEXT.match(part) for part in text.split("."))
+
+
+#: Unicode categories refused in a non-ASCII local part: separators (spaces) and "other"
+#: (controls, format characters such as bidi overrides, unassigned, surrogates).
+_REFUSED_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def _utf8_char(c: str) -> bool:
+    """A non-ASCII character RFC 6531's ``UTF8-non-ascii`` allows and a reader can see."""
+    return unicodedata.category(c) not in _REFUSED_CATEGORIES
+
+
+def _utf8_dot_atom(text: str) -> bool:
+    """RFC 6531 dot-atom: atoms of ASCII ``atext`` and visible non-ASCII characters."""
+    return all(
+        part and all(_ATEXT.match(c) if c < "\x80" else _utf8_char(c) for c in part)
+        for part in text.split(".")
+    )
 
 
 def _parse_domain(domain: str, field: str, original: str) -> str:

@@ -72,7 +72,9 @@ def compose(
     out.append("MIME-Version: 1.0\r\n")
     root = _structure(message, charset, eight_bit)
     buffer = _Segments() if streamed else io.BytesIO()
-    buffer.write("".join(out).encode("ascii"))
+    # ASCII unless an address has a non-ASCII local part: then UTF-8 (RFC 6532), which
+    # only an SMTPUTF8 transaction may carry (the SMTP engine checks).
+    buffer.write("".join(out).encode())
     root.write(buffer)
     if isinstance(buffer, _Segments):
         return buffer.finish()
@@ -188,10 +190,24 @@ def serialize(message: EmailMessage, *, linesep: str = "\r\n", eight_bit: bool =
     if type(message).message is EmailMessage.message:
         data = message._render(eight_bit=eight_bit)
     else:
-        data = message.message(policy=_SMTP_POLICY if eight_bit else _SMTP_7BIT).as_bytes()
+        policy = _SMTP_POLICY if eight_bit else _SMTP_7BIT
+        msg = message.message(policy=policy)
+        if _utf8_addresses(msg):  # only UTF-8 can carry them (RFC 6532), not encoded-words
+            policy = policy.clone(utf8=True)
+        data = msg.as_bytes(policy=policy)
     if linesep != "\r\n":
         data = data.replace(_CRLF, linesep.encode("ascii"))
     return data
+
+
+def _utf8_addresses(msg: email.message.Message) -> bool:
+    """Whether an address header of ``msg`` has a non-ASCII local part."""
+    for name in _headers.ADDRESS_HEADERS:
+        for value in msg.get_all(name, ()):
+            for address in getattr(value, "addresses", ()):
+                if not address.username.isascii():
+                    return True
+    return False
 
 
 class FileContent:

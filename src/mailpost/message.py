@@ -252,8 +252,9 @@ class EmailMessage:
         eight_bit = getattr(policy, "cte_type", "8bit") == "8bit"
         data = self._render(eight_bit=eight_bit).replace(_CRLF, b"\n")
         msg = cast("email.message.EmailMessage", parser.parsebytes(data))
-        if getattr(policy, "utf8", False):
-            _utf8_headers(msg)
+        utf8 = bool(getattr(policy, "utf8", False))
+        if utf8 or not data[: data.find(b"\n\n")].isascii():
+            _text_headers(msg, utf8)
         return msg
 
     def recipients(self) -> list[str]:
@@ -356,16 +357,25 @@ class EmailMessage:
         return _mime.compose(self, eight_bit=eight_bit, streamed=streamed)
 
 
-def _utf8_headers(msg: email.message.Message) -> None:
-    """Turn encoded-word headers back into text, so a ``utf8`` policy writes them as UTF-8."""
+def _text_headers(msg: email.message.Message, utf8: bool) -> None:
+    """Re-set headers from their text, so the policy generates them afresh.
+
+    Headers written as UTF-8 (an address with a non-ASCII local part, RFC 6532) come out of
+    the parser as undecodable bytes, which a policy without ``utf8`` writes back as
+    ``unknown-8bit`` encoded-words and whose addresses read wrong; and for a ``utf8``
+    policy (SMTPUTF8) encoded-words are decoded, so it writes those headers as UTF-8.
+    """
     for part in msg.walk():
-        items = list(part.items())
-        if not any("=?" in raw for _, raw in part.raw_items()):
+        raws = [raw for _, raw in part.raw_items()]
+        if all(raw.isascii() and not (utf8 and "=?" in raw) for raw in raws):
             continue
+        items = list(part.items())
         for name in {name.lower() for name, _ in items}:
             del part[name]
         for name, value in items:
             part[name] = str(value)
+        if not utf8:
+            return  # UTF-8 is only ever written in the top-level headers
 
 
 class EmailMultiAlternatives(EmailMessage):

@@ -32,6 +32,7 @@ __all__ = [
     "auth_login_steps",
     "auth_plain",
     "fail",
+    "fail_smtputf8",
     "lost",
     "mail_command",
     "new_result",
@@ -96,14 +97,15 @@ def parse_ehlo(text: bytes) -> dict[str, str]:
 
 
 def mail_command(sender: str, options: tuple[str, ...] = ()) -> bytes:
-    """``MAIL FROM:<sender> [options]`` as a command line."""
+    """``MAIL FROM:<sender> [options]`` as a command line (UTF-8 only with ``SMTPUTF8``
+    among the options: the envelope plan sees to it)."""
     params = (" " + " ".join(options)) if options else ""
-    return f"MAIL FROM:<{sender}>{params}\r\n".encode("ascii")
+    return f"MAIL FROM:<{sender}>{params}\r\n".encode()
 
 
 def rcpt_command(recipient: str) -> bytes:
     """``RCPT TO:<recipient>`` as a command line."""
-    return b"RCPT TO:<" + recipient.encode("ascii") + b">\r\n"
+    return b"RCPT TO:<" + recipient.encode() + b">\r\n"
 
 
 def auth_plain(username: str, password: str) -> bytes:
@@ -241,6 +243,28 @@ def fail_recipients(result: DeliveryResult) -> None:
     )
     retryable = all(s.retryable for s in refused)
     fail(result, Failure(text, refused[0].code, retryable), text, exc)
+
+
+def fail_smtputf8(result: DeliveryResult, sender: str, server: str = "the server") -> None:
+    """The message needs SMTPUTF8 (RFC 6531) and ``server`` does not offer it: it is not
+    sent, and every recipient is refused, permanently (a client-side verdict, given the
+    codes RFC 6531 and RFC 3463 use for it: 553 5.6.7 for a non-ASCII address)."""
+    addresses = [sender, *(s.address for s in result.recipients)]
+    wide = [f"<{a}>" for a in addresses if not a.isascii()]
+    noun = "address" if len(wide) == 1 else "addresses"
+    why = f"non-ASCII {noun} {', '.join(wide)}" if wide else "UTF-8 headers (RFC 6532)"
+    for status in result.recipients:
+        status.status = "refused"
+        if status.address.isascii():
+            status.code = 554
+            status.reply = f"5.6.7 not sent: the message needs SMTPUTF8 ({why})"
+        else:
+            status.code = 553
+            status.reply = (
+                "5.6.7 non-ASCII address: it needs SMTPUTF8, which the server does not offer"
+            )
+    text = f"message not sent: it needs SMTPUTF8 ({why}), which {server} does not offer"
+    fail(result, Failure(text, None, False), text, smtplib.SMTPNotSupportedError(text))
 
 
 def fail_data(result: DeliveryResult, code: int, raw: bytes, what: str) -> None:

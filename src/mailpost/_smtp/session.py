@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from mailpost._delivery import DeliveryResult, RecipientStatus
-from mailpost._smtp.envelope import LINE_DOT, data_parts, plan_for, plan_mail
+from mailpost._smtp.envelope import LINE_DOT, data_parts, needs_smtputf8, plan_for, plan_mail
 from mailpost._smtp.protocol import (
     Outcome,
     Reply,
@@ -28,6 +28,7 @@ from mailpost._smtp.protocol import (
     auth_login_steps,
     auth_plain,
     fail,
+    fail_smtputf8,
     mail_command,
     new_result,
     parse_ehlo,
@@ -337,11 +338,17 @@ class Session:
         result = new_result(item.message_id, item.recipients)
         stream = item.stream
         if stream is None:
-            plan = plan_mail(item.data, self.extensions)
+            plan = plan_mail(item.data, self.extensions, item.sender, item.recipients)
         else:
-            plan = plan_for(stream.size, stream.isascii(), self.extensions)
+            ascii = stream.isascii()
+            utf8 = needs_smtputf8(item.sender, item.recipients, ascii, stream.head)
+            plan = plan_for(stream.size, ascii, self.extensions, utf8)
         if plan.problem is not None:
-            fail(result, Failure(plan.problem), plan.problem, smtplib.SMTPException(plan.problem))
+            if plan.no_smtputf8:
+                fail_smtputf8(result, item.sender, f"{self.config.host}:{self.config.port}")
+            else:
+                exc = smtplib.SMTPException(plan.problem)
+                fail(result, Failure(plan.problem), plan.problem, exc)
             return result, None
         lines = [mail_command(item.sender, plan.options)]
         lines += [rcpt_command(r) for r in item.recipients]
