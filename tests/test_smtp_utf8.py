@@ -322,3 +322,66 @@ def test_smtp_sink_gets_ascii_mail_and_no_utf8_mail(smtp_sink: Sink, smtp_mailer
     assert_refused_for_smtputf8(utf8)
     assert plain.delivery is not None
     assert plain.delivery.ok
+
+
+# -- through the spool ---------------------------------------------------------------------
+
+
+def _spool_to(server: SMTPServer, path: Path) -> None:
+    import mailpost
+    from smtp_fixtures import mailer_entry
+
+    mailpost.configure(
+        MAILERS={
+            "smtp": mailer_entry(server),
+            "spool": {
+                "BACKEND": "mailpost.backends.spool.EmailBackend",
+                "OPTIONS": {"path": str(path), "mailer": "smtp"},
+            },
+        }
+    )
+
+
+def test_a_spooled_utf8_message_goes_out_with_smtputf8(
+    smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    """The worker replays the captured bytes: the same envelope, SMTPUTF8, same headers."""
+    import mailpost
+    from mailpost.spool import Spool
+
+    _spool_to(smtp_server, tmp_path / "spool.sqlite3")
+    msg = utf8_message()
+    assert mailpost.mailers["spool"].send_messages([msg]) == 1
+    spool = Spool.from_mailer("spool")
+    assert spool.worker().run(until_idle=True) == 1
+    [got] = smtp_server.messages
+    assert got.mail_from == SENDER_WIRE
+    assert "zoë@example.com" in got.rcpt_tos
+    assert "δοκιμή@example.com" in got.rcpt_tos
+    assert "SMTPUTF8" in got.mail_options
+    assert parse_utf8(got.data)["Reply-To"].addresses[0].username == "ответ"
+    record = spool.get(msg.spool_id)  # type: ignore[attr-defined]
+    assert record is not None
+    assert record.state == "sent"
+    assert [r.status for r in record.recipients] == ["delivered"] * 4
+
+
+def test_a_spooled_utf8_message_for_a_server_without_smtputf8_is_dead_not_retried(
+    smtp_server: SMTPServer, tmp_path: Path
+) -> None:
+    import mailpost
+    from mailpost.spool import Spool
+
+    smtp_server.faults.hide_extensions.add("SMTPUTF8")
+    _spool_to(smtp_server, tmp_path / "spool.sqlite3")
+    msg = utf8_message()
+    mailpost.mailers["spool"].send_messages([msg])
+    spool = Spool.from_mailer("spool")
+    spool.worker().run(until_idle=True)
+    assert smtp_server.messages == []
+    record = spool.get(msg.spool_id)  # type: ignore[attr-defined]
+    assert record is not None
+    assert record.state == "dead"
+    assert {r.status for r in record.recipients} == {"failed"}
+    assert {r.code for r in record.recipients} == {553, 554}
+    assert "SMTPUTF8" in (record.last_error or "")
