@@ -303,6 +303,22 @@ def test_mailpost_smtp_mailer_delivers_into_the_capture_server(tmp_path: Path) -
     assert store.count() == 1
 
 
+def test_the_capture_server_takes_mail_to_non_ascii_addresses(tmp_path: Path) -> None:
+    """It offers SMTPUTF8, so mail that needs it is captured, not refused."""
+    from mailpost.backends.smtp import EmailBackend as SMTPBackend
+
+    store = CaptureStore(tmp_path / "c.sqlite3")
+    port = unused_port()
+    msg = mailpost.EmailMessage("Grüße", "Hallo", "jörg@example.com", ["zoë@example.com"])
+    with SMTPCaptureServer(store, "127.0.0.1", port):
+        backend = SMTPBackend(alias="capture", host="127.0.0.1", port=port, timeout=10)
+        assert backend.send_messages([msg]) == 1
+    [captured] = store.list()
+    assert captured.sender == "jörg@example.com"
+    assert captured.recipients == ["zoë@example.com"]
+    assert "To: zoë@example.com".encode() in captured.data
+
+
 # -- CLI ------------------------------------------------------------------------------------
 
 

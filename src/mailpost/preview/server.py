@@ -107,6 +107,7 @@ class SMTPCaptureServer:
             port=port,
             ready_timeout=10,
             data_size_limit=50 * 1024 * 1024,
+            enable_SMTPUTF8=True,  # mail to non-ASCII addresses is captured too
         )
         self.port = port
 
