@@ -4,8 +4,12 @@
 RCPT replies, the DATA bytes) and misbehaves on request through :class:`Faults`: refuse
 recipients, answer 4xx/5xx at MAIL / RCPT / DATA, hang up in the middle of DATA, answer
 421 after N messages, refuse new sessions or refuse them at the greeting, hide EHLO
-extensions. It speaks STARTTLS or implicit TLS with trustme certificates and can require
-AUTH or a client certificate.
+extensions. Those knobs count commands over the server's life; a :class:`Faults` subclass
+can instead decide per message (by the number in its Subject, ``msg <n>``) and per try,
+so "refuse the first try of every fifth message" stays true however the client batches,
+retries or crashes: refuse or defer a recipient, answer or hang up at the end of DATA,
+store a message and lose its 250 (:data:`ACK_LOST`), reply late. It speaks STARTTLS or
+implicit TLS with trustme certificates and can require AUTH or a client certificate.
 
 :class:`LoopServer` is the event-loop thread, start/stop and shutdown every server here
 shares (a new test server subclasses it rather than writing its own).
@@ -18,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 import ssl
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +41,25 @@ HOST = "127.0.0.1"
 
 #: A reply that makes the server hang up without answering (a dropped connection).
 DROP = "__drop__"
+#: :meth:`Faults.data`: store the message and answer 250.
+ACCEPT = "__accept__"
+#: :meth:`Faults.data`: store the message, then hang up before the 250 reaches the client.
+ACK_LOST = "__ack_lost__"
 
 _START_TIMEOUT = 5.0
 _STOP_TIMEOUT = 5.0
+_SUBJECT = re.compile(rb"^Subject: msg (\d+)\r?$", re.MULTILINE)
+_MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>\r\n]+>)\r?$", re.MULTILINE | re.IGNORECASE)
+
+
+def _head(data: bytes) -> bytes:
+    return data.split(b"\r\n\r\n", 1)[0]
+
+
+def message_number(data: bytes) -> int:
+    """The ``n`` of a ``Subject: msg <n>`` header in ``data``, or -1."""
+    match = _SUBJECT.search(_head(data))
+    return int(match.group(1)) if match else -1
 
 
 @dataclass
@@ -52,6 +74,17 @@ class Received:
     tls: bool
     login: str | None  # AUTH user name, if the session authenticated
     peer_cert: dict[str, Any] | None  # the client certificate, if one was presented
+
+    @property
+    def number(self) -> int:
+        """The message's number (its Subject is ``msg <n>``), or -1."""
+        return message_number(self.data)
+
+    @property
+    def message_id(self) -> str:
+        """The Message-ID header with its angle brackets, or "" without one."""
+        match = _MESSAGE_ID.search(_head(self.data))
+        return match.group(1).decode() if match else ""
 
 
 @dataclass
@@ -80,6 +113,21 @@ class Faults:
     mail_delay: float = 0.0  # seconds to wait before answering MAIL (a slow server)
     greeting: str | None = None  # a reply such as "554 ..." instead of the 220 greeting
 
+    # Per message: override in a subclass. ``tries`` is 1-based; the knobs above go first.
+
+    def rcpt(self, address: str, tries: int) -> str | None:
+        """The reply to the ``tries``-th RCPT of ``address`` if refused, or None to accept."""
+        return None
+
+    def data(self, number: int, tries: int) -> str:
+        """At the ``tries``-th end of DATA of message ``number`` (-1 without a ``msg <n>``
+        Subject): :data:`ACCEPT`, :data:`ACK_LOST`, :data:`DROP` or a refusing reply."""
+        return ACCEPT
+
+    def delay(self, number: int, tries: int) -> float:
+        """Seconds to hold back the 250 of a stored message (bounded by the session timeout)."""
+        return 0.0
+
 
 class _Recorder:
     """Everything the server saw, shared by its sessions (only the loop thread writes)."""
@@ -89,6 +137,8 @@ class _Recorder:
         self.messages: list[Received] = []
         self.commands: list[Command] = []
         self.rcpt_replies: list[tuple[int, str, str]] = []  # (session, address, reply)
+        self.rcpt_tries: Counter[str] = Counter()  # address -> RCPT commands for it
+        self.data_tries: Counter[int] = Counter()  # message number -> ends of DATA for it
         self.auth_attempts: list[tuple[str, bool]] = []  # (user name, succeeded)
         self.mail_count = 0
         self.data_command_count = 0
@@ -183,19 +233,29 @@ class _Handler:
     async def handle_RCPT(
         self, server: _Session, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        reply = self.owner.faults.refuse.get(address.lower())
-        self.owner.recorder.rcpt_replies.append((server.number, address, reply or "250"))
+        rec, faults = self.owner.recorder, self.owner.faults
+        rec.rcpt_tries[address] += 1
+        reply = faults.refuse.get(address.lower())
+        if reply is None:
+            reply = faults.rcpt(address, rec.rcpt_tries[address])
+        rec.rcpt_replies.append((server.number, address, reply or "250"))
         if reply is not None:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Recipient OK"
 
     async def handle_DATA(self, server: _Session, session: Any, envelope: Any) -> str:
-        rec = self.owner.recorder
+        rec, faults = self.owner.recorder, self.owner.faults
         rec.data_count += 1
-        reply = self.owner.faults.data_replies.get(rec.data_count)
-        if reply is not None:
-            return reply
+        data = bytes(envelope.original_content)
+        number = message_number(data)
+        rec.data_tries[number] += 1
+        tries = rec.data_tries[number]
+        action = faults.data_replies.get(rec.data_count)
+        if action is None:
+            action = faults.data(number, tries)
+        if action not in (ACCEPT, ACK_LOST):
+            return action
         auth = session.auth_data
         transport = server.transport
         rec.messages.append(
@@ -204,13 +264,18 @@ class _Handler:
                 mail_from=envelope.mail_from,
                 mail_options=list(envelope.mail_options),
                 rcpt_tos=list(envelope.rcpt_tos),
-                data=bytes(envelope.original_content),
+                data=data,
                 tls=server.tls_active,
                 login=auth.login.decode() if isinstance(auth, LoginPassword) else None,
                 peer_cert=transport.get_extra_info("peercert") if transport else None,
             )
         )
         server.delivered_here += 1
+        if action == ACK_LOST:
+            return DROP
+        pause = faults.delay(number, tries)
+        if pause:
+            await asyncio.sleep(min(pause, self.owner.session_timeout))
         return f"250 2.0.0 OK: queued as m{len(rec.messages)}"
 
 
@@ -380,6 +445,18 @@ class SMTPServer(LoopServer):
 
     def verbs(self) -> list[str]:
         return [c.verb for c in self.recorder.commands]
+
+    def deliveries(self) -> Counter[tuple[str, str]]:
+        """(Message-ID, recipient) -> how many copies the server accepted."""
+        out: Counter[tuple[str, str]] = Counter()
+        for message in list(self.recorder.messages):
+            for rcpt in message.rcpt_tos:
+                out[(message.message_id, rcpt)] += 1
+        return out
+
+    def rcpt_count(self, address: str) -> int:
+        """How many RCPT commands named ``address`` (refused or not)."""
+        return self.recorder.rcpt_tries[address]
 
     @property
     def tls(self) -> bool:

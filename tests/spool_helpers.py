@@ -1,254 +1,27 @@
-"""Test helpers for the spool: a fault-injecting SMTP server keyed on message identity.
+"""Test helpers for the spool: MAILERS entries, a worker process and a Celery worker.
 
-:class:`FaultServer` is aiosmtpd on 127.0.0.1 (free port) on its own event-loop thread.
-Unlike a counter-based harness, its :class:`Profile` decides per message (by the number
-in the Subject, ``msg <n>``) and per delivery try, so "refuse the first try of every
-fifth message" stays true however the worker batches, retries or crashes. It records
-every accepted copy with its Message-ID, and every RCPT reply, so tests can count
-deliveries and prove what was never retried.
+The fault-injecting SMTP server the spool tests deliver to is
+:class:`smtpd_harness.SMTPServer`, with per-message :class:`smtpd_harness.Faults`.
 
 Run as a script (``python spool_helpers.py worker ...``) it is the worker process the
 crash test kills with SIGKILL; ``python spool_helpers.py celery-worker ...`` is a real
-Celery worker (prefork, two children) for the Celery tests.
+Celery worker (prefork, two children) for the Celery tests. Neither imports the server.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
 import sys
-import threading
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP
+if TYPE_CHECKING:
+    from smtpd_harness import SMTPServer
 
 HOST = "127.0.0.1"
-_START_TIMEOUT = 5.0
-_STOP_TIMEOUT = 5.0
-_SUBJECT = re.compile(rb"^Subject: msg (\d+)\r?$", re.MULTILINE)
-_MESSAGE_ID = re.compile(rb"^Message-ID: (<[^>\r\n]+>)\r?$", re.MULTILINE | re.IGNORECASE)
-
-#: Actions a profile can take at the end of DATA.
-ACCEPT = "accept"
-DROP = "drop"  # hang up without accepting (connection lost mid-DATA)
-ACK_LOST = "ack-lost"  # accept and store, then hang up before the 250 reaches the client
 
 
-@dataclass
-class Copy:
-    """One accepted copy of a message."""
-
-    number: int
-    message_id: str
-    rcpt_tos: list[str]
-
-
-class Profile:
-    """Default behaviour: accept everything. Subclass and override the hooks.
-
-    ``rcpt(address, tries)``: a reply to refuse with, or None to accept. ``tries`` counts
-    this address's RCPT commands so far (1 on the first).
-    ``data(number, tries)``: ``ACCEPT``, ``DROP``, ``ACK_LOST`` or a reply string;
-    ``tries`` counts the ends of DATA seen for message ``number`` (1 on the first).
-    ``delay(number, tries)``: seconds to wait before replying to DATA (after storing).
-    ``close_after``: answer 421 at MAIL after this many messages on one connection.
-    """
-
-    close_after: int | None = None
-
-    def rcpt(self, address: str, tries: int) -> str | None:
-        return None
-
-    def data(self, number: int, tries: int) -> str:
-        return ACCEPT
-
-    def delay(self, number: int, tries: int) -> float:
-        return 0.0
-
-
-@dataclass
-class _Log:
-    copies: list[Copy] = field(default_factory=list)
-    rcpt_tries: Counter[str] = field(default_factory=Counter)
-    rcpt_replies: list[tuple[str, str]] = field(default_factory=list)
-    data_tries: Counter[int] = field(default_factory=Counter)
-    sessions: int = 0
-
-
-class _Session(SMTP):
-    def __init__(self, owner: FaultServer, **kwargs: Any) -> None:
-        super().__init__(owner, **kwargs)
-        self.owner = owner
-        self.accepted_here = 0
-
-    def hang_up(self, *, graceful: bool = False) -> None:
-        if self.transport is None:
-            return
-        if graceful:
-            self.transport.close()
-        else:
-            self.transport.abort()  # type: ignore[attr-defined]
-
-
-class FaultServer:
-    """An SMTP server driven by a :class:`Profile`; a context manager."""
-
-    def __init__(self, profile: Profile | None = None, *, session_timeout: float = 10.0) -> None:
-        self.profile = profile or Profile()
-        self.session_timeout = session_timeout
-        self.log = _Log()
-        self.host = HOST
-        self.port = 0
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._sessions: list[_Session] = []
-        self._ready = threading.Event()
-
-    # -- what it saw --------------------------------------------------------------------
-
-    @property
-    def copies(self) -> list[Copy]:
-        with self._lock:
-            return list(self.log.copies)
-
-    def deliveries(self) -> Counter[tuple[str, str]]:
-        """(Message-ID, recipient) -> how many copies the server accepted."""
-        out: Counter[tuple[str, str]] = Counter()
-        for copy in self.copies:
-            for rcpt in copy.rcpt_tos:
-                out[(copy.message_id, rcpt)] += 1
-        return out
-
-    def rcpt_count(self, address: str) -> int:
-        with self._lock:
-            return self.log.rcpt_tries[address]
-
-    # -- aiosmtpd hooks -------------------------------------------------------------------
-
-    async def handle_MAIL(
-        self, server: _Session, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        limit = self.profile.close_after
-        if limit is not None and server.accepted_here >= limit:
-            server.loop.call_soon(lambda: server.hang_up(graceful=True))
-            return "421 4.7.0 Too many messages on this connection, closing"
-        envelope.mail_from = address
-        envelope.mail_options.extend(options)
-        return "250 2.1.0 OK"
-
-    async def handle_RCPT(
-        self, server: _Session, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        with self._lock:
-            self.log.rcpt_tries[address] += 1
-            tries = self.log.rcpt_tries[address]
-        reply = self.profile.rcpt(address, tries)
-        with self._lock:
-            self.log.rcpt_replies.append((address, reply or "250"))
-        if reply is not None:
-            return reply
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
-
-    async def handle_DATA(self, server: _Session, session: Any, envelope: Any) -> str:
-        data = bytes(envelope.original_content)
-        head = data.split(b"\r\n\r\n", 1)[0]
-        number_match = _SUBJECT.search(head)
-        number = int(number_match.group(1)) if number_match else -1
-        mid_match = _MESSAGE_ID.search(head)
-        message_id = mid_match.group(1).decode() if mid_match else ""
-        with self._lock:
-            self.log.data_tries[number] += 1
-            tries = self.log.data_tries[number]
-        action = self.profile.data(number, tries)
-        if action == DROP:
-            server.hang_up()
-            await asyncio.sleep(_STOP_TIMEOUT)  # cancelled as the connection goes
-            return "451 unreachable"
-        if action not in (ACCEPT, ACK_LOST):
-            return action
-        with self._lock:
-            self.log.copies.append(Copy(number, message_id, list(envelope.rcpt_tos)))
-        server.accepted_here += 1
-        if action == ACK_LOST:
-            server.hang_up()
-            await asyncio.sleep(_STOP_TIMEOUT)
-            return "451 unreachable"
-        pause = self.profile.delay(number, tries)
-        if pause:
-            await asyncio.sleep(pause)
-        return "250 2.0.0 OK"
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    def _factory(self) -> _Session:
-        self.log.sessions += 1
-        session = _Session(
-            self, hostname="mx.spool.test", timeout=self.session_timeout, loop=self._loop
-        )
-        self._sessions.append(session)
-        return session
-
-    def _run(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            self._server = loop.run_until_complete(loop.create_server(self._factory, HOST, 0))
-            self.port = self._server.sockets[0].getsockname()[1]
-        finally:
-            self._ready.set()
-        try:
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-        finally:
-            loop.close()
-
-    async def _shutdown(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for session in self._sessions:
-            session.hang_up()
-        current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.wait_for(self._server.wait_closed(), _STOP_TIMEOUT)
-
-    def start(self) -> FaultServer:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="spool-smtpd", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(_START_TIMEOUT) or not self.port:
-            raise RuntimeError("spool test SMTP server did not start")
-        return self
-
-    def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(_STOP_TIMEOUT)
-        if thread.is_alive():
-            raise RuntimeError("spool test SMTP server did not stop")
-
-    def __enter__(self) -> FaultServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-def smtp_entry(server: FaultServer, *, timeout: float = 5.0) -> dict[str, Any]:
+def smtp_entry(server: SMTPServer, *, timeout: float = 5.0) -> dict[str, Any]:
     """A MAILERS entry for the SMTP backend pointed at ``server``."""
     return {
         "BACKEND": "mailpost.backends.smtp.EmailBackend",

@@ -2,11 +2,11 @@
 
 Each test starts ``redis-server`` on a free loopback port (installed by
 ``scripts/services``), a prefork Celery worker subprocess (``spool_helpers.py
-celery-worker``) and :class:`FaultServer`. Messages go in through the spool backend with
-``dispatch="celery"``; the worker delivers them. The promises: each recipient gets each
-message exactly once with the spool's Message-ID, 4xx is retried on the policy, 5xx is
-never retried, the spool holds the per-recipient truth, and a worker SIGKILLed mid-batch
-loses nothing.
+celery-worker``) and :class:`smtpd_harness.SMTPServer` with per-message faults. Messages go
+in through the spool backend with ``dispatch="celery"``; the worker delivers them. The
+promises: each recipient gets each message exactly once with the spool's Message-ID, 4xx is
+retried on the policy, 5xx is never retried, the spool holds the per-recipient truth, and a
+worker SIGKILLed mid-batch loses nothing.
 """
 
 from __future__ import annotations
@@ -32,15 +32,8 @@ import mailpost.integrations.celery  # registers the "celery" dispatcher in this
 from mailpost import EmailMessage
 from mailpost.spool import Spool
 from mailpost.spool.record import SpoolRecord
-from spool_helpers import (
-    ACCEPT,
-    HOST,
-    FaultServer,
-    Profile,
-    celery_mailers,
-    celery_test_app,
-    spool_entry,
-)
+from smtpd_harness import ACCEPT, Faults, SMTPServer
+from spool_helpers import HOST, celery_mailers, celery_test_app, spool_entry
 
 HELPER = Path(__file__).with_name("spool_helpers.py")
 _DATABASES = itertools.count(1)
@@ -182,13 +175,13 @@ class CeleryWorker:
 @pytest.fixture
 def celery_env(
     redis_server: int, tmp_path: Path, spool_location: str, request: pytest.FixtureRequest
-) -> Iterator[Callable[[FaultServer], tuple[Any, CeleryWorker]]]:
+) -> Iterator[Callable[[SMTPServer], tuple[Any, CeleryWorker]]]:
     """Configure mailpost for ``server`` on a fresh Redis database; returns (app, worker)."""
     broker = f"redis://{HOST}:{redis_server}/{next(_DATABASES) % 16}"
     made: list[CeleryWorker] = []
     apps: list[Any] = []
 
-    def make(server: FaultServer) -> tuple[Any, CeleryWorker]:
+    def make(server: SMTPServer) -> tuple[Any, CeleryWorker]:
         app = celery_test_app(broker)
         apps.append(app)
         with app.connection_for_write() as conn:
@@ -246,7 +239,7 @@ def _drain(
     return spool.list(limit=100_000)
 
 
-def _check_exactly_once(server: FaultServer, records: list[SpoolRecord]) -> Counter[str]:
+def _check_exactly_once(server: SMTPServer, records: list[SpoolRecord]) -> Counter[str]:
     """Each delivered recipient got exactly one copy with its Message-ID; failures none."""
     deliveries = server.deliveries()
     assert {mid for mid, _ in deliveries} <= {r.message_id for r in records}
@@ -265,7 +258,7 @@ def _check_exactly_once(server: FaultServer, records: list[SpoolRecord]) -> Coun
     return statuses
 
 
-class Mixed(Profile):
+class Mixed(Faults):
     """451 at DATA on the first try of every third message, 450 on the first RCPT of
     ``tmp*``, 550 for ``bad*`` always."""
 
@@ -294,10 +287,10 @@ def _mixed_rcpts(i: int) -> list[str]:
 
 @pytest.mark.parametrize("spool_location", ["sqlite", "postgres"], indirect=True)
 def test_celery_delivers_each_message_once_retrying_4xx_never_5xx(
-    celery_env: Callable[[FaultServer], tuple[Any, CeleryWorker]],
+    celery_env: Callable[[SMTPServer], tuple[Any, CeleryWorker]],
 ) -> None:
     n = 400
-    with FaultServer(Mixed()) as server:
+    with SMTPServer(faults=Mixed()) as server:
         _app, worker = celery_env(server)
         worker.start()
         _send(n, _mixed_rcpts)
@@ -337,7 +330,7 @@ def test_celery_delivers_each_message_once_retrying_4xx_never_5xx(
     assert [r.status for r in busy.recipients] == ["delivered", "delivered"]
 
 
-class SlowForty(Profile):
+class SlowForty(Faults):
     """Message 40 is stored, then its 250 held back 3 s on the first try; others are quick."""
 
     def delay(self, number: int, tries: int) -> float:
@@ -346,29 +339,29 @@ class SlowForty(Profile):
 
 @pytest.mark.parametrize("spool_location", ["sqlite", "postgres"], indirect=True)
 def test_sigkilled_celery_worker_loses_nothing_and_duplicates_at_most_in_flight(
-    celery_env: Callable[[FaultServer], tuple[Any, CeleryWorker]],
+    celery_env: Callable[[SMTPServer], tuple[Any, CeleryWorker]],
 ) -> None:
     n = 300
-    with FaultServer(SlowForty()) as server:
+    with SMTPServer(faults=SlowForty()) as server:
         app, worker = celery_env(server)
         worker.start()
         _send(n, lambda i: [f"u{i}@x.test"])
         # The pool processes die mid-task (one of them surely: it is waiting for message
         # 40's reply); reject_on_worker_lost puts their tasks back on the queue ...
-        _wait(lambda: server.log.data_tries[40] >= 1, 40, "message 40 to reach DATA")
+        _wait(lambda: server.recorder.data_tries[40] >= 1, 40, "message 40 to reach DATA")
         for child in worker.children():
             os.kill(child, signal.SIGKILL)
-        seen = len(server.copies)
-        _wait(lambda: len(server.copies) >= seen + 20, 40, "the pool to go on after a child died")
+        seen = len(server.messages)
+        _wait(lambda: len(server.messages) >= seen + 20, 40, "the pool to go on after a child died")
         # ... then the whole worker is SIGKILLed (late ack: its tasks stay on the broker).
         worker.kill()
-        assert len(server.copies) < n, "the worker finished before it could be killed"
+        assert len(server.messages) < n, "the worker finished before it could be killed"
         worker.start()
         spool = Spool.from_mailer("spool")
         records = _drain(spool, 150, app=app, sweep_after=45)
         worker.stop()
     assert all(r.state == "sent" for r in records)
-    per_id = Counter(c.message_id for c in server.copies)
+    per_id = Counter(c.message_id for c in server.messages)
     assert set(per_id) == {r.message_id for r in records}  # nothing lost
     # A kill repeats only a message whose 250 came back before its outcome's group commit:
     # each repeated message was held by a dead process (its lease expired), never by two
@@ -384,11 +377,11 @@ def test_sigkilled_celery_worker_loses_nothing_and_duplicates_at_most_in_flight(
 
 
 def test_sweep_republishes_records_whose_tasks_were_lost(
-    celery_env: Callable[[FaultServer], tuple[Any, CeleryWorker]], tmp_path: Path
+    celery_env: Callable[[SMTPServer], tuple[Any, CeleryWorker]], tmp_path: Path
 ) -> None:
     from mailpost.integrations.celery import sweep
 
-    with FaultServer() as server:
+    with SMTPServer() as server:
         app, worker = celery_env(server)
         path = str(tmp_path / "spool.sqlite3")
         # Stored without publishing, as if the broker had lost every task.

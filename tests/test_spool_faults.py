@@ -2,11 +2,12 @@
 
 Each profile sends :data:`N` (1,000) messages through ``mailpost.backends.spool`` and drains
 them with a worker on a fake clock (retries are due at once when the clock jumps) against
-:class:`FaultServer`. Every profile checks the same promises: each message reaches each
-recipient exactly once (at most one duplicate, with the same Message-ID, only where the
-server accepted a message whose reply was lost), every permanent refusal is reported and
-never retried, and nothing is lost. The crash test SIGKILLs worker processes ten times
-while :data:`N` messages drain.
+:class:`smtpd_harness.SMTPServer`, misbehaving per message through a
+:class:`smtpd_harness.Faults` subclass. Every profile checks the same promises: each message
+reaches each recipient exactly once (at most one duplicate, with the same Message-ID, only
+where the server accepted a message whose reply was lost), every permanent refusal is
+reported and never retried, and nothing is lost. The crash test SIGKILLs worker processes
+ten times while :data:`N` messages drain.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import mailpost
 from mailpost import EmailMessage
 from mailpost.spool import FakeClock, Spool
 from mailpost.spool.record import SpoolRecord
-from spool_helpers import ACCEPT, ACK_LOST, DROP, FaultServer, Profile, smtp_entry, spool_entry
+from smtpd_harness import ACCEPT, ACK_LOST, DROP, Faults, SMTPServer
+from spool_helpers import smtp_entry, spool_entry
 
 HELPER = Path(__file__).with_name("spool_helpers.py")
 
@@ -52,7 +54,7 @@ def _one_recipient(i: int) -> list[str]:
 
 
 def _setup(
-    tmp_path: Path, server: FaultServer, *, timeout: float = 5.0, **smtp_options: float
+    tmp_path: Path, server: SMTPServer, *, timeout: float = 5.0, **smtp_options: float
 ) -> tuple[Spool, FakeClock]:
     smtp = smtp_entry(server, timeout=timeout)
     smtp["OPTIONS"].update(smtp_options)
@@ -96,7 +98,7 @@ def _records(spool: Spool) -> list[SpoolRecord]:
 
 
 def _check(
-    server: FaultServer,
+    server: SMTPServer,
     spool: Spool,
     *,
     rcpts: Recipients = _one_recipient,
@@ -118,7 +120,7 @@ def _check(
         assert [r.address for r in record.recipients] == rcpts(number), number
 
     ids_per_number: defaultdict[int, set[str]] = defaultdict(set)
-    for copy in server.copies:
+    for copy in server.messages:
         ids_per_number[copy.number].add(copy.message_id)
     assert set(ids_per_number) <= set(range(N))
     for number, ids in ids_per_number.items():
@@ -141,7 +143,7 @@ def _check(
             copies = deliveries[(record.message_id, address)]  # type: ignore[index]
             assert 1 <= copies <= limit, (number, address, copies)
 
-    replies = list(server.log.rcpt_replies)
+    replies = [(address, reply) for _, address, reply in server.recorder.rcpt_replies]
     rcpt_tries = Counter(address for address, _ in replies)
     permanent = {address: reply for address, reply in replies if reply.startswith("5")}
     assert all(rcpt_tries[address] == 1 for address in permanent)  # no 5xx retried
@@ -158,7 +160,7 @@ def _first_error(spool: Spool, record: SpoolRecord) -> str:
     return spool.show(record.id).history[0].error or ""
 
 
-class Transient451AtData(Profile):
+class Transient451AtData(Faults):
     def data(self, number: int, tries: int) -> str:
         if number % 3 == 0 and tries == 1:
             return "451 4.3.0 Temporary local problem, try again"
@@ -167,19 +169,19 @@ class Transient451AtData(Profile):
 
 def test_transient_451_at_data_is_retried_and_delivered_once(tmp_path: Path) -> None:
     refused = {i for i in range(N) if i % 3 == 0}
-    with FaultServer(Transient451AtData()) as server:
+    with SMTPServer(faults=Transient451AtData()) as server:
         spool, clock = _setup(tmp_path, server)
         _enqueue()
         assert _drain(spool, clock) == 1
         assert _check(server, spool) == {"delivered": N}
-        assert len(server.copies) == N
-        assert all(server.log.data_tries[i] == (2 if i in refused else 1) for i in range(N))
+        assert len(server.messages) == N
+        assert all(server.recorder.data_tries[i] == (2 if i in refused else 1) for i in range(N))
     records = _records(spool)
     assert [r.attempts for r in records] == [2 if i in refused else 1 for i in range(N)]
     assert all("451" in _first_error(spool, records[i]) for i in refused)
 
 
-class PermanentRefusals(Profile):
+class PermanentRefusals(Faults):
     def rcpt(self, address: str, tries: int) -> str | None:
         return "550 5.1.1 No such user here" if address.startswith("bad") else None
 
@@ -192,14 +194,14 @@ def test_permanent_550_is_reported_and_never_retried(tmp_path: Path) -> None:
             return [f"u{i}@x.test", f"bad{i}@x.test"]
         return [f"u{i}@x.test"]
 
-    with FaultServer(PermanentRefusals()) as server:
+    with SMTPServer(faults=PermanentRefusals()) as server:
         spool, clock = _setup(tmp_path, server)
         _enqueue(rcpts=rcpts)
         assert _drain(spool, clock) == 0  # nothing was left to retry
         statuses = _check(server, spool, rcpts=rcpts)
         assert all(server.rcpt_count(f"bad{i}@x.test") == 1 for i in range(0, N, 4))
         assert all(server.rcpt_count(f"u{i}@x.test") == 1 for i in range(N) if i % 20)
-        assert len(server.copies) == N - N // 20  # one per message with a good recipient
+        assert len(server.messages) == N - N // 20  # one per message with a good recipient
     # One "bad" recipient in every fourth message; every fifth of those has no other one.
     assert statuses == {"delivered": N - N // 20, "failed": N // 4}
     records = _records(spool)
@@ -210,7 +212,7 @@ def test_permanent_550_is_reported_and_never_retried(tmp_path: Path) -> None:
     assert "No such user" in failed.reply
 
 
-class TransientRcpt(Profile):
+class TransientRcpt(Faults):
     def rcpt(self, address: str, tries: int) -> str | None:
         if address.startswith("tmp") and tries == 1:
             return "450 4.2.1 Mailbox busy, try later"
@@ -221,12 +223,12 @@ def test_transient_rcpt_refusal_retries_only_that_recipient(tmp_path: Path) -> N
     def rcpts(i: int) -> list[str]:
         return [f"u{i}@x.test", f"tmp{i}@x.test"] if i % 4 == 0 else [f"u{i}@x.test"]
 
-    with FaultServer(TransientRcpt()) as server:
+    with SMTPServer(faults=TransientRcpt()) as server:
         spool, clock = _setup(tmp_path, server)
         _enqueue(rcpts=rcpts)
         assert _drain(spool, clock) == 1
         assert _check(server, spool, rcpts=rcpts) == {"delivered": N + N // 4}
-        retried = [c for c in server.copies if any(r.startswith("tmp") for r in c.rcpt_tos)]
+        retried = [c for c in server.messages if any(r.startswith("tmp") for r in c.rcpt_tos)]
         assert sorted(c.number for c in retried) == list(range(0, N, 4))
         assert all(c.rcpt_tos == [f"tmp{c.number}@x.test"] for c in retried)
         assert all(server.rcpt_count(f"tmp{i}@x.test") == 2 for i in range(0, N, 4))
@@ -235,7 +237,7 @@ def test_transient_rcpt_refusal_retries_only_that_recipient(tmp_path: Path) -> N
     assert [r.attempts for r in records] == [2 if i % 4 == 0 else 1 for i in range(N)]
 
 
-class DropMidData(Profile):
+class DropMidData(Faults):
     def data(self, number: int, tries: int) -> str:
         return DROP if number % 5 == 0 and tries == 1 else ACCEPT
 
@@ -244,34 +246,34 @@ def test_connection_dropped_mid_data_loses_nothing_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
     dropped = {i for i in range(N) if i % 5 == 0}
-    with FaultServer(DropMidData()) as server:
+    with SMTPServer(faults=DropMidData()) as server:
         spool, clock = _setup(tmp_path, server)
         _enqueue()
         _drain(spool, clock)
         assert _check(server, spool) == {"delivered": N}
-        assert len(server.copies) == N  # a dropped message was not stored: no duplicate
+        assert len(server.messages) == N  # a dropped message was not stored: no duplicate
         # Each dropped message was sent again, once, and stored then.
-        assert all(server.log.data_tries[i] == (2 if i in dropped else 1) for i in range(N))
-        assert server.log.sessions > len(dropped)  # a new connection after every drop
+        assert all(server.recorder.data_tries[i] == (2 if i in dropped else 1) for i in range(N))
+        assert server.sessions > len(dropped)  # a new connection after every drop
 
 
-class Close421(Profile):
-    close_after = 7
+#: The 421 profile: the server closes each connection after this many messages.
+CLOSE_AFTER = 7
 
 
 def test_421_after_n_messages_reconnects_and_delivers_once(tmp_path: Path) -> None:
-    with FaultServer(Close421()) as server:
+    with SMTPServer(faults=Faults(close_after=CLOSE_AFTER)) as server:
         spool, clock = _setup(tmp_path, server)
         _enqueue()
         _drain(spool, clock)
         assert _check(server, spool) == {"delivered": N}
-        assert len(server.copies) == N
+        assert len(server.messages) == N
         # The 421 comes at MAIL, before any data: every message's data went out once.
-        assert all(server.log.data_tries[i] == 1 for i in range(N))
-        assert server.log.sessions >= math.ceil(N / Close421.close_after)
+        assert all(server.recorder.data_tries[i] == 1 for i in range(N))
+        assert server.sessions >= math.ceil(N / CLOSE_AFTER)
 
 
-class AckLost(Profile):
+class AckLost(Faults):
     def data(self, number: int, tries: int) -> str:
         return ACK_LOST if number % 5 == 0 and tries == 1 else ACCEPT
 
@@ -280,16 +282,16 @@ def test_ack_lost_after_data_accepted_gives_at_most_one_duplicate_same_message_i
     tmp_path: Path,
 ) -> None:
     lossy = {i for i in range(N) if i % 5 == 0}
-    with FaultServer(AckLost()) as server:
+    with SMTPServer(faults=AckLost()) as server:
         spool, clock = _setup(tmp_path, server)
         _enqueue()
         _drain(spool, clock)
         assert _check(server, spool, may_duplicate=lossy) == {"delivered": N}
         # The server kept the first copy but the client never heard: it must send again,
         # so exactly the lossy messages have one duplicate each (same Message-ID: _check).
-        per_number = Counter(c.number for c in server.copies)
+        per_number = Counter(c.number for c in server.messages)
         assert per_number == {i: 2 if i in lossy else 1 for i in range(N)}
-        assert server.log.data_tries == per_number
+        assert server.recorder.data_tries == per_number
 
 
 #: The client's timeout for commands and the end of DATA in the slow-replies profile.
@@ -297,7 +299,7 @@ def test_ack_lost_after_data_accepted_gives_at_most_one_duplicate_same_message_i
 SLOW_TIMEOUT = 1.0  # generous for a loaded CI machine: a stall that long is a timeout
 
 
-class SlowReplies(Profile):
+class SlowReplies(Faults):
     """Most replies a little late, a few much later but in time, a bounded few too late."""
 
     @staticmethod
@@ -315,7 +317,7 @@ class SlowReplies(Profile):
 def test_slow_replies_and_timeouts(tmp_path: Path) -> None:
     timed_out = {i for i in range(N) if SlowReplies.times_out(i)}
     assert len(timed_out) == N // 250
-    with FaultServer(SlowReplies()) as server:
+    with SMTPServer(faults=SlowReplies()) as server:
         # Only commands and DATA get the short timeout: connecting stays generous.
         spool, clock = _setup(
             tmp_path,
@@ -329,9 +331,9 @@ def test_slow_replies_and_timeouts(tmp_path: Path) -> None:
         assert _check(server, spool, may_duplicate=timed_out) == {"delivered": N}
         # A timed-out message was stored before its reply was late, so the client sent it
         # again: exactly one duplicate each, and none for the merely slow replies.
-        per_number = Counter(c.number for c in server.copies)
+        per_number = Counter(c.number for c in server.messages)
         assert per_number == {i: 2 if i in timed_out else 1 for i in range(N)}
-        assert server.log.data_tries == per_number
+        assert server.recorder.data_tries == per_number
 
 
 @pytest.mark.parametrize("spool_location", ["sqlite", "postgres"], indirect=True)
@@ -339,7 +341,7 @@ def test_worker_killed_with_sigkill_ten_times_loses_nothing(spool_location: str)
     """Workers in subprocesses are SIGKILLed at random moments while N messages drain; on
     PostgreSQL they reach the spool by URL only, as workers on other machines would."""
 
-    class Steady(Profile):
+    class Steady(Faults):
         pause = 0.004  # widens the window in which a kill lands mid-transaction
 
         def delay(self, number: int, tries: int) -> float:
@@ -348,7 +350,7 @@ def test_worker_killed_with_sigkill_ten_times_loses_nothing(spool_location: str)
     rng = random.Random(42)
     path = spool_location
     steady = Steady()
-    with FaultServer(steady) as server:
+    with SMTPServer(faults=steady) as server:
         mailpost.configure(MAILERS={"smtp": smtp_entry(server), "spool": spool_entry(path, "smtp")})
         _enqueue()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -373,7 +375,7 @@ def test_worker_killed_with_sigkill_ten_times_loses_nothing(spool_location: str)
             kills += 1
         last_kill = time.monotonic()
         assert kills == 10
-        copies_before_drain = len(server.copies)
+        copies_before_drain = len(server.messages)
         assert 0 < copies_before_drain < N  # the kills really interrupted the drain
         steady.pause = 0.0  # no more kills: the final drain needs no in-flight window
         # A live worker with the default settings picks up what the victims held as
@@ -396,10 +398,10 @@ def test_worker_killed_with_sigkill_ten_times_loses_nothing(spool_location: str)
         records = _records(spool)
         assert len(records) == N
         assert all(r.state == "sent" for r in records), spool.stats()
-        per_id = Counter(c.message_id for c in server.copies)
+        per_id = Counter(c.message_id for c in server.messages)
         assert set(per_id) == {r.message_id for r in records}  # nothing lost
         ids_per_number: defaultdict[int, set[str]] = defaultdict(set)
-        for c in server.copies:
+        for c in server.messages:
             ids_per_number[c.number].add(c.message_id)
             assert c.rcpt_tos == [f"u{c.number}@x.test"]
         assert sorted(ids_per_number) == list(range(N))

@@ -12,7 +12,8 @@ import mailpost
 from mailpost import EmailMessage
 from mailpost.spool import Spool, SQLiteStore
 from mailpost.spool.worker import DEFAULT_LEASE_SECONDS, Heartbeat, Worker
-from spool_helpers import FaultServer, Profile, smtp_entry, spool_entry
+from smtpd_harness import Faults, SMTPServer
+from spool_helpers import smtp_entry, spool_entry
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,7 +75,7 @@ def test_heartbeat_interval_must_be_shorter_than_the_lease(tmp_path: Path) -> No
     store.close()
 
 
-class SlowData(Profile):
+class SlowData(Faults):
     """The end of DATA is answered after ``pause`` seconds (a slow, live server)."""
 
     pause = 3.0
@@ -86,7 +87,7 @@ class SlowData(Profile):
 def test_slow_server_keeps_the_lease_and_a_second_worker_never_sends_it(tmp_path: Path) -> None:
     """A 3 s DATA reply with a 1 s lease: the heartbeat keeps the lease for the whole
     wait, so a second live worker finds nothing to do, and the message goes out once."""
-    with FaultServer(SlowData()) as server:
+    with SMTPServer(faults=SlowData()) as server:
         path = str(tmp_path / "spool.sqlite3")
         mailpost.configure(
             MAILERS={
@@ -103,9 +104,9 @@ def test_slow_server_keeps_the_lease_and_a_second_worker_never_sends_it(tmp_path
         thread.start()
         try:
             deadline = time.monotonic() + 10
-            while not server.log.data_tries and time.monotonic() < deadline:
+            while not server.recorder.data_tries and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert server.log.data_tries[0] == 1
+            assert server.recorder.data_tries[0] == 1
             time.sleep(1.5)  # the original lease has long run out by now
             second = spool.worker(worker_id="second", heartbeat_interval=0.2)
             assert second.run(until_idle=True) == 0
@@ -114,6 +115,6 @@ def test_slow_server_keeps_the_lease_and_a_second_worker_never_sends_it(tmp_path
         assert not thread.is_alive()
         [record] = spool.list()
         assert record.state == "sent"
-        assert len(server.copies) == 1
+        assert len(server.messages) == 1
         history = spool.show(record.id).history
         assert [(a.worker, a.outcome) for a in history] == [("first", "delivered")]
