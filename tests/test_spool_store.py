@@ -319,3 +319,15 @@ def test_group_settle_writes_the_same_rows_as_one_at_a_time(store: SpoolStore) -
     assert row(1)[2] == T0 + 60
     assert row(2)[0] == "dead"
     assert [a.outcome for a in store.history(1)] == [a.outcome for a in store.history(3)]
+
+
+def test_a_lease_returns_the_stored_times_exactly(store: SpoolStore) -> None:
+    """Times come back as stored, to the last bit (the SQLite lease reads rows as JSON)."""
+    now = 1_733_563_200.123456789
+    store.enqueue([_new(1, send_at=now + 0.000001)], now=now)
+    [record] = store.lease("w1", now=now + 1.000003, lease_seconds=20.000001, limit=1)
+    assert record.created_at == now
+    assert record.queued_at == now
+    assert record.send_at == now + 0.000001
+    assert record.lease_expires_at == now + 1.000003 + 20.000001
+    assert record.updated_at == now + 1.000003

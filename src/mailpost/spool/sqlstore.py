@@ -47,6 +47,13 @@ _COLUMNS = (
     "lease_token, queued_at"
 )
 
+#: The same columns for ``json_array``: times as 17-digit text, since SQLite writes a REAL
+#: in JSON with 15 significant digits (10 us off for a timestamp); ``_record`` reads both.
+_JSON_COLUMNS = ", ".join(
+    f"CASE WHEN {c} IS NULL THEN NULL ELSE printf('%!.17g', {c}) END" if c.endswith("_at") else c
+    for c in _COLUMNS.split(", ")
+)
+
 #: Ids per ``IN (...)`` list (well under every database's parameter limit).
 _CHUNK = 500
 
@@ -316,7 +323,7 @@ class SQLStore(SpoolStore):
             marks = self.dialect.marks(len(ids))
             cur.execute(f"{self._sql.take_where} IN ({marks})", [owner, token, expires, now, *ids])
             cur.execute(
-                f"SELECT json_group_array(json_array({_COLUMNS})) FROM messages "
+                f"SELECT json_group_array(json_array({_JSON_COLUMNS})) FROM messages "
                 f"WHERE id IN ({marks})",
                 ids,
             )
