@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -54,9 +53,7 @@ class SQLiteStore(SQLStore):
         self._conn = sqlite3.connect(
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
-        self.busy_timeout = float(busy_timeout)
-        self._busy_pragma = f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}"
-        self._conn.execute(self._busy_pragma)
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise OSError(f"spool {self.path!r}: cannot switch SQLite to WAL mode (got {mode!r})")
@@ -75,44 +72,13 @@ class SQLiteStore(SQLStore):
         transaction is exclusive in SQLite)."""
         with self._lock:
             cur = self._conn.cursor()
-            self._begin(cur)
+            cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
-
-    def _begin(self, cur: sqlite3.Cursor) -> None:
-        """``BEGIN IMMEDIATE``, waiting for another process's write lock in short naps.
-
-        SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries; a commit holds
-        the lock for about one fsync, so workers sharing a spool would wait several times
-        longer than needed and their SMTP sessions would idle. Here each retry follows a
-        nap of 0.1 ms doubling to 2 ms, up to ``busy_timeout`` in all (then SQLite's
-        "database is locked" error is raised). Other statements keep SQLite's handler.
-        """
-        conn = self._conn
-        conn.execute("PRAGMA busy_timeout = 0")
-        try:
-            deadline: float | None = None
-            nap = 0.0001
-            while True:
-                try:
-                    cur.execute("BEGIN IMMEDIATE")
-                    return
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc):
-                        raise
-                    now = time.monotonic()
-                    if deadline is None:
-                        deadline = now + self.busy_timeout
-                    elif now >= deadline:
-                        raise
-                time.sleep(nap)
-                nap = min(nap * 2, 0.002)
-        finally:
-            conn.execute(self._busy_pragma)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Cursor]:
@@ -143,10 +109,6 @@ class SQLiteStore(SQLStore):
             finally:
                 conn.execute("PRAGMA synchronous = FULL")
             return slot
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
 
 
 _shared: dict[tuple[str, int], SQLiteStore] = {}
