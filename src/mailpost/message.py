@@ -19,22 +19,19 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from mailpost import _django, _headers, _mime
+from mailpost import _django, _headers, _mime, _mime_parts
 from mailpost._config import settings
 from mailpost._headers import AddressInput, check_value
 from mailpost._mime import (
-    _CRLF,
     DEFAULT_ATTACHMENT_MIME_TYPE,
     FileContent,
     StreamedMessage,
-    _as_text,
-    _check_mimetype,
-    _rng,
     envelope,
     message_id_of,
     serialize,
     serialize_stream,
 )
+from mailpost._mime_parts import _CRLF, _as_text, _check_mimetype, _rng
 from mailpost.utils import DNS_NAME
 
 if TYPE_CHECKING:
@@ -310,7 +307,7 @@ class EmailMessage:
                     f"attach(): filename must be a string, not {type(filename).__name__}"
                 )
             check_value("attachment filename", filename)
-        mimetype, content = _mime.attachment_content(filename, content, mimetype)
+        mimetype, content = _mime_parts.attachment_content(filename, content, mimetype)
         self.attachments.append(EmailAttachment(filename, content, mimetype))
 
     def attach_file(
