@@ -520,14 +520,7 @@ class SQLStore(SpoolStore):
         guarded = self._sql.settle_guarded
         assert guarded is not None
         cur.execute("SAVEPOINT planned")
-        changed = 0
-        width = len(plan.rows[0])
-        for start in range(0, len(plan.rows), _CHUNK):
-            chunk = plan.rows[start : start + _CHUNK]
-            marks = ",".join([f"({self.dialect.marks(width)})"] * len(chunk))
-            cur.execute(guarded.format(values=marks), [v for row in chunk for v in row])
-            cur.execute("SELECT changes()")
-            changed += int(cur.fetchone()[0])
+        changed = self._grouped(cur, guarded, plan.rows)
         if changed != len(plan.rows):
             cur.execute("ROLLBACK TO planned")
             cur.execute("RELEASE planned")
@@ -547,12 +540,20 @@ class SQLStore(SpoolStore):
         list) once per chunk of rows where the dialect prefers one statement."""
         if grouped is None or len(rows) == 1:
             cur.executemany(each, rows)
-            return
+        else:
+            self._grouped(cur, grouped, rows)
+
+    def _grouped(self, cur: Any, grouped: str, rows: builtins.list[tuple[Any, ...]]) -> int:
+        """Run ``grouped`` once per chunk of ``rows``, its ``{values}`` a VALUES list of
+        them; the number of rows it changed."""
         width = len(rows[0])
+        changed = 0
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
             marks = ",".join([f"({self.dialect.marks(width)})"] * len(chunk))
             cur.execute(grouped.format(values=marks), [v for row in chunk for v in row])
+            changed += cur.rowcount
+        return changed
 
     # -- reading --------------------------------------------------------------------------
 
