@@ -290,7 +290,7 @@ def test_reply_after_the_data_fails_that_message_only(
     assert "1 of 3 message(s) not fully delivered (2 sent)" in str(error)
 
 
-# -- lost connections --------------------------------------------------------------------------
+# -- lost sessions -----------------------------------------------------------------------------
 
 
 def test_connection_dropped_mid_data_reconnects_and_retries_that_message_once(
@@ -306,18 +306,18 @@ def test_connection_dropped_mid_data_reconnects_and_retries_that_message_once(
     assert all(m.delivery is not None and m.delivery.ok for m in messages)
 
 
-@pytest.mark.parametrize(("per_connection", "sessions"), [(5, 2), (3, 4)])
+@pytest.mark.parametrize(("allowance", "sessions"), [(5, 2), (3, 4)])
 def test_421_after_n_messages_delivers_the_whole_batch_exactly_once(
-    smtp_server: SMTPServer, smtp_mailer: Mailer, per_connection: int, sessions: int
+    smtp_server: SMTPServer, smtp_mailer: Mailer, allowance: int, sessions: int
 ) -> None:
-    smtp_server.faults.close_after = per_connection
+    smtp_server.faults.close_after = allowance
     messages = [make(n) for n in range(1, 11)]
     assert smtp_mailer(smtp_server).send_messages(messages) == 10
 
     assert subjects(smtp_server) == [f"Message {n}" for n in range(1, 11)]
     assert smtp_server.sessions == sessions
     per_session = [m.session for m in smtp_server.messages]
-    assert all(per_session.count(s) <= per_connection for s in set(per_session))
+    assert all(per_session.count(s) <= allowance for s in set(per_session))
     assert all(m.delivery is not None and m.delivery.ok for m in messages)
 
 

@@ -166,7 +166,7 @@ def test_first_loss_may_reconnect_then_only_after_progress() -> None:
 
 
 def lane_over(
-    count: int, *, per_connection: int | None = None
+    count: int, *, per_session: int | None = None
 ) -> tuple[Lane, list[tuple[int, DeliveryResult]]]:
     """A lane through a batch of ``count`` two-recipient items; what ``on_result`` heard."""
     items = [
@@ -174,7 +174,7 @@ def lane_over(
         for n in range(count)
     ]
     heard: list[tuple[int, DeliveryResult]] = []
-    batch = Batch(items, lambda i, r: heard.append((i, r)), per_connection)
+    batch = Batch(items, lambda i, r: heard.append((i, r)), per_session)
     return Lane(batch), heard
 
 
@@ -205,7 +205,7 @@ def test_a_lane_takes_the_retry_first_then_the_message_ahead_then_the_queue() ->
 
 
 def test_a_message_that_may_not_follow_stays_first_in_the_queue() -> None:
-    lane, _ = lane_over(3, per_connection=2)
+    lane, _ = lane_over(3, per_session=2)
     assert lane.next() == (0, None)
     assert lane.follow(0, lambda item: False) is None  # e.g. it streams files
     assert lane.follow(1, lambda item: True) is None  # no room: 1 + this one + it > 2
@@ -259,7 +259,7 @@ def test_a_lane_reconnects_again_only_after_a_delivery_on_the_new_session() -> N
 
 
 def test_a_session_is_retired_when_its_allowance_is_used_and_the_next_is_not_a_reconnect() -> None:
-    lane, heard = lane_over(3, per_connection=2)
+    lane, heard = lane_over(3, per_session=2)
     lane.opened()
     lane.next()
     assert lane.finished(0, delivered(0), 1) is Then.KEEP

@@ -1,1 +1,1 @@
-"""SMTP internals: pure envelope/reply logic and the connection machinery."""
+"""SMTP internals: pure envelope/reply logic, and the wire, sessions, pool and batches."""

@@ -54,26 +54,26 @@ class Then(enum.Enum):
 
     KEEP = "keep"  #: send the next message on it
     DISCARD = "discard"  #: abort it (lost or unusable) and connect anew for the next
-    RETIRE = "retire"  #: QUIT it: its ``messages_per_connection`` allowance is used up
+    RETIRE = "retire"  #: QUIT it: its ``messages_per_session`` allowance is used up
 
 
 class Batch:
     """The shared state of one batch: the queue of message indexes and the results."""
 
-    __slots__ = ("items", "on_result", "per_connection", "problem", "queue", "results")
+    __slots__ = ("items", "on_result", "per_session", "problem", "queue", "results")
 
     def __init__(
         self,
         items: list[Item],
         on_result: Callable[[int, DeliveryResult], None] | None = None,
-        per_connection: int | None = None,
+        per_session: int | None = None,
     ) -> None:
         self.items = items
         self.queue: deque[int] = deque(range(len(items)))
         self.results: list[DeliveryResult | None] = [None] * len(items)
         self.problem: Problem | None = None
         self.on_result = on_result
-        self.per_connection = per_connection
+        self.per_session = per_session
 
     def settled(self, index: int, result: DeliveryResult) -> None:
         """Item ``index`` has its final result: keep it, let its bytes go, tell the caller."""
@@ -142,10 +142,10 @@ class Lane:
         data: the session has room for it (``transactions`` before the current one) and
         ``may_follow`` allows it (pipelining on, nothing streamed)."""
         batch = self.batch
-        queue, per_connection = batch.queue, batch.per_connection
+        queue, per_session = batch.queue, batch.per_session
         if (
             queue
-            and (per_connection is None or transactions + 1 < per_connection)
+            and (per_session is None or transactions + 1 < per_session)
             and may_follow(batch.items[queue[0]])
         ):
             return queue.popleft()
@@ -189,8 +189,8 @@ class Lane:
             self.policy.delivered()
         if not attempt.usable:
             return Then.DISCARD
-        per_connection = self.batch.per_connection
-        if per_connection is not None and transactions >= per_connection:
+        per_session = self.batch.per_session
+        if per_session is not None and transactions >= per_session:
             self.connected = False
             return Then.RETIRE
         return Then.KEEP

@@ -1,8 +1,8 @@
 """The two drivers of a batch: the worker coroutine and the callback pump.
 
 :func:`send_batch` spreads a batch over a :class:`~mailpost._smtp.pool.Pool`: one
-:class:`Worker` per connection, taking messages from the batch's shared queue, returns
-one result per message, in order. A worker whose connection is lost (dropped, timed out,
+:class:`Worker` per session, taking messages from the batch's shared queue, returns
+one result per message, in order. A worker whose session is lost (dropped, timed out,
 421) reconnects and retries the interrupted message once, under
 :class:`~mailpost._smtp.policy.ReconnectPolicy`.
 
@@ -45,47 +45,49 @@ class Worker:
     async def run(self) -> None:
         pool, lane, items = self.pool, self.lane, self.batch.items
         limit = pool.config.rate_limit
-        conn: Session | None = None
+        session: Session | None = None
         try:
             while True:
                 step = lane.next()
                 if step is None:
                     return
                 index, sent = step
-                if conn is None:
-                    conn, problem = await self._connect()
+                if session is None:
+                    session, problem = await self._connect()
                     if problem is not None:
                         lane.stopped(index, problem)
                         return
-                    assert conn is not None
+                    assert session is not None
                 if limit is not None:
                     delay = limit.reserve()
                     if delay > 0:
                         await asyncio.sleep(delay)
                 if sent is not None and sent.outcome is None and limit is None:
-                    then = await Pump(self, conn).run(index, sent)
+                    then = await Pump(self, session).run(index, sent)
                     if then is None:  # that message needs the general path
                         continue
                 else:
                     follow = (
-                        lane.follow(conn.transactions, conn.can_pipeline) if limit is None else None
+                        lane.follow(session.transactions, session.can_pipeline)
+                        if limit is None
+                        else None
                     )
-                    attempt, following = await conn.transact(
+                    attempt, following = await session.transact(
                         items[index],
                         items[follow] if follow is not None else None,
                         sent,
                         self.prime,
                     )
-                    then = lane.finished(index, attempt, conn.transactions, follow, following)
+                    then = lane.finished(index, attempt, session.transactions, follow, following)
                 if then is Then.DISCARD:
-                    pool.discard(conn)
-                    conn = None
+                    pool.discard(session)
+                    session = None
                 elif then is Then.RETIRE:
-                    await pool.retire(conn)
-                    conn = None
+                    await pool.retire(session)
+                    session = None
         finally:
-            if conn is not None:
-                pool.release(conn)
+            if session is not None:
+                pool.release(session)
 
     async def _connect(self) -> tuple[Session | None, Problem | None]:
         config, lane = self.pool.config, self.lane
@@ -97,7 +99,7 @@ class Worker:
                 return None, problem
             logger.info("%s: connection lost; reconnecting to %s", config.label, where)
         try:
-            conn = await self.pool.acquire(fresh=reconnect)
+            session = await self.pool.acquire(fresh=reconnect)
         except OSError as exc:
             failure = classify_exception(exc)
             verb = "reconnect" if reconnect else "connect"
@@ -106,7 +108,7 @@ class Worker:
                 logger.warning("%s: %s", config.label, text)
             return None, (text, failure, exc)
         lane.opened()
-        return conn, None
+        return session, None
 
 
 class Pump:
@@ -125,7 +127,6 @@ class Pump:
     __slots__ = (
         "ahead",
         "batch",
-        "conn",
         "error",
         "follow",
         "index",
@@ -133,18 +134,19 @@ class Pump:
         "lane",
         "pool",
         "result",
+        "session",
         "stop",
         "then",
         "wire",
     )
 
-    def __init__(self, worker: Worker, conn: Session) -> None:
+    def __init__(self, worker: Worker, session: Session) -> None:
         self.lane = worker.lane
         self.pool = worker.pool
         self.batch = worker.batch
         self.items = worker.batch.items
-        self.conn = conn
-        self.wire = conn.wire
+        self.session = session
+        self.wire = session.wire
         self.stop = False
         #: What the worker does with the session after the last transaction the pump
         #: finished; None: the next message goes the general path on the same session.
@@ -196,9 +198,9 @@ class Pump:
     def complete(self, got: list[Reply]) -> None:
         """Apply the replies to the data in flight, then start the message after it."""
         assert self.result is not None
-        conn, lane = self.conn, self.lane
-        attempt, following = conn.data_done(self.result, got, self.ahead)
-        then = lane.finished(self.index, attempt, conn.transactions, self.follow, following)
+        session, lane = self.session, self.lane
+        attempt, following = session.data_done(self.result, got, self.ahead)
+        then = lane.finished(self.index, attempt, session.transactions, self.follow, following)
         if then is not Then.KEEP or following is None:
             self.then, self.stop = then, True
             return
@@ -209,7 +211,7 @@ class Pump:
     def step(self, index: int, sent: Sent) -> bool:
         """Settle ``index``'s envelope replies; if all is normal write its data and the
         next envelope and return True, else hand the message back to the worker."""
-        conn, wire, lane, items = self.conn, self.wire, self.lane, self.items
+        session, wire, lane, items = self.session, self.wire, self.lane, self.items
         item = items[index]
         sent.outcome = settle(
             sent.result, item.sender, sent.replies, expected=sent.expected, cause=wire.error
@@ -218,15 +220,17 @@ class Pump:
             lane.hand_back(index, sent)
             self.then, self.stop = None, True
             return False
-        follow = lane.follow(conn.transactions, conn.can_pipeline)  # before this one, as transact
-        conn.transactions += 1
-        ahead = conn.write_data(item, items[follow] if follow is not None else None)
+        follow = lane.follow(
+            session.transactions, session.can_pipeline
+        )  # before this one, as transact
+        session.transactions += 1
+        ahead = session.write_data(item, items[follow] if follow is not None else None)
         if follow is not None and ahead is None:
             lane.followed(follow, None)  # its envelope was not sent
             follow = None
         self.index, self.result, self.follow, self.ahead = index, sent.result, follow, ahead
         wire.wanted = ahead.wanted if ahead is not None else 1
-        wire.arm(conn.config.data_timeout)
+        wire.arm(session.config.data_timeout)
         self.batch.prime(self.pool.extensions)  # as Worker.prime
         return True
 

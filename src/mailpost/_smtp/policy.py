@@ -1,8 +1,8 @@
-"""When a batch may reconnect after losing its SMTP connection.
+"""When a batch may reconnect after losing its SMTP session.
 
-A lost connection (dropped socket, timeout, 421) gets one reconnect. Another is allowed
-only after the new connection delivered something, so a server that takes a few messages
-per connection (421 after N) still gets the whole batch, while a server that drops every
+A lost session (dropped socket, timeout, 421) gets one reconnect. Another is allowed
+only after the new session delivered something, so a server that takes a few messages
+per session (421 after N) still gets the whole batch, while a server that drops every
 attempt is not hammered: the batch stops and reports the rest as unattempted.
 """
 
@@ -23,10 +23,10 @@ class ReconnectPolicy:
         return self.reconnects == 0 or self.delivered_since_reconnect > 0
 
     def reconnected(self) -> None:
-        """A new connection replaced the lost one."""
+        """A new session replaced the lost one."""
         self.reconnects += 1
         self.delivered_since_reconnect = 0
 
     def delivered(self) -> None:
-        """The current connection delivered a message."""
+        """The current session delivered a message."""
         self.delivered_since_reconnect += 1

@@ -31,8 +31,8 @@ class Pool:
     @property
     def tls_version(self) -> str | None:
         """The TLS version of an idle session (e.g. ``"TLSv1.3"``), None without TLS."""
-        for conn in self.idle:
-            transport = conn.wire.transport
+        for session in self.idle:
+            transport = session.wire.transport
             tls = transport.get_extra_info("ssl_object") if transport is not None else None
             if tls is not None:
                 version: str | None = tls.version()
@@ -48,30 +48,32 @@ class Pool:
         """An idle healthy session, a new one, or the next one released.
 
         ``fresh``: a new session (to retry a message whose session was lost: a reused one
-        might be about to reach the server's per-connection limit too).
+        might be about to reach the server's per-session limit too).
         """
         config = self.config
         while True:
             if fresh and self.idle and self.count >= config.max_connections:
                 self.discard(self.idle.pop(0))  # make room for the new session
             while self.idle and not fresh:
-                conn = self.idle.pop()
+                session = self.idle.pop()
                 check = config.health_check_after
-                if conn.alive and (
-                    check is None or time.monotonic() - conn.last_used < check or await conn.noop()
+                if session.alive and (
+                    check is None
+                    or time.monotonic() - session.last_used < check
+                    or await session.noop()
                 ):
-                    return conn
-                self.discard(conn)
+                    return session
+                self.discard(session)
             if self.count < config.max_connections:
                 self.count += 1
                 try:
-                    conn = await open_session(config)
+                    session = await open_session(config)
                 except BaseException:
                     self.count -= 1
                     self._wake()
                     raise
-                self.extensions = conn.extensions
-                return conn
+                self.extensions = session.extensions
+                return session
             waiter = self.loop.create_future()
             self.waiters.append(waiter)
             try:
@@ -82,25 +84,25 @@ class Pool:
                 self._wake()
                 raise
 
-    def release(self, conn: Session) -> None:
+    def release(self, session: Session) -> None:
         """Give a session back for the next sender."""
-        if self.closed or not conn.alive:
-            self.discard(conn)
+        if self.closed or not session.alive:
+            self.discard(session)
             return
-        self.idle.append(conn)
+        self.idle.append(session)
         self._wake()
 
-    def discard(self, conn: Session) -> None:
+    def discard(self, session: Session) -> None:
         """Drop a session that cannot be used any more."""
-        conn.abort()
+        session.abort()
         self.count -= 1
         self._wake()
 
-    async def retire(self, conn: Session) -> None:
+    async def retire(self, session: Session) -> None:
         """QUIT a healthy session (its message allowance is used up)."""
         self.count -= 1
         self._wake()
-        await conn.quit()
+        await session.quit()
 
     def _wake(self) -> None:
         while self.waiters:
@@ -114,7 +116,7 @@ class Pool:
         self.closed = True
         idle, self.idle = self.idle, []
         self.count -= len(idle)
-        await asyncio.gather(*(conn.quit() for conn in idle))
+        await asyncio.gather(*(session.quit() for session in idle))
         for waiter in self.waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -152,10 +152,10 @@ def settle(
 ) -> Outcome:
     """Apply the replies to MAIL, each RCPT and DATA (``expected`` commands were sent).
 
-    Fewer replies than ``expected`` means the connection ended after the last one. Without
+    Fewer replies than ``expected`` means the session ended after the last one. Without
     pipelining the caller stops after a refused MAIL or when no RCPT was accepted, so the
     replies end there and ``expected`` says how many commands actually went out.
-    ``cause`` is why the connection ended, if it did.
+    ``cause`` is why the session ended, if it did.
     """
     statuses = result.recipients
     if not replies:
@@ -205,7 +205,7 @@ def settle(
 def settle_data(
     result: DeliveryResult, reply: Reply | None, *, cause: BaseException | None = None
 ) -> Outcome:
-    """Apply the reply to the end of the data (None: the connection ended first)."""
+    """Apply the reply to the end of the data (None: the session ended first)."""
     if reply is None:
         return _lost_outcome(result, "the end of DATA", cause)
     code, raw = reply

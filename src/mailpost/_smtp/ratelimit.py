@@ -1,4 +1,4 @@
-"""A messages-per-second limit, shared by every connection of a mailer.
+"""A messages-per-second limit, shared by every SMTP session or HTTP request of a mailer.
 
 Pure arithmetic on an injectable clock: :meth:`RateLimit.reserve` books the next slot and
 says how long to wait for it. Slots are spaced ``1 / rate`` apart, with a burst of up to

@@ -1,10 +1,10 @@
-"""What an SMTP reply or a transport error means: success, retry later, or give up.
+"""What an SMTP reply or a network error means: success, retry later, or give up.
 
 Pure functions, no sockets: the SMTP backend (and later the async engine) turns every
 server reply and every exception into a :class:`Failure` with words, a code and a
 ``retryable`` verdict the spool can trust. RFC 5321 section 4.2.1: 2xx is success, 4xx is a
 transient failure (try again later), 5xx is permanent; 421 also means the server is
-closing the connection. No reply at all (connection lost, timed out) is transient too.
+closing the session. No reply at all (session lost, timed out) is transient too.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ _READ_BUFFER = 32 * 1024
 class Wire(asyncio.BufferedProtocol):
     """The socket side: collects replies and wakes whoever waits for them.
 
-    A buffered protocol: the transport reads into one buffer per connection. A plain
+    A buffered protocol: the transport reads into one buffer per session. A plain
     ``Protocol`` gets a new 256 KiB ``bytes`` per read, which glibc serves with mmap and
     munmap while its mmap threshold is low: measured 30% of the throughput on loopback.
     """
@@ -206,7 +206,7 @@ class Wire(asyncio.BufferedProtocol):
         return [replies.popleft() for _ in range(n)]
 
     def _watch(self) -> None:
-        """One timer per connection, re-armed lazily: cheaper than one per reply."""
+        """One timer per session, re-armed lazily: cheaper than one per reply."""
         self._timer = None
         waiter = self.waiter
         if self.pump is None and (waiter is None or waiter.done()):
