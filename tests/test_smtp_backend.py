@@ -95,7 +95,7 @@ def test_lines_starting_with_a_dot_arrive_intact(
     assert parse(got.data).get_content().replace("\r\n", "\n") == body
 
 
-def test_a_batch_goes_over_one_connection_in_order(
+def test_a_batch_goes_over_one_session_in_order(
     smtp_server: SMTPServer, smtp_mailer: Mailer
 ) -> None:
     messages = [make(n) for n in range(1, 4)]
@@ -293,7 +293,7 @@ def test_reply_after_the_data_fails_that_message_only(
 # -- lost sessions -----------------------------------------------------------------------------
 
 
-def test_connection_dropped_mid_data_reconnects_and_retries_that_message_once(
+def test_session_dropped_mid_data_reconnects_and_retries_that_message_once(
     smtp_server: SMTPServer, smtp_mailer: Mailer
 ) -> None:
     smtp_server.faults.data_replies[2] = DROP
@@ -360,7 +360,7 @@ def test_server_dropping_every_attempt_is_not_hammered(
     assert error.retryable is True
 
 
-def test_421_at_mail_from_retries_the_message_on_a_new_connection(
+def test_421_at_mail_from_retries_the_message_on_a_new_session(
     smtp_server: SMTPServer, smtp_mailer: Mailer
 ) -> None:
     smtp_server.faults.mail_replies[2] = "421 4.3.2 Service shutting down"
@@ -502,10 +502,10 @@ def test_size_is_declared_and_an_oversized_message_is_not_sent(
     assert server.verbs().count("MAIL") == 1
 
 
-# -- connection management -------------------------------------------------------------------
+# -- open and close -------------------------------------------------------------------------
 
 
-def test_open_connection_is_reused_and_left_open_until_close(
+def test_open_pool_is_reused_and_left_open_until_close(
     smtp_server: SMTPServer, smtp_mailer: Mailer
 ) -> None:
     backend = smtp_mailer(smtp_server)

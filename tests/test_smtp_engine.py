@@ -1,5 +1,5 @@
-"""The SMTP engine under load and concurrency: PIPELINING, the connection pool, messages per
-connection, idle health checks, timeouts, the rate limit, and per-recipient truth when many
+"""The SMTP engine under load and concurrency: PIPELINING, the session pool, messages per
+session, idle health checks, timeouts, the rate limit, and per-recipient truth when many
 sessions fail in different ways at once. Every scenario runs through the sync API and the
 native async one, against a real aiosmtpd server on loopback."""
 
@@ -133,7 +133,7 @@ def server(request: pytest.FixtureRequest, smtp_server: SMTPServer) -> SMTPServe
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_drop_mid_data_retries_that_message_once_on_a_new_connection(
+def test_drop_mid_data_retries_that_message_once_on_a_new_session(
     server: SMTPServer, smtp_mailer: Mailer, mode: str
 ) -> None:
     server.faults.data_replies[2] = DROP
@@ -292,7 +292,7 @@ def _batch() -> list[EmailMessage]:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_200_messages_over_8_connections_with_faults_each_result_exact(
+def test_200_messages_over_8_sessions_with_faults_each_result_exact(
     smtp_server: SMTPServer, smtp_mailer: Mailer, mode: str
 ) -> None:
     _faulty(smtp_server)
@@ -685,7 +685,7 @@ def test_a_batch_holds_the_bytes_of_the_messages_in_flight_only(
     messages = [make(n, body="x" * 20_000 + "\n") for n in range(200)]
     assert deliver(smtp_mailer(smtp_server, max_connections=2), messages, mode) == 200
     assert len(seen) == 200
-    assert 2 <= most <= 8  # a few per connection: in flight, ahead, composed in the gap
+    assert 2 <= most <= 8  # a few per session: in flight, ahead, composed in the gap
     assert not any(i.data for i in seen)
 
 

@@ -8,7 +8,7 @@ These tests drive 40-90 message batches through it against the real aiosmtpd ser
 ``smtpd_harness``, cause one kind of trouble well after the first message, and check that
 the caller is told what the general path would have said: per-message and per-recipient
 results in batch order, each message delivered at most once (exactly once when reported
-sent), an interrupted message retried once on a new connection.
+sent), an interrupted message retried once on a new session.
 
 The evidence:
 
@@ -17,11 +17,11 @@ The evidence:
   message exactly once and nothing else.
 - the ``pumped`` spy on ``Pump.step``: the pump itself wrote messages before and after the
   fault, so the fault hit the fast path, and the pump took over again afterwards.
-- for refusals, lost connections and the SIZE limit over one connection, where a run is
+- for refusals, lost sessions and the SIZE limit over one session, where a run is
   deterministic: the results equal those of the same batch and faults through the general
   path (``GENERAL_PATH``: a rate limit keeps the pump off) on a fresh server.
 
-Scenarios run over one and three connections and through ``send_messages`` and
+Scenarios run over one and three sessions and through ``send_messages`` and
 ``asend_messages``; to stay fast, each scenario takes a few combinations that between them
 cover every value of each.
 
@@ -194,7 +194,7 @@ def general_path_results(
     setup: Callable[[SMTPServer], None] | None = None,
     **options: Any,
 ) -> list[DeliveryResult]:
-    """The results of batch ``build()`` through the general path (one connection, mailer
+    """The results of batch ``build()`` through the general path (one session, mailer
     ``options``), as :func:`comparable` shows them, on a fresh harness server with a copy of
     ``faults`` (and ``server_options``; ``setup`` is called before it is connected to)."""
     server = SMTPServer(faults=copy.deepcopy(faults), **(server_options or {}))
@@ -277,7 +277,7 @@ def refusal_batch() -> list[EmailMessage]:
 
 
 @pytest.mark.parametrize(
-    ("reply", "connections", "mode"),
+    ("reply", "sessions", "mode"),
     [
         ("550 5.1.1 no such user", 1, "sync"),
         ("450 4.2.1 mailbox busy", 1, "async"),
@@ -291,7 +291,7 @@ def test_recipients_refused_mid_batch_are_reported_per_recipient(
     smtp_mailer: Mailer,
     pumped: list[int],
     reply: str,
-    connections: int,
+    sessions: int,
     mode: str,
 ) -> None:
     code, text = split(reply)
@@ -299,7 +299,7 @@ def test_recipients_refused_mid_batch_are_reported_per_recipient(
     server.faults.refuse.update(
         {a: reply for m in messages for a in m.recipients() if a.startswith("no-")}
     )
-    results = send(smtp_mailer(server, max_connections=connections), messages, mode)
+    results = send(smtp_mailer(server, max_connections=sessions), messages, mode)
 
     check_batch(server, results)
     assert_all_ok_except(messages, results, {*PARTIAL, *TOTAL})
@@ -331,10 +331,10 @@ def test_recipients_refused_mid_batch_are_reported_per_recipient(
         assert result.retryable is (code < 500)
         assert (result.error or "").startswith(f"all {count} recipient(s) refused: ")
     assert server.verbs().count("RSET") == len(TOTAL)  # once per message nobody took
-    assert server.sessions == connections
+    assert server.sessions == sessions
     assert not set(TOTAL) & set(pumped)  # handed back: the general path sends RSET
     assert_pumped_around(pumped, min(PARTIAL), max(PARTIAL))
-    if connections == 1:
+    if sessions == 1:
         assert set(PARTIAL) <= set(pumped)  # a partial refusal stays on the fast path
         expected = general_path_results(refusal_batch, server.faults)
         assert comparable(results) == expected
@@ -343,7 +343,7 @@ def test_recipients_refused_mid_batch_are_reported_per_recipient(
 # -- MAIL, DATA or the end of DATA refused -----------------------------------------------------
 
 SIZE_STAGES = 60
-#: 1-based over the server's life (with one connection the n-th MAIL, DATA or end of DATA is
+#: 1-based over the server's life (with one session the n-th MAIL, DATA or end of DATA is
 #: message n - 1's): two messages in a row and a later one.
 STAGE_FAULTS = (30, 31, 45)
 STAGES = {
@@ -424,7 +424,7 @@ def test_a_refusal_at_any_stage_mid_batch_fails_that_message_only(
     [("452 4.3.1 out of storage", "async"), ("554 5.6.0 rejected", "sync")],
     ids=["4xx-async", "5xx-sync"],
 )
-def test_refusals_at_the_end_of_data_over_three_connections_fail_those_messages_only(
+def test_refusals_at_the_end_of_data_over_three_sessions_fail_those_messages_only(
     server: SMTPServer, smtp_mailer: Mailer, pumped: list[int], reply: str, mode: str
 ) -> None:
     code, text = split(reply)
@@ -448,7 +448,7 @@ def test_refusals_at_the_end_of_data_over_three_connections_fail_those_messages_
     assert_pumped_around(pumped, min(failed), max(failed))
 
 
-# -- the connection lost: 421 after N messages, a drop or a 421 at the end of DATA -------------
+# -- the session lost: 421 after N messages, a drop or a 421 at the end of DATA -------------
 
 SIZE_LOST = 70
 PER_SESSION = 9
@@ -459,13 +459,13 @@ def lost_batch() -> list[EmailMessage]:
     return batch(SIZE_LOST)
 
 
-@pytest.mark.parametrize(("connections", "mode"), [(1, "sync"), (1, "async"), (3, "sync")])
+@pytest.mark.parametrize(("sessions", "mode"), [(1, "sync"), (1, "async"), (3, "sync")])
 def test_421_after_every_n_messages_delivers_the_long_batch_exactly_once_in_order(
-    server: SMTPServer, smtp_mailer: Mailer, pumped: list[int], connections: int, mode: str
+    server: SMTPServer, smtp_mailer: Mailer, pumped: list[int], sessions: int, mode: str
 ) -> None:
     server.faults.close_after = PER_SESSION
     messages = lost_batch()
-    results = send(smtp_mailer(server, max_connections=connections), messages, mode)
+    results = send(smtp_mailer(server, max_connections=sessions), messages, mode)
 
     check_batch(server, results)
     assert_all_ok_except(messages, results, ())
@@ -473,7 +473,7 @@ def test_421_after_every_n_messages_delivers_the_long_batch_exactly_once_in_orde
     assert max(per_session.values()) <= PER_SESSION
     assert server.sessions >= SESSIONS_NEEDED
     assert_pumped_around(pumped, PER_SESSION, SIZE_LOST - PER_SESSION)
-    if connections == 1:
+    if sessions == 1:
         # the message whose MAIL got the 421 goes first on the next session: order kept
         assert ids_at(server) == [mid(n) for n in range(SIZE_LOST)]
         assert [got.session for got in server.messages] == [
@@ -495,7 +495,7 @@ def drop_batch() -> list[EmailMessage]:
 
 
 @pytest.mark.parametrize(
-    ("loss", "connections", "mode"),
+    ("loss", "sessions", "mode"),
     [
         (DROP, 1, "sync"),
         ("421 4.3.2 shutting down", 1, "async"),
@@ -504,24 +504,24 @@ def drop_batch() -> list[EmailMessage]:
     ],
     ids=["drop-1-sync", "421-1-async", "drop-3-async", "421-3-sync"],
 )
-def test_connection_lost_at_the_end_of_data_retries_that_message_once_on_a_new_connection(
+def test_session_lost_at_the_end_of_data_retries_that_message_once_on_a_new_session(
     server: SMTPServer,
     smtp_mailer: Mailer,
     pumped: list[int],
     loss: str,
-    connections: int,
+    sessions: int,
     mode: str,
 ) -> None:
     server.faults.data_replies.update(dict.fromkeys(DROPS, loss))
     messages = drop_batch()
-    results = send(smtp_mailer(server, max_connections=connections), messages, mode)
+    results = send(smtp_mailer(server, max_connections=sessions), messages, mode)
 
     check_batch(server, results)
     assert_all_ok_except(messages, results, ())  # every message, the interrupted ones too
     assert len(server.messages) == SIZE_DROP
-    assert server.sessions == connections + len(DROPS)  # one new session per loss
+    assert server.sessions == sessions + len(DROPS)  # one new session per loss
     assert_pumped_around(pumped, min(DROPS.values()), max(DROPS.values()))
-    if connections == 1:
+    if sessions == 1:
         first, second = DROPS.values()
         assert ids_at(server) == [mid(n) for n in range(SIZE_DROP)]
         # each interrupted message went first on a new session
@@ -591,18 +591,18 @@ def sized_batch() -> list[EmailMessage]:
     return batch(SIZE_SIZED, dict.fromkeys(OVERSIZED, big))
 
 
-@pytest.mark.parametrize(("connections", "mode"), [(1, "sync"), (3, "async")])
+@pytest.mark.parametrize(("sessions", "mode"), [(1, "sync"), (3, "async")])
 def test_a_message_over_the_size_limit_fails_clearly_and_its_neighbours_are_delivered(
     make_smtp_server: MakeServer,
     smtp_mailer: Mailer,
     pumped: list[int],
-    connections: int,
+    sessions: int,
     mode: str,
 ) -> None:
     faults = Faults(pipelining=True)
     server = make_smtp_server(faults=faults, data_size_limit=SIZE_LIMIT)
     messages = sized_batch()
-    results = send(smtp_mailer(server, max_connections=connections), messages, mode)
+    results = send(smtp_mailer(server, max_connections=sessions), messages, mode)
 
     check_batch(server, results)
     assert_all_ok_except(messages, results, OVERSIZED)
@@ -620,10 +620,10 @@ def test_a_message_over_the_size_limit_fails_clearly_and_its_neighbours_are_deli
         )
     assert server.verbs().count("MAIL") == SIZE_SIZED - len(OVERSIZED)  # never announced
     assert all(got.mail_options == [f"SIZE={len(got.data)}"] for got in server.messages)
-    assert server.sessions == connections
+    assert server.sessions == sessions
     assert not set(OVERSIZED) & set(pumped)
     assert_pumped_around(pumped, min(OVERSIZED), max(OVERSIZED))
-    if connections == 1:
+    if sessions == 1:
         assert ids_at(server) == [mid(n) for n in range(SIZE_SIZED) if n not in OVERSIZED]
         expected = general_path_results(
             sized_batch, faults, server_options={"data_size_limit": SIZE_LIMIT}
@@ -671,19 +671,19 @@ def attachments(tmp_path: Path) -> dict[int, Path]:
     return files
 
 
-@pytest.mark.parametrize(("connections", "mode"), [(1, "async"), (3, "sync")])
+@pytest.mark.parametrize(("sessions", "mode"), [(1, "async"), (3, "sync")])
 def test_streamed_attachment_messages_between_pumped_ones_arrive_intact(
     server: SMTPServer,
     smtp_mailer: Mailer,
     pumped: list[int],
     attachments: dict[int, Path],
-    connections: int,
+    sessions: int,
     mode: str,
 ) -> None:
     messages = batch(SIZE_STREAMED)
     for n, path in attachments.items():
         messages[n].attach_file(path, stream=True)
-    results = send(smtp_mailer(server, max_connections=connections), messages, mode)
+    results = send(smtp_mailer(server, max_connections=sessions), messages, mode)
 
     check_batch(server, results)
     assert_all_ok_except(messages, results, ())
@@ -696,10 +696,10 @@ def test_streamed_attachment_messages_between_pumped_ones_arrive_intact(
             assert attachment.get_content() == attachments[n].read_bytes()
         else:
             assert files == []
-    assert server.sessions == connections
+    assert server.sessions == sessions
     assert not set(STREAMED) & set(pumped)  # written chunk by chunk by the coroutine
     assert_pumped_around(pumped, min(STREAMED), max(STREAMED))
-    if connections == 1:
+    if sessions == 1:
         assert ids_at(server) == [mid(n) for n in range(SIZE_STREAMED)]
 
 
@@ -709,12 +709,12 @@ SIZE_ROTATED = 50
 ALLOWANCE = 7
 
 
-@pytest.mark.parametrize(("connections", "mode"), [(1, "sync"), (3, "async")])
+@pytest.mark.parametrize(("sessions", "mode"), [(1, "sync"), (3, "async")])
 def test_messages_per_connection_rotates_sessions_and_delivers_everything_once(
-    server: SMTPServer, smtp_mailer: Mailer, pumped: list[int], connections: int, mode: str
+    server: SMTPServer, smtp_mailer: Mailer, pumped: list[int], sessions: int, mode: str
 ) -> None:
     messages = batch(SIZE_ROTATED)
-    backend = smtp_mailer(server, max_connections=connections, messages_per_connection=ALLOWANCE)
+    backend = smtp_mailer(server, max_connections=sessions, messages_per_connection=ALLOWANCE)
     results = send(backend, messages, mode)
 
     check_batch(server, results)
@@ -725,14 +725,14 @@ def test_messages_per_connection_rotates_sessions_and_delivers_everything_once(
     assert server.verbs().count("QUIT") == server.sessions  # each retired politely
     assert server.verbs().count("MAIL") == SIZE_ROTATED  # no 421, nothing sent twice
     assert_pumped_around(pumped, ALLOWANCE, SIZE_ROTATED - ALLOWANCE)
-    if connections == 1:
+    if sessions == 1:
         assert ids_at(server) == [mid(n) for n in range(SIZE_ROTATED)]
         assert [got.session for got in server.messages] == [
             1 + n // ALLOWANCE for n in range(SIZE_ROTATED)
         ]
 
 
-def test_the_pump_pipelines_up_to_the_last_message_a_connection_may_carry(
+def test_the_pump_pipelines_up_to_the_last_message_a_session_may_carry(
     server: SMTPServer, smtp_mailer: Mailer, pumped: list[int]
 ) -> None:
     messages = batch(SIZE_ROTATED)

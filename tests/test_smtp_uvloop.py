@@ -512,7 +512,7 @@ def pipelining(request: pytest.FixtureRequest) -> bool:
     return value
 
 
-def test_a_drop_mid_data_on_uvloop_retries_on_a_new_connection_as_on_asyncio(
+def test_a_drop_mid_data_on_uvloop_retries_on_a_new_session_as_on_asyncio(
     send_on: Send, pipelining: bool
 ) -> None:
     reference, got = on_both_loops(
