@@ -70,7 +70,7 @@ def parse(data: bytes) -> StdlibMessage:
 
 
 def track_opens(backend: Any) -> list[Any]:
-    """Record what every ``backend.open()`` call returns (True means a new connection)."""
+    """Record what every ``backend.open()`` call returns (True means it opened now)."""
     calls: list[Any] = []
     original = backend.open
 
@@ -234,9 +234,9 @@ class BackendContract:
         assert messages[1].delivery is not None
         assert messages[1].delivery.ok
 
-    # -- connection lifecycle -------------------------------------------------------------
+    # -- open and close -------------------------------------------------------------------
 
-    def test_with_block_opens_once_and_reuses_the_connection(
+    def test_with_block_opens_once_and_stays_open(
         self, make_backend: MakeBackend, delivered: DeliveredFn
     ) -> None:
         backend = make_backend()
@@ -245,7 +245,7 @@ class BackendContract:
             assert entered is backend
             assert backend.send_messages([make_message(1)]) == 1
             assert backend.send_messages([make_message(2), make_message(3)]) == 2
-            assert not backend.open(), "open() inside an open session must not reconnect"
+            assert not backend.open(), "open() on an open backend must not open it again"
         assert sum(1 for r in opens if r) <= 1
         seen = delivered()
         if seen is not None:
@@ -262,7 +262,7 @@ class BackendContract:
         if seen is not None:
             assert [parse(d.data)["Subject"] for d in seen] == ["Message 1", "Message 2"]
 
-    def test_with_block_closes_the_connection_when_the_block_raises(
+    def test_with_block_closes_the_backend_when_the_block_raises(
         self, make_backend: MakeBackend
     ) -> None:
         backend = make_backend()
@@ -301,7 +301,7 @@ class BackendContract:
         if seen is not None:
             assert [parse(d.data)["Subject"] for d in seen] == ["Message 1", "Message 2"]
 
-    def test_async_with_block_sends_twice_on_one_session(
+    def test_async_with_block_sends_twice_while_open_once(
         self, make_backend: MakeBackend, delivered: DeliveredFn
     ) -> None:
         backend = make_backend()

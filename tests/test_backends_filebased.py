@@ -1,5 +1,5 @@
-"""The file backend: one .log file per backend instance in file_path, appended to by each
-session of that instance."""
+"""The file backend: one .log file per backend instance in file_path, appended to each
+time that instance is opened."""
 
 from __future__ import annotations
 
@@ -184,7 +184,7 @@ def test_direct_construction_without_any_path_names_the_setting() -> None:
         FileBackend()
 
 
-def test_one_session_writes_one_file(tmp_path: Path) -> None:
+def test_one_open_writes_one_file(tmp_path: Path) -> None:
     configure_file(tmp_path)
     with mailpost.mailers["contract"] as backend:
         backend.send_messages([make_message(1)])

@@ -210,7 +210,9 @@ def test_only_the_failed_messages_of_a_batch_go_to_backup(make_smtp_server: Make
     assert [m.delivery.mailer for m in messages if m.delivery] == ["primary", "backup", "primary"]
 
 
-def test_session_opens_inner_mailers_lazily_and_reuses_them(make_smtp_server: MakeServer) -> None:
+def test_open_mailer_opens_inner_mailers_lazily_and_reuses_them(
+    make_smtp_server: MakeServer,
+) -> None:
     primary = make_smtp_server()
     backup = make_smtp_server()
     configure_failover(primary.port, backup.port)
@@ -225,7 +227,7 @@ def test_session_opens_inner_mailers_lazily_and_reuses_them(make_smtp_server: Ma
     assert len(primary.messages) == 3
 
 
-def test_session_with_primary_down_uses_backup_for_every_message(
+def test_open_mailer_with_primary_down_uses_backup_for_every_message(
     make_smtp_server: MakeServer, closed_port: int
 ) -> None:
     backup = make_smtp_server()
@@ -263,7 +265,7 @@ def test_asend_with_primary_down_sends_through_backup(
     assert [m.delivery.mailer for m in messages if m.delivery] == ["backup", "backup"]
 
 
-def test_async_session_fails_over_on_4xx_and_keeps_partial_acceptance(
+def test_async_open_mailer_fails_over_on_4xx_and_keeps_partial_acceptance(
     make_smtp_server: MakeServer,
 ) -> None:
     primary = make_smtp_server(faults=Faults(refuse={"b@example.com": "450 4.2.1 Busy"}))

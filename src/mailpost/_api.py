@@ -261,8 +261,8 @@ def _choose_backend(
 
 
 def _send(backend: BaseEmailBackend, messages: list[EmailMessage]) -> int:
-    """Hand the messages to the backend in one call; it opens and closes its own session
-    (or keeps using one the caller opened), and records connection failures per message."""
+    """Hand the messages to the backend in one call; it opens and closes itself (or stays
+    open if the caller opened it), and records failures to connect per message."""
     if not messages:
         return 0
     return backend.send_messages(messages)

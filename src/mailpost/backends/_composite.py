@@ -113,8 +113,8 @@ class CompositeBackend(BaseEmailBackend):
 
     Subclasses set :attr:`aliases` (the inner mailers, in configured order) and implement
     :meth:`routes`. Inner mailers are built through ``mailpost.mailers`` when this mailer
-    is built, so their own ``MAILERS`` entries apply; they are opened lazily, inside an
-    ``open()`` / ``with`` session, the first time a message goes through them.
+    is built, so their own ``MAILERS`` entries apply; they are opened lazily, while this
+    mailer is open (``open()`` / ``with``), the first time a message goes through them.
     """
 
     aliases: list[str]
@@ -134,7 +134,7 @@ class CompositeBackend(BaseEmailBackend):
         super().__init__(fail_silently, alias=alias, **kwargs)
         #: alias -> backend; a foreign (Django-style) backend need not subclass the base.
         self.inner: dict[str, Any] = {}
-        self._session = False
+        self._is_open = False
         self._opened: list[str] = []
         self._lock = threading.Lock()
 
@@ -199,20 +199,20 @@ class CompositeBackend(BaseEmailBackend):
         """The route (aliases to try, in order) for each of ``count`` messages."""
         raise NotImplementedError
 
-    # -- sessions -------------------------------------------------------------------------
+    # -- open / close ---------------------------------------------------------------------
 
     def open(self) -> bool | None:
-        """Start a session; inner mailers are opened when first used in it."""
+        """Open this mailer; inner mailers are opened when first used while it is open."""
         with self._lock:
-            if self._session:
+            if self._is_open:
                 return False
-            self._session = True
+            self._is_open = True
             return True
 
     def close(self) -> None:
-        """End the session and close every inner mailer it opened. Never raises."""
+        """Close this mailer and every inner mailer opened since :meth:`open`. Never raises."""
         with self._lock:
-            opened, self._opened, self._session = self._opened, [], False
+            opened, self._opened, self._is_open = self._opened, [], False
         for name in opened:
             try:
                 self.inner[name].close()
@@ -226,7 +226,7 @@ class CompositeBackend(BaseEmailBackend):
     async def aclose(self) -> None:
         """Async :meth:`close`: inner mailers are closed with their ``aclose()``."""
         with self._lock:
-            opened, self._opened, self._session = self._opened, [], False
+            opened, self._opened, self._is_open = self._opened, [], False
         for name in opened:
             try:
                 await self.inner[name].aclose()
@@ -235,7 +235,7 @@ class CompositeBackend(BaseEmailBackend):
 
     def _needs_open(self, name: str) -> bool:
         with self._lock:
-            if not self._session or name in self._opened:
+            if not self._is_open or name in self._opened:
                 return False
             self._opened.append(name)
             return True

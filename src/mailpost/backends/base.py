@@ -1,7 +1,8 @@
 """The email backend contract every mailpost backend, and any custom one, follows.
 
 A backend moves composed messages somewhere. ``send_messages(messages)`` returns how many
-were sent; ``open()`` / ``close()`` manage a long-lived connection; ``with backend:`` opens
+were sent; ``open()`` / ``close()`` keep the backend open across calls (the spec's
+"long-lived connection": an SMTP pool, a file, an HTTP client); ``with backend:`` opens
 and closes around a block (closing on error too). Async twins (``aopen``, ``aclose``,
 ``asend_messages``, ``async with``) default to running the blocking method in a worker
 thread, so the event loop never blocks; network backends override them natively.

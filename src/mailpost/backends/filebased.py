@@ -1,10 +1,10 @@
 """File backend: write messages into a ``.log`` file in a directory instead of sending them.
 
-Each backend instance writes to one uniquely named file, created when it first opens a
-session; closing and reopening the same instance appends to that file, as Django's does
-(``mailers[alias]`` builds a new instance, hence a new file, on every lookup). Each message
-is written as its exact bytes (``\\n`` line endings), a blank line, then a line of 79
-dashes. Meant for development.
+Each backend instance writes to one uniquely named file, created when it is first opened
+(the spec's "session"); closing and reopening the same instance appends to that file, as
+Django's does (``mailers[alias]`` builds a new instance, hence a new file, on every
+lookup). Each message is written as its exact bytes (``\\n`` line endings), a blank line,
+then a line of 79 dashes. Meant for development.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class FileBackend(BaseEmailBackend):
 
     @property
     def current_file(self) -> Path | None:
-        """The file of the open session, or None when no session is open."""
+        """The file written while the backend is open, or None when it is not open."""
         return Path(self._file.name) if self._file is not None else None
 
     def _new_file(self) -> IO[bytes]:
@@ -117,8 +117,8 @@ class FileBackend(BaseEmailBackend):
         raise FileExistsError(f"could not pick a new file name in {self.file_path!r}")
 
     def open(self) -> bool:
-        """Start a session on this instance's file (created on the first session, appended
-        to after that). False if a session is already open."""
+        """Open this instance's file (created on the first open, appended to after that).
+        False if it is already open."""
         with self._lock:
             if self._file is not None:
                 return False
@@ -131,7 +131,7 @@ class FileBackend(BaseEmailBackend):
             return True
 
     def close(self) -> None:
-        """End the session and close its file; safe to call when nothing is open."""
+        """Close the file; safe to call when nothing is open."""
         with self._lock:
             file, self._file = self._file, None
             if file is not None:
