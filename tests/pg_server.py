@@ -80,8 +80,8 @@ class PostgresServer:
         import psycopg
 
         name = f"spool_{os.getpid()}_{next(_names)}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+        with psycopg.connect(self.url(), autocommit=True) as db:
+            db.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
     def stop(self) -> None:

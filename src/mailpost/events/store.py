@@ -395,7 +395,7 @@ _shared_lock = threading.Lock()
 
 
 def open_suppressions(path: str | os.PathLike[str] | SuppressionStore) -> SuppressionStore:
-    """A store for ``path``, shared within the process (one connection per file)."""
+    """A store for ``path``, shared within the process (one database handle per file)."""
     if isinstance(path, SuppressionStore):
         return path
     location = os.fspath(path)

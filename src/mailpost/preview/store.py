@@ -61,26 +61,26 @@ class CaptureStore:
         return f"<CaptureStore {str(self.path)!r}>"
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One short-lived connection per operation: safe from any thread and any process.
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        # One short-lived database handle per operation: safe from any thread and any process.
         if not self._ready:
             with self._lock:
                 if not self._ready:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
-                    conn = sqlite3.connect(self.path, timeout=30)
+                    db = sqlite3.connect(self.path, timeout=30)
                     try:
-                        conn.execute("PRAGMA journal_mode=WAL")
-                        with conn:
-                            conn.execute(_SCHEMA)
+                        db.execute("PRAGMA journal_mode=WAL")
+                        with db:
+                            db.execute(_SCHEMA)
                     finally:
-                        conn.close()
+                        db.close()
                     self._ready = True
-        conn = sqlite3.connect(self.path, timeout=30)
+        db = sqlite3.connect(self.path, timeout=30)
         try:
-            with conn:
-                yield conn
+            with db:
+                yield db
         finally:
-            conn.close()
+            db.close()
 
     def add(
         self,
@@ -106,9 +106,9 @@ class CaptureStore:
         """Store ``(data, sender, recipients)`` items in one transaction; returns their ids."""
         when = time.time() if received_at is None else received_at
         ids: list[int] = []
-        with self._connect() as conn:
+        with self._db() as db:
             for data, sender, recipients in items:
-                cursor = conn.execute(
+                cursor = db.execute(
                     "INSERT INTO messages (received_at, origin, sender, recipients, data) "
                     "VALUES (?, ?, ?, ?, ?)",
                     (when, origin, sender, json.dumps(recipients), bytes(data)),
@@ -119,8 +119,8 @@ class CaptureStore:
 
     def get(self, message_id: int) -> CapturedMessage | None:
         """One message by id, or None."""
-        with self._connect() as conn:
-            row = conn.execute(
+        with self._db() as db:
+            row = db.execute(
                 "SELECT id, received_at, origin, sender, recipients, data FROM messages "
                 "WHERE id = ?",
                 (int(message_id),),
@@ -132,8 +132,8 @@ class CaptureStore:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        with self._connect() as conn:
-            rows = conn.execute(
+        with self._db() as db:
+            rows = db.execute(
                 "SELECT id, received_at, origin, sender, recipients, data FROM messages "
                 f"WHERE id IN ({marks})",
                 [int(i) for i in ids],
@@ -149,48 +149,46 @@ class CaptureStore:
             params.append(int(before))
         query += " ORDER BY id DESC LIMIT ?"
         params.append(int(limit))
-        with self._connect() as conn:
-            rows = conn.execute(query, params).fetchall()
+        with self._db() as db:
+            rows = db.execute(query, params).fetchall()
         return [_row(r) for r in rows]
 
     def index(self, *, limit: int = 500) -> builtins.list[tuple[int, float, str]]:
         """``(id, received_at, origin)`` of the newest ``limit`` messages, without their bytes."""
-        with self._connect() as conn:
-            rows = conn.execute(
+        with self._db() as db:
+            rows = db.execute(
                 "SELECT id, received_at, origin FROM messages ORDER BY id DESC LIMIT ?",
                 (int(limit),),
             ).fetchall()
         return [(int(i), float(t), str(o)) for i, t, o in rows]
 
     def count(self) -> int:
-        with self._connect() as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        with self._db() as db:
+            return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
     def version(self) -> str:
         """A token that changes whenever a message is added or deleted (for live updates)."""
-        with self._connect() as conn:
-            top, count = conn.execute(
+        with self._db() as db:
+            top, count = db.execute(
                 "SELECT COALESCE(MAX(id), 0), COUNT(*) FROM messages"
             ).fetchone()
         return f"{top}.{count}"
 
     def delete(self, message_id: int) -> bool:
         """Delete one message; False if there was none with that id."""
-        with self._connect() as conn:
-            return (
-                conn.execute("DELETE FROM messages WHERE id = ?", (int(message_id),)).rowcount > 0
-            )
+        with self._db() as db:
+            return db.execute("DELETE FROM messages WHERE id = ?", (int(message_id),)).rowcount > 0
 
     def clear(self) -> int:
         """Delete every message; returns how many there were."""
-        with self._connect() as conn:
-            return int(conn.execute("DELETE FROM messages").rowcount)
+        with self._db() as db:
+            return int(db.execute("DELETE FROM messages").rowcount)
 
     def prune(self, keep: int) -> int:
         """Delete all but the newest ``keep`` messages; returns how many were deleted."""
-        with self._connect() as conn:
+        with self._db() as db:
             return int(
-                conn.execute(
+                db.execute(
                     "DELETE FROM messages WHERE id NOT IN "
                     "(SELECT id FROM messages ORDER BY id DESC LIMIT ?)",
                     (int(keep),),
