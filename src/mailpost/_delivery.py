@@ -46,9 +46,9 @@ class RecipientStatus:
 
 @dataclass(slots=True)
 class DeliveryResult:
-    """The outcome of one message on one mailer.
+    """What happened to one message on one mailer.
 
-    ``sent`` is true when the transport took the message for at least one recipient (the
+    ``sent`` is true when the server (or provider) took the message for at least one recipient (the
     count ``send_messages`` returns). ``ok`` is true only when it was taken for every one.
     ``error`` describes the failure in words that never include credentials.
     ``attempted`` is false when the message never reached the server (it could not be

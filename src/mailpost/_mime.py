@@ -1,6 +1,6 @@
 """mailpost's MIME writer: an ``EmailMessage`` to wire bytes, in one pass.
 
-No ``email`` package header machinery: output that is 7-bit clean (unless the transport
+No ``email`` package header machinery: output that is 7-bit clean (unless the server
 offers 8BITMIME), CRLF-terminated, with no line over 998 octets and no way for a value to
 add a header line. ``mailpost.message`` holds the classes a caller composes with and
 re-exports the public names here (:func:`serialize`, :func:`envelope`, ...). The parts a
@@ -173,7 +173,7 @@ def _structure(message: EmailMessage, charset: str, eight_bit: bool = False) -> 
 def serialize(message: EmailMessage, *, linesep: str = "\r\n", eight_bit: bool = False) -> bytes:
     """The bytes a backend sends for ``message``, lines ended by ``linesep``.
 
-    By default the result is 7-bit clean. ``eight_bit=True`` (for a transport that offers
+    By default the result is 7-bit clean. ``eight_bit=True`` (for a server that offers
     8BITMIME) lets non-ASCII body text go as 8bit instead of quoted-printable/base64:
     smaller, and cheaper to produce. Attachments are encoded the same either way.
     Uses mailpost's writer unless a subclass overrides ``message()``, whose result is then

@@ -1,1 +1,1 @@
-"""Email backends: ``mailpost.backends.<name>.EmailBackend`` for each built-in transport."""
+"""Email backends: ``mailpost.backends.<name>.EmailBackend`` for each built-in way to send."""

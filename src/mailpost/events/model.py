@@ -1,7 +1,7 @@
 """The one event model every webhook parser and the DSN parser produce.
 
 A :class:`DeliveryEvent` says what happened to one message for one recipient, after the
-transport accepted it: delivered, bounced, complained about, opened... ``kind`` is one of
+mailer accepted it: delivered, bounced, complained about, opened... ``kind`` is one of
 :data:`KINDS`; bounces also carry ``bounce`` (``"hard"`` or ``"soft"``).
 :class:`WebhookRejected` is the only exception :func:`mailpost.events.parse` raises for
 anything it will not believe: unsigned, badly signed, stale, malformed or oversized.

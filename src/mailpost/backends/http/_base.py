@@ -344,7 +344,7 @@ class HTTPBackend(BaseEmailBackend):
             retry_after=verdict.retry_after,
         )
 
-    def _transport_failure(self, message: EmailMessage, parts: Parts, exc: BaseException) -> None:
+    def _request_failure(self, message: EmailMessage, parts: Parts, exc: BaseException) -> None:
         httpx = _httpx()
         if isinstance(exc, httpx.TimeoutException):
             text = f"timed out ({type(exc).__name__})"
@@ -430,7 +430,7 @@ class HTTPBackend(BaseEmailBackend):
 
     def _unit_failure(self, unit: list[_Item], exc: BaseException) -> None:
         for message, parts, _ in unit:
-            self._transport_failure(message, parts, exc)
+            self._request_failure(message, parts, exc)
 
     # -- sending: sync ------------------------------------------------------------------
 
