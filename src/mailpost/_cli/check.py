@@ -195,9 +195,9 @@ def _bound_timeouts(backend: Any, timeout: float | None) -> None:
         backend.timeout = DEFAULT_TIMEOUT  # per-step timeouts the mailer sets still win
 
 
-def _tls_version(connection: Any) -> str | None:
-    """The negotiated TLS version of the backend's open session pool, if it uses TLS."""
-    version = getattr(connection, "tls_version", None)
+def _tls_version(pool: Any) -> str | None:
+    """The negotiated TLS version of the backend's open pool (its ``connection``), if any."""
+    version = getattr(pool, "tls_version", None)
     return version if isinstance(version, str) else None
 
 

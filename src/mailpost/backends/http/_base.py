@@ -58,7 +58,7 @@ def shared_ssl_context() -> ssl.SSLContext:
     """The TLS context every HTTP backend's client uses, made once per process.
 
     httpx otherwise builds one (loading the whole CA bundle) for every ``Client``: tens of
-    milliseconds, paid by each ``send_mail`` that opens its own connection. The context is
+    milliseconds, paid by each ``send_mail`` that opens its own client. The context is
     httpx's default (certifi's CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, read
     when it is first made); one context may serve many connections and threads.
     """
@@ -469,8 +469,8 @@ class HTTPBackend(BaseEmailBackend):
                     for unit in units:
                         self._send_unit(client, unit)
                 else:
-                    with ThreadPoolExecutor(workers, thread_name_prefix="mailpost-http") as pool:
-                        list(pool.map(lambda unit: self._send_unit(client, unit), units))
+                    with ThreadPoolExecutor(workers, thread_name_prefix="mailpost-http") as threads:
+                        list(threads.map(lambda unit: self._send_unit(client, unit), units))
             finally:
                 if opened:
                     self.close()
