@@ -104,13 +104,13 @@ def screenshots() -> Iterator[Path]:
 
 
 @pytest.fixture
-def mailer(tmp_path: Path) -> CaptureBackend:
+def backend(tmp_path: Path) -> CaptureBackend:
     return CaptureBackend(path=tmp_path / "capture.sqlite3", alias="default")
 
 
 @pytest.fixture
-def server(mailer: CaptureBackend) -> Iterator[PreviewServer]:
-    with PreviewServer(PreviewApp([CaptureSource(mailer.store)]), port=0) as running:
+def server(backend: CaptureBackend) -> Iterator[PreviewServer]:
+    with PreviewServer(PreviewApp([CaptureSource(backend.store)]), port=0) as running:
         yield running
 
 
@@ -137,11 +137,11 @@ def open_message(browser: WebDriver, subject_part: str) -> None:
 
 
 def test_list_shows_captured_messages_newest_first(
-    browser: WebDriver, server: PreviewServer, mailer: CaptureBackend, screenshots: Path
+    browser: WebDriver, server: PreviewServer, backend: CaptureBackend, screenshots: Path
 ) -> None:
-    mailer.send_messages([note("First note")])
-    mailer.send_messages([newsletter()])
-    mailer.send_messages([note("Latest note")])
+    backend.send_messages([note("First note")])
+    backend.send_messages([newsletter()])
+    backend.send_messages([note("Latest note")])
     items = open_ui(browser, server, 3)
     subjects = [i.find_element(By.CSS_SELECTOR, ".subj").text for i in items]
     assert subjects[0].startswith("Latest note")
@@ -153,9 +153,9 @@ def test_list_shows_captured_messages_newest_first(
 
 
 def test_message_view_renders_html_in_sandboxed_iframe_with_cid_image(
-    browser: WebDriver, server: PreviewServer, mailer: CaptureBackend, screenshots: Path
+    browser: WebDriver, server: PreviewServer, backend: CaptureBackend, screenshots: Path
 ) -> None:
-    mailer.send_messages([note(), newsletter()])
+    backend.send_messages([note(), newsletter()])
     open_ui(browser, server, 2)
     open_message(browser, "Your December report")
     frame = browser.find_element(By.ID, "frame")
@@ -188,9 +188,9 @@ def test_message_view_renders_html_in_sandboxed_iframe_with_cid_image(
 
 
 def test_allow_remote_images_reloads_the_frame_with_remote_csp(
-    browser: WebDriver, server: PreviewServer, mailer: CaptureBackend
+    browser: WebDriver, server: PreviewServer, backend: CaptureBackend
 ) -> None:
-    mailer.send_messages([newsletter()])
+    backend.send_messages([newsletter()])
     open_ui(browser, server, 1)
     open_message(browser, "Your December report")
     browser.find_element(By.ID, "allow-remote").click()
@@ -204,9 +204,9 @@ def test_allow_remote_images_reloads_the_frame_with_remote_csp(
 
 
 def test_text_headers_raw_and_checks_tabs(
-    browser: WebDriver, server: PreviewServer, mailer: CaptureBackend
+    browser: WebDriver, server: PreviewServer, backend: CaptureBackend
 ) -> None:
-    mailer.send_messages([newsletter()])
+    backend.send_messages([newsletter()])
     open_ui(browser, server, 1)
     open_message(browser, "Your December report")
     browser.find_element(By.ID, "tab-text").click()
@@ -228,9 +228,9 @@ def test_text_headers_raw_and_checks_tabs(
 
 
 def test_mobile_width_toggle_narrows_the_frame(
-    browser: WebDriver, server: PreviewServer, mailer: CaptureBackend
+    browser: WebDriver, server: PreviewServer, backend: CaptureBackend
 ) -> None:
-    mailer.send_messages([newsletter()])
+    backend.send_messages([newsletter()])
     open_ui(browser, server, 1)
     open_message(browser, "Your December report")
     frame = browser.find_element(By.ID, "frame")
@@ -242,9 +242,9 @@ def test_mobile_width_toggle_narrows_the_frame(
 
 
 def test_attachment_downloads_with_its_exact_bytes(
-    browser: WebDriver, server: PreviewServer, mailer: CaptureBackend, downloads: Path
+    browser: WebDriver, server: PreviewServer, backend: CaptureBackend, downloads: Path
 ) -> None:
-    mailer.send_messages([newsletter()])
+    backend.send_messages([newsletter()])
     open_ui(browser, server, 1)
     open_message(browser, "Your December report")
     link = next(
@@ -272,9 +272,9 @@ def _ui_state(browser: WebDriver) -> list[Any]:
 
 
 def test_script_and_onerror_payloads_run_nothing_in_the_ui_origin(
-    browser: WebDriver, server: PreviewServer, mailer: CaptureBackend
+    browser: WebDriver, server: PreviewServer, backend: CaptureBackend
 ) -> None:
-    mailer.send_messages([note(), hostile()])
+    backend.send_messages([note(), hostile()])
     open_ui(browser, server, 2)
     assert "hostile subject" in browser.find_element(By.ID, "messages").text
     open_message(browser, "hostile subject")
@@ -303,11 +303,11 @@ def test_script_and_onerror_payloads_run_nothing_in_the_ui_origin(
 
 
 def test_new_mail_appears_without_reloading(
-    browser: WebDriver, server: PreviewServer, mailer: CaptureBackend
+    browser: WebDriver, server: PreviewServer, backend: CaptureBackend
 ) -> None:
-    mailer.send_messages([note("Before")])
+    backend.send_messages([note("Before")])
     open_ui(browser, server, 1)
-    mailer.send_messages([note("Arrived later")])
+    backend.send_messages([note("Arrived later")])
     wait_for(
         lambda: "Arrived later" in browser.find_element(By.CSS_SELECTOR, "#messages li").text,
         "the new message at the top of the list",
@@ -315,9 +315,9 @@ def test_new_mail_appears_without_reloading(
 
 
 def test_search_filters_the_list(
-    browser: WebDriver, server: PreviewServer, mailer: CaptureBackend
+    browser: WebDriver, server: PreviewServer, backend: CaptureBackend
 ) -> None:
-    mailer.send_messages([note("Invoice 42"), note("Welcome aboard"), newsletter()])
+    backend.send_messages([note("Invoice 42"), note("Welcome aboard"), newsletter()])
     open_ui(browser, server, 3)
     browser.find_element(By.ID, "search").send_keys("invoice")
     wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#messages li")) == 1, "1 result")

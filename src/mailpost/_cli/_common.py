@@ -19,7 +19,7 @@ __all__ = [
     "CliError",
     "HelpFormatter",
     "Streams",
-    "build_mailer",
+    "backend_for",
     "configured_aliases",
     "describe_backend",
     "positive_seconds",
@@ -117,7 +117,7 @@ def required_aliases(using: str | None, *, otherwise: str) -> list[str]:
     return defined
 
 
-def build_mailer(alias: str) -> Any:
+def backend_for(alias: str) -> Any:
     """``mailers[alias]``; an invalid entry or a missing extra is a configuration error."""
     from mailpost.exceptions import MailpostError
     from mailpost.handler import mailers

@@ -14,7 +14,7 @@ from mailpost._cli._common import (
     CliError,
     HelpFormatter,
     Streams,
-    build_mailer,
+    backend_for,
 )
 
 __all__ = ["register"]
@@ -121,7 +121,7 @@ def _backend(args: argparse.Namespace, streams: Streams) -> Any:
     if args.using is None and _no_mailer_configured():
         streams.note(_NO_MAILER_NOTE)
         return ConsoleBackend(stream=streams.stdout)
-    return build_mailer(args.using or "default")
+    return backend_for(args.using or "default")
 
 
 def _label(backend: Any, alias: str | None) -> str:

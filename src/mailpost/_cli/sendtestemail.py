@@ -20,7 +20,7 @@ from mailpost._cli._common import (
     CliError,
     HelpFormatter,
     Streams,
-    build_mailer,
+    backend_for,
     describe_backend,
     required_aliases,
 )
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, streams: Streams) -> int:
     required_aliases(alias, otherwise="nothing can be sent")
     admins = _server_recipients("ADMINS", "--admins", streams) if args.admins else []
     managers = _server_recipients("MANAGERS", "--managers", streams) if args.managers else []
-    backend = build_mailer(alias)  # validates the mailer before anything is sent
+    backend = backend_for(alias)  # validates the mailer before anything is sent
     via = f"{backend.label if hasattr(backend, 'label') else alias} ({describe_backend(backend)})"
     host = socket.gethostname()
     subject = (

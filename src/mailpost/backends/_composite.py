@@ -266,9 +266,9 @@ class CompositeBackend(BaseEmailBackend):
             if not groups:
                 break
             names = list(groups)
-            outcomes = await asyncio.gather(*(self._asend_group(n, groups[n]) for n in names))
-            for name, outcome in zip(names, outcomes, strict=True):
-                run.absorb(name, groups[name], outcome)
+            results = await asyncio.gather(*(self._asend_group(n, groups[n]) for n in names))
+            for name, group_results in zip(names, results, strict=True):
+                run.absorb(name, groups[name], group_results)
         return run.finish()
 
     def _send_group(self, name: str, tracks: list[_Track]) -> list[DeliveryResult]:
