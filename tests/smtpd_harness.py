@@ -139,7 +139,7 @@ class _Recorder:
         self.rcpt_replies: list[tuple[int, str, str]] = []  # (session, address, reply)
         self.rcpt_tries: Counter[str] = Counter()  # address -> RCPT commands for it
         self.data_tries: Counter[int] = Counter()  # message number -> ends of DATA for it
-        self.auth_attempts: list[tuple[str, bool]] = []  # (user name, succeeded)
+        self.auth_tries: list[tuple[str, bool]] = []  # (user name, succeeded)
         self.mail_count = 0
         self.data_command_count = 0
         self.data_count = 0
@@ -497,7 +497,7 @@ class SMTPServer(LoopServer):
             return AuthResult(success=False, handled=False)
         user, password = auth_data.login.decode(), auth_data.password.decode()
         ok = self.users.get(user) == password
-        self.recorder.auth_attempts.append((user, ok))
+        self.recorder.auth_tries.append((user, ok))
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     def _listen_tls(self) -> ssl.SSLContext | None:

@@ -147,7 +147,7 @@ def test_auth_success_through_a_backend_subclass_that_trusts_the_ca(
     assert code == 0, lines
     assert "STARTTLS (TLSv1." in lines[0]
     assert lines[0].split(" (")[-2].endswith("AUTH as alice")
-    assert auth_smtp_server.recorder.auth_attempts == [("alice", True)]
+    assert auth_smtp_server.recorder.auth_tries == [("alice", True)]
     assert PASSWORD not in "\n".join(lines)
 
 
@@ -166,9 +166,9 @@ def test_wrong_password_fails_with_535_and_a_hint_without_the_password(
     assert ": authentication failed: 535 " in lines[0]
     assert "(hint: the server refused user 'alice'" in lines[0]
     assert secret not in "\n".join(lines) + err
-    attempts = auth_smtp_server.recorder.auth_attempts  # smtplib tries each mechanism
-    assert attempts
-    assert set(attempts) == {("alice", False)}
+    tries = auth_smtp_server.recorder.auth_tries  # smtplib tries each mechanism
+    assert tries
+    assert set(tries) == {("alice", False)}
 
 
 def test_connection_refused_fails_with_a_hint(

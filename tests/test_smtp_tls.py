@@ -205,7 +205,7 @@ def test_auth_success_sends_as_the_user(auth_smtp_server: SMTPServer, smtp_maile
     [got] = auth_smtp_server.messages
     assert got.login == "alice"
     assert got.tls
-    assert auth_smtp_server.recorder.auth_attempts == [("alice", True)]
+    assert auth_smtp_server.recorder.auth_tries == [("alice", True)]
     assert nothing_in_the_clear(auth_smtp_server)
 
 
@@ -227,7 +227,7 @@ def test_auth_failure_is_535_not_retryable_and_never_shows_the_password(
         "535 5.7.8 Authentication credentials invalid"
     )
     assert not error.retryable
-    assert all(user == "alice" and not ok for user, ok in auth_smtp_server.recorder.auth_attempts)
+    assert all(user == "alice" and not ok for user, ok in auth_smtp_server.recorder.auth_tries)
     shown = [str(error), repr(error), repr(result), repr(backend), str(error.__cause__)]
     shown += [r.getMessage() for r in caplog.records if r.name.startswith("mailpost")]
     assert not any(wrong in text for text in shown)
