@@ -34,7 +34,7 @@ HERE = __name__
 
 
 class RecordingBackend(BaseEmailBackend):
-    """Counts sessions and keeps what it was given; takes SMTP-style credentials."""
+    """Counts opens and closes and keeps what it was given; takes SMTP-style credentials."""
 
     instances: list[RecordingBackend] = []
 
@@ -719,7 +719,7 @@ def test_asend_mail_delivery_failure_raises_delivery_error() -> None:
         asyncio.run(asend_mail("S", "B", None, ["a@example.com"]))
 
 
-def test_asend_mass_mail_uses_one_session() -> None:
+def test_asend_mass_mail_opens_the_backend_once() -> None:
     use_recording()
     datatuple = [("S1", "B", None, ["a@example.com"]), ("S2", "B", None, ["b@example.com"])]
     assert asyncio.run(asend_mass_mail(datatuple)) == 2
