@@ -6,7 +6,8 @@ permanent refusal in ``msg.delivery``, except when only envelope recipients (Bcc
 ASCII: the message then goes to the others and only those are refused; ASCII mail is
 unchanged. When Postfix's
 ``smtp-sink`` is installed (it does not offer SMTPUTF8), the same refusal and ASCII
-delivery are checked against it too.
+delivery are checked against it too; tests/test_smtp_postfix.py goes through a real
+Postfix, with and without SMTPUTF8.
 """
 
 from __future__ import annotations
