@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,44 @@ def console_open_close_context_manager(side: Side) -> Any:
         steps.append(entered is backend)
         steps.append(entered.send_messages([message(side)]))
     return {"steps": steps, "output": masked(stream.getvalue())}
+
+
+#: The console backend checks ``stream`` when it is built (docs/compatibility.md, "Backends").
+CONSOLE_STREAM_CHECKED = (
+    "a console stream without a write method is refused when the backend is built "
+    "(InvalidMailer); Django takes it and fails at the first send, or with fail_silently "
+    "drops every message without a word"
+)
+
+
+def _console_steps(side: Side, build: Callable[[], Any]) -> list[Any]:
+    """What happens: built, then the count sent, or the class of what was raised."""
+    steps: list[Any] = []
+    try:
+        backend = build()
+        steps.append("built")
+        steps.append(backend.send_messages([message(side)]))
+    except Exception as exc:
+        steps.append(type(exc).__name__)
+    return steps
+
+
+@scenario(deliberate=CONSOLE_STREAM_CHECKED)
+def console_stream_without_write(side: Side) -> Any:
+    console = side.module("backends.console").EmailBackend
+
+    def under_mailers() -> Any:
+        return side.mail.mailers["default"]
+
+    entry = {"BACKEND": side.backend("console"), "OPTIONS": {"stream": "sys.stdout"}}
+    from_settings = under(
+        side, {"MAILERS": {"default": entry}}, lambda: _console_steps(side, under_mailers)
+    )
+    return {
+        "direct": _console_steps(side, lambda: console(stream=42)),
+        "fail_silently": _console_steps(side, lambda: console(stream=42, fail_silently=True)),
+        "mailers": from_settings,
+    }
 
 
 # -- locmem and dummy ------------------------------------------------------------------

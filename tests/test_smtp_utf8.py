@@ -2,9 +2,12 @@
 
 Against aiosmtpd in the test process: a server offering SMTPUTF8 receives the UTF-8
 envelope and header intact; one that does not is sent nothing and every recipient gets a
-permanent refusal in ``msg.delivery``; ASCII mail is unchanged. When Postfix's
+permanent refusal in ``msg.delivery``, except when only envelope recipients (Bcc) are not
+ASCII: the message then goes to the others and only those are refused; ASCII mail is
+unchanged. When Postfix's
 ``smtp-sink`` is installed (it does not offer SMTPUTF8), the same refusal and ASCII
-delivery are checked against it too.
+delivery are checked against it too; tests/test_smtp_postfix.py goes through a real
+Postfix, with and without SMTPUTF8.
 """
 
 from __future__ import annotations
@@ -257,6 +260,143 @@ def test_without_smtputf8_async_send_is_the_same(
         asyncio.run(smtp_mailer(smtp_server).asend_messages([msg]))
     assert smtp_server.messages == []
     assert_refused_for_smtputf8(msg)
+
+
+# -- only an envelope recipient (Bcc) is not ASCII: the others get the message ------------
+
+WIDE_BCC = "δοκιμή@example.com"
+
+
+def assert_partly_sent(msg: EmailMessage, accepted: list[str], wide: list[str]) -> None:
+    result = msg.delivery
+    assert result is not None
+    assert result.sent
+    assert not result.ok
+    assert result.retryable is False
+    assert result.accepted == accepted
+    assert set(result.refused) == set(wide)
+    for address in wide:
+        code, reply = result.refused[address]
+        assert code == 553
+        assert reply.startswith("5.6.7 non-ASCII address")
+    total = len(accepted) + len(wide)
+    assert (result.error or "").startswith(f"{len(wide)} of {total} recipient(s) refused: <")
+    assert isinstance(result.exception, smtplib.SMTPRecipientsRefused)
+    assert set(result.exception.recipients) == set(wide)
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lockstep", "pipelined"])
+def test_without_smtputf8_a_non_ascii_bcc_alone_is_refused_and_the_rest_sent(
+    smtp_server: SMTPServer, smtp_mailer: Mailer, pipelining: bool
+) -> None:
+    smtp_server.faults.hide_extensions.add("SMTPUTF8")
+    smtp_server.faults.pipelining = pipelining
+    msg = make(1, cc=["Zoë Ascii <cc@example.com>"], bcc=[WIDE_BCC, "bcc@example.com"])
+    after = make(2)
+    error = send_expecting_error(smtp_mailer(smtp_server), [msg, after])
+    first, second = smtp_server.messages
+    assert first.mail_from == "sender@example.com"
+    assert first.rcpt_tos == ["rcpt-1@example.com", "cc@example.com", "bcc@example.com"]
+    assert "SMTPUTF8" not in first.mail_options
+    assert first.data.isascii()
+    assert WIDE_BCC.encode() not in first.data
+    rcpts = [c.arg or "" for c in smtp_server.commands if c.verb == "RCPT"]
+    assert not any("δ" in arg for arg in rcpts)  # never offered to the server
+    assert len(rcpts) == 4
+    assert smtp_server.verbs().count("MAIL") == 2
+    assert_partly_sent(msg, first.rcpt_tos, [WIDE_BCC])
+    assert [r.address for r in msg.delivery.recipients] == [  # type: ignore[union-attr]
+        "rcpt-1@example.com",
+        "cc@example.com",
+        WIDE_BCC,
+        "bcc@example.com",
+    ]
+    assert error.results[0] is msg.delivery
+    assert second.rcpt_tos == ["rcpt-2@example.com"]
+    assert after.delivery is not None
+    assert after.delivery.ok
+
+
+def test_without_smtputf8_a_bcc_refusal_is_only_recorded_with_fail_silently(
+    smtp_server: SMTPServer, smtp_mailer: Mailer
+) -> None:
+    smtp_server.faults.hide_extensions.add("SMTPUTF8")
+    msg = make(1, bcc=[WIDE_BCC])
+    assert smtp_mailer(smtp_server, fail_silently=True).send_messages([msg]) == 1
+    [got] = smtp_server.messages
+    assert got.rcpt_tos == ["rcpt-1@example.com"]
+    assert_partly_sent(msg, ["rcpt-1@example.com"], [WIDE_BCC])
+
+
+def test_without_smtputf8_async_bcc_refusal_is_the_same(
+    smtp_server: SMTPServer, smtp_mailer: Mailer
+) -> None:
+    smtp_server.faults.hide_extensions.add("SMTPUTF8")
+    msg = make(1, bcc=[WIDE_BCC])
+    with pytest.raises(DeliveryError):
+        asyncio.run(smtp_mailer(smtp_server).asend_messages([msg]))
+    [got] = smtp_server.messages
+    assert got.rcpt_tos == ["rcpt-1@example.com"]
+    assert_partly_sent(msg, ["rcpt-1@example.com"], [WIDE_BCC])
+
+
+def test_without_smtputf8_a_streamed_message_with_a_non_ascii_bcc_goes_to_the_rest(
+    smtp_server: SMTPServer, smtp_mailer: Mailer, tmp_path: Path
+) -> None:
+    smtp_server.faults.hide_extensions.add("SMTPUTF8")
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(range(256)) * 64)
+    msg = make(1, bcc=[WIDE_BCC])
+    msg.attach_file(path, stream=True)
+    send_expecting_error(smtp_mailer(smtp_server), [msg])
+    [got] = smtp_server.messages
+    assert got.rcpt_tos == ["rcpt-1@example.com"]
+    assert "SMTPUTF8" not in got.mail_options
+    assert_partly_sent(msg, ["rcpt-1@example.com"], [WIDE_BCC])
+
+
+def test_without_smtputf8_the_server_still_judges_the_ascii_recipients(
+    smtp_server: SMTPServer, smtp_mailer: Mailer
+) -> None:
+    """The server refusing the one ASCII recipient left: nobody gets it, DATA not sent."""
+    smtp_server.faults.hide_extensions.add("SMTPUTF8")
+    smtp_server.faults.refuse["rcpt-1@example.com"] = "550 5.1.1 no such user"
+    msg = make(1, bcc=[WIDE_BCC])
+    send_expecting_error(smtp_mailer(smtp_server), [msg])
+    assert smtp_server.messages == []
+    assert "DATA" not in smtp_server.verbs()
+    result = msg.delivery
+    assert result is not None
+    assert not result.sent
+    assert result.refused == {
+        "rcpt-1@example.com": (550, "5.1.1 no such user"),
+        WIDE_BCC: (553, result.refused[WIDE_BCC][1]),
+    }
+    assert (result.error or "").startswith("all 2 recipient(s) refused")
+
+
+def test_without_smtputf8_only_non_ascii_bcc_recipients_send_nothing(
+    smtp_server: SMTPServer, smtp_mailer: Mailer
+) -> None:
+    smtp_server.faults.hide_extensions.add("SMTPUTF8")
+    msg = make(1, to=[], bcc=[WIDE_BCC])
+    send_expecting_error(smtp_mailer(smtp_server), [msg])
+    assert smtp_server.messages == []
+    assert "MAIL" not in smtp_server.verbs()
+    assert_refused_for_smtputf8(msg)
+
+
+def test_without_smtputf8_a_non_ascii_to_with_a_bcc_still_refuses_everyone(
+    smtp_server: SMTPServer, smtp_mailer: Mailer
+) -> None:
+    smtp_server.faults.hide_extensions.add("SMTPUTF8")
+    msg = make(1, to=["zoë@example.com", "ascii@example.com"], bcc=[WIDE_BCC])
+    send_expecting_error(smtp_mailer(smtp_server), [msg])
+    assert smtp_server.messages == []
+    assert "MAIL" not in smtp_server.verbs()
+    assert_refused_for_smtputf8(msg)
+    assert msg.delivery is not None
+    assert set(msg.delivery.refused) == {"zoë@example.com", "ascii@example.com", WIDE_BCC}
 
 
 # -- interop: Postfix's smtp-sink (no SMTPUTF8) ---------------------------------------------

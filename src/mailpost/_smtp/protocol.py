@@ -38,6 +38,7 @@ __all__ = [
     "new_result",
     "parse_ehlo",
     "rcpt_command",
+    "refuse_non_ascii",
     "settle",
     "settle_data",
 ]
@@ -155,9 +156,10 @@ def settle(
     Fewer replies than ``expected`` means the session ended after the last one. Without
     pipelining the caller stops after a refused MAIL or when no RCPT was accepted, so the
     replies end there and ``expected`` says how many commands actually went out.
-    ``cause`` is why the session ended, if it did.
+    ``cause`` is why the session ended, if it did. Recipients already refused before
+    any command (:func:`refuse_non_ascii`) had no RCPT and keep their status.
     """
-    statuses = result.recipients
+    statuses = [s for s in result.recipients if s.status == "unattempted"]
     if not replies:
         return _lost_outcome(result, "MAIL FROM", cause)
     code, raw = replies[0]
@@ -245,6 +247,9 @@ def fail_recipients(result: DeliveryResult) -> None:
     fail(result, Failure(text, refused[0].code, retryable), text, exc)
 
 
+_NON_ASCII_REPLY = "5.6.7 non-ASCII address: it needs SMTPUTF8, which the server does not offer"
+
+
 def fail_smtputf8(result: DeliveryResult, sender: str, server: str = "the server") -> None:
     """The message needs SMTPUTF8 (RFC 6531) and ``server`` does not offer it: it is not
     sent, and every recipient is refused, permanently (a client-side verdict, given the
@@ -259,12 +264,19 @@ def fail_smtputf8(result: DeliveryResult, sender: str, server: str = "the server
             status.code = 554
             status.reply = f"5.6.7 not sent: the message needs SMTPUTF8 ({why})"
         else:
-            status.code = 553
-            status.reply = (
-                "5.6.7 non-ASCII address: it needs SMTPUTF8, which the server does not offer"
-            )
+            status.code, status.reply = 553, _NON_ASCII_REPLY
     text = f"message not sent: it needs SMTPUTF8 ({why}), which {server} does not offer"
     fail(result, Failure(text, None, False), text, smtplib.SMTPNotSupportedError(text))
+
+
+def refuse_non_ascii(result: DeliveryResult) -> None:
+    """Refuse each non-ASCII recipient of ``result`` before the transaction, permanently
+    (553 5.6.7, as :func:`fail_smtputf8`): the server does not offer SMTPUTF8, but the
+    message is all ASCII without them (they were only in the envelope, e.g. Bcc), so it
+    goes to the others, as when a server refuses one RCPT."""
+    for status in result.recipients:
+        if not status.address.isascii():
+            status.status, status.code, status.reply = "refused", 553, _NON_ASCII_REPLY
 
 
 def fail_data(result: DeliveryResult, code: int, raw: bytes, what: str) -> None:

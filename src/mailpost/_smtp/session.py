@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from mailpost._delivery import DeliveryResult, RecipientStatus
-from mailpost._smtp.envelope import LINE_DOT, data_parts, needs_smtputf8, plan_for, plan_mail
+from mailpost._smtp.envelope import LINE_DOT, data_parts, needs_smtputf8, plan_for
 from mailpost._smtp.protocol import (
     Outcome,
     Reply,
@@ -33,6 +33,7 @@ from mailpost._smtp.protocol import (
     new_result,
     parse_ehlo,
     rcpt_command,
+    refuse_non_ascii,
     settle,
     settle_data,
 )
@@ -338,11 +339,20 @@ class Session:
         result = new_result(item.message_id, item.recipients)
         stream = item.stream
         if stream is None:
-            plan = plan_mail(item.data, self.extensions, item.sender, item.recipients)
+            head = item.data
+            size, ascii = len(head), head.isascii()
         else:
-            ascii = stream.isascii()
-            utf8 = needs_smtputf8(item.sender, item.recipients, ascii, stream.head)
-            plan = plan_for(stream.size, ascii, self.extensions, utf8)
+            head, size, ascii = stream.head, stream.size, stream.isascii()
+        recipients = item.recipients
+        utf8 = needs_smtputf8(item.sender, recipients, ascii, head)
+        plan = plan_for(size, ascii, self.extensions, utf8)
+        if plan.no_smtputf8 and not needs_smtputf8(item.sender, (), ascii, head):
+            # Only envelope recipients (Bcc) are not ASCII: the message itself can go.
+            narrow = [r for r in recipients if r.isascii()]
+            if narrow:
+                refuse_non_ascii(result)
+                recipients = narrow
+                plan = plan_for(size, ascii, self.extensions)
         if plan.problem is not None:
             if plan.no_smtputf8:
                 fail_smtputf8(result, item.sender, f"{self.config.host}:{self.config.port}")
@@ -351,7 +361,7 @@ class Session:
                 fail(result, Failure(plan.problem), plan.problem, exc)
             return result, None
         lines = [mail_command(item.sender, plan.options)]
-        lines += [rcpt_command(r) for r in item.recipients]
+        lines += [rcpt_command(r) for r in recipients]
         lines.append(b"DATA\r\n")
         return result, lines
 
