@@ -360,3 +360,43 @@ def test_a_mailer_that_cannot_log_in_keeps_mail_queued_instead_of_dead(
     assert record is not None
     assert record.state == "sent"
     assert len(server.messages) == 1
+
+
+def test_an_outcome_handed_over_as_a_callable_is_worked_out_and_committed_by_the_store_thread(
+    spool: Spool, clock: FakeClock
+) -> None:
+    """The SMTP engine's thread hands delivered messages' outcomes over as callables; one
+    that fails is not recorded (its lease expires, the record is delivered again) and does
+    not stop the group it came with."""
+    import threading
+
+    from mailpost.spool.committer import Committer
+    from mailpost.spool.record import Outcome, RecipientResult
+
+    spool.enqueue([_msg(1), _msg(2)])
+    worker = spool.worker(worker_id="w1", lease_seconds=30)
+    heartbeat = worker.heartbeat()
+    committer = Committer(worker, heartbeat)
+    try:
+        first, second = committer.lease_ahead(10).result(timeout=10)
+        threads: list[str] = []
+
+        def delivered() -> Outcome:
+            threads.append(threading.current_thread().name)
+            return Outcome([RecipientResult("a@x.test", "delivered", 250, "ok")], T0, T0, T0, False)
+
+        def broken() -> Outcome:
+            raise RuntimeError("bug")
+
+        committer.put(first, delivered)
+        committer.put(second, broken)
+        committer.flush()
+    finally:
+        committer.close()
+    assert threads == ["mailpost-spool-store"]
+    assert spool.get(first.id).state == "sent"  # type: ignore[union-attr]
+    assert spool.get(second.id).state == "leased"  # type: ignore[union-attr]
+    clock.advance(31)
+    assert [r.id for r in spool.store.lease("w2", now=clock(), lease_seconds=30, limit=5)] == [
+        second.id
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,7 @@ class Committer:
         self.worker = worker
         self.heartbeat = heartbeat
         self._cond = threading.Condition()
-        self._outcomes: list[tuple[SpoolRecord, Outcome]] = []
+        self._outcomes: list[tuple[SpoolRecord, Outcome | Callable[[], Outcome]]] = []
         self._lease: tuple[int, Future[list[SpoolRecord]]] | None = None
         self._closing = False
         self._put = 0
@@ -55,7 +56,10 @@ class Committer:
         self._thread.daemon = True
         self._thread.start()
 
-    def put(self, record: SpoolRecord, outcome: Outcome) -> None:
+    def put(self, record: SpoolRecord, outcome: Outcome | Callable[[], Outcome]) -> None:
+        """Queue ``record``'s outcome for the next group commit. A callable is called on
+        the store thread, so the sender's thread (the SMTP engine's, between replies) only
+        hands it over; it must not raise."""
         with self._cond:
             self._outcomes.append((record, outcome))
             self._put += 1
@@ -88,6 +92,29 @@ class Committer:
             self._cond.notify_all()
         self._thread.join()
 
+    def _materialize(
+        self, given: list[tuple[SpoolRecord, Outcome | Callable[[], Outcome]]]
+    ) -> list[tuple[SpoolRecord, Outcome]]:
+        """The outcomes of ``given``, calling those handed over as callables. One that
+        fails is not recorded: its lease expires and the record is delivered again."""
+        outcomes: list[tuple[SpoolRecord, Outcome]] = []
+        failed = 0
+        for record, outcome in given:
+            if not isinstance(outcome, Outcome):
+                try:
+                    outcome = outcome()
+                except Exception:
+                    logger.exception("spool: working out the outcome of %s failed", record.id)
+                    self.heartbeat.drop(record)
+                    failed += 1
+                    continue
+            outcomes.append((record, outcome))
+        if failed:
+            with self._cond:
+                self._committed += failed
+                self._cond.notify_all()
+        return outcomes
+
     def _run(self) -> None:
         worker = self.worker
         while True:
@@ -109,10 +136,11 @@ class Committer:
                 ):
                     seen = len(self._outcomes)
                     self._cond.wait(min(GROUP_GAP, left))
-                outcomes, self._outcomes = self._outcomes, []
+                given, self._outcomes = self._outcomes, []
                 lease, self._lease = self._lease, None
-                if not outcomes and lease is None:
+                if not given and lease is None:
                     return  # closing, nothing left
+            outcomes = self._materialize(given)
             request = None
             if lease is not None:
                 request = LeaseRequest(

@@ -32,7 +32,9 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
+from functools import partial
 
+from mailpost._delivery import DeliveryResult
 from mailpost.backends.base import BaseEmailBackend
 from mailpost.spool.base import Settled, SpoolStore
 from mailpost.spool.clock import Clock, Sleep, system_clock, system_sleep
@@ -445,22 +447,33 @@ class Worker:
     ) -> int:
         """One pipelined batch through a backend that reports each message as it settles
         (the SMTP backend); each outcome goes to the store thread at once."""
-        pending = [r for r in records if r.pending]
-        for record in records:
-            if not record.pending:
+        todo = [(r, r.pending) for r in records]
+        pending = [r for r, addresses in todo if addresses]
+        for record, addresses in todo:
+            if not addresses:
                 committer.put(record, self._outcome(record, [], None, self.clock()))
         if not pending or not self._open(backend, pending, committer):
             return len(records)
         started = self.clock()
-        messages = [self._message(r) for r in pending]
+        addresses_of = [addresses for _, addresses in todo if addresses]
+        messages = [self._message(r, a) for r, a in zip(pending, addresses_of, strict=True)]
         reported = [False] * len(pending)
         transient = False
 
         def on_result(index: int, message: object) -> None:
             nonlocal transient
-            record = pending[index]
-            results, summary = classify(record.pending, getattr(message, "delivery", None))
+            record, addresses = pending[index], addresses_of[index]
+            delivery = getattr(message, "delivery", None)
             reported[index] = True
+            if delivery is not None and delivery.ok and len(delivery.recipients) == len(addresses):
+                # Delivered: nothing transient, so the rest of the work is the store
+                # thread's, done while this thread waits for the next reply.
+                committer.put(
+                    record,
+                    partial(self._classified, record, addresses, delivery, started, self.clock()),
+                )
+                return
+            results, summary = classify(addresses, delivery)
             if _any_pending(results):
                 transient = True
             committer.put(record, self._outcome(record, results, summary, started))
@@ -473,7 +486,7 @@ class Worker:
         for index, record in enumerate(pending):
             if not reported[index]:
                 results, summary = classify(
-                    record.pending, getattr(messages[index], "delivery", None), error=error
+                    addresses_of[index], getattr(messages[index], "delivery", None), error=error
                 )
                 transient = transient or _any_pending(results)
                 committer.put(record, self._outcome(record, results, summary, started))
@@ -482,16 +495,28 @@ class Worker:
         return len(records)
 
     @staticmethod
-    def _message(record: SpoolRecord) -> SpooledMessage:
+    def _message(record: SpoolRecord, pending: list[str] | None = None) -> SpooledMessage:
+        """``record`` as a message to its ``pending`` recipients (default: all pending)."""
         if record.data is None:
             raise ValueError(f"spool record {record.id} was leased without its data")
         return SpooledMessage(
             record.data,
             record.sender,
-            record.pending,
+            record.pending if pending is None else pending,
             spool_id=record.id,
             message_id=record.message_id,
         )
+
+    def _classified(
+        self,
+        record: SpoolRecord,
+        addresses: list[str],
+        delivery: DeliveryResult,
+        started: float,
+        finished: float | None = None,
+    ) -> Outcome:
+        results, summary = classify(addresses, delivery)
+        return self._outcome(record, results, summary, started, finished)
 
     def _send_one(self, record: SpoolRecord, backend: BaseEmailBackend) -> Outcome:
         started = self.clock()
@@ -499,7 +524,7 @@ class Worker:
         results: list[RecipientResult] = []
         summary: str | None = None
         if pending:
-            message = self._message(record)
+            message = self._message(record, pending)
             returned: int | None = None
             error: Exception | None = None
             try:
@@ -526,8 +551,10 @@ class Worker:
         results: list[RecipientResult],
         summary: str | None,
         started: float,
+        finished: float | None = None,
     ) -> Outcome:
-        finished = self.clock()
+        if finished is None:
+            finished = self.clock()
         if not _any_pending(results):  # nothing to retry: no delay to draw
             return Outcome(results, started, finished, finished, False, summary)
         attempts = record.attempts + 1
