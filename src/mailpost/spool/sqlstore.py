@@ -1,4 +1,5 @@
-"""The SQL spool store both databases share: every statement, built from a dialect.
+"""The SQL spool store both databases share, over the statements of
+:mod:`~mailpost.spool.statements` in a dialect's spelling.
 
 :class:`SQLStore` implements the whole :class:`~mailpost.spool.base.SpoolStore` contract
 over a DB-API cursor. A subclass supplies the connection and its transactions
@@ -38,21 +39,9 @@ from mailpost.spool.record import (
     SpoolRecord,
 )
 from mailpost.spool.rules import Stored, apply_outcome
+from mailpost.spool.statements import COLUMNS, JSON_COLUMNS, Statements
 
 __all__ = ["SQLStore", "check_states"]
-
-_COLUMNS = (
-    "id, message_id, mailer, sender, recipients, priority, state, created_at, send_at, "
-    "next_attempt_at, attempts, lease_owner, lease_expires_at, last_error, updated_at, size, "
-    "lease_token, queued_at"
-)
-
-#: The same columns for ``json_array``: times as 17-digit text, since SQLite writes a REAL
-#: in JSON with 15 significant digits (10 us off for a timestamp); ``_record`` reads both.
-_JSON_COLUMNS = ", ".join(
-    f"CASE WHEN {c} IS NULL THEN NULL ELSE printf('%!.17g', {c}) END" if c.endswith("_at") else c
-    for c in _COLUMNS.split(", ")
-)
 
 #: Ids per ``IN (...)`` list (well under every database's parameter limit).
 _CHUNK = 500
@@ -66,98 +55,6 @@ def check_states(states: Collection[str]) -> list[str]:
     return list(states)
 
 
-class _Statements:
-    """The store's fixed statements in one dialect's spelling."""
-
-    def __init__(self, d: Dialect) -> None:
-        p = d.param
-        self.insert = (
-            "INSERT INTO messages (message_id, mailer, sender, recipients, data, size, "
-            "priority, state, created_at, queued_at, send_at, next_attempt_at, updated_at) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, 'queued', {p}, {p}, {p}, {p}, {p})"
-        )
-        self.history = (
-            "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
-            f"outcome, error, recipients) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
-        )
-        self.expired_history = (
-            "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
-            f"outcome, error, recipients) SELECT id, attempts, {p}, {p}, {p}, 'lease-expired', "
-            f"{p}, '[]' FROM messages WHERE id = {p}"
-        )
-        self.take_where = (
-            f"UPDATE messages SET state = 'leased', lease_owner = {p}, lease_token = {p}, "
-            f"lease_expires_at = {p}, updated_at = {p} WHERE id"
-        )
-        self.settle = (
-            f"UPDATE messages SET recipients = {p}, state = {p}, attempts = {p}, "
-            f"next_attempt_at = CASE WHEN {p} THEN {p} ELSE next_attempt_at END, "
-            "lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
-            f"last_error = {p}, updated_at = {p} WHERE id = {p}"
-        )
-        #: The same two for a whole group, where the dialect runs multi-row statements.
-        self.settle_rows: str | None = None
-        self.history_rows: str | None = None
-        self.settle_guarded: str | None = None
-        if d.multirow:
-            self.settle_rows = (
-                "UPDATE messages SET recipients = v.column1, state = v.column2, "
-                "attempts = v.column3, next_attempt_at = CASE WHEN v.column4 THEN v.column5 "
-                "ELSE messages.next_attempt_at END, lease_owner = NULL, lease_token = NULL, "
-                "lease_expires_at = NULL, last_error = v.column6, updated_at = v.column7 "
-                "FROM (VALUES {values}) AS v WHERE messages.id = v.column8"
-            )
-            self.history_rows = (
-                "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
-                "outcome, error, recipients) VALUES {values}"
-            )
-            #: settle_rows for records still as leased (token, attempts, recipients).
-            self.settle_guarded = self.settle_rows + (
-                " AND messages.state = 'leased' AND messages.lease_token = v.column9 "
-                "AND messages.attempts = v.column10 AND messages.recipients = v.column11"
-            )
-        self.lost = (
-            f"UPDATE messages SET recipients = {p}, attempts = {p}, updated_at = {p} WHERE id = {p}"
-        )
-        self.renew = (
-            f"UPDATE messages SET lease_expires_at = {p} WHERE id = {p} AND state = 'leased' "
-            f"AND lease_token = {p}"
-        )
-        self.release = (
-            "UPDATE messages SET state = 'queued', lease_owner = NULL, lease_token = NULL, "
-            f"lease_expires_at = NULL, updated_at = {p} WHERE id = {p} AND state = 'leased' "
-            f"AND lease_token = {p}"
-        )
-        self.get = f"SELECT {_COLUMNS} FROM messages WHERE id = {p}"
-        self.get_with_data = f"SELECT {_COLUMNS}, data FROM messages WHERE id = {p}"
-        self.attempts_of = (
-            "SELECT attempt, started_at, finished_at, worker, outcome, error, recipients "
-            f"FROM attempts WHERE message = {p} ORDER BY id"
-        )
-        self.due_count = (
-            f"SELECT COUNT(*) FROM messages WHERE (state = 'queued' AND next_attempt_at <= {p})"
-            f" OR (state = 'leased' AND lease_expires_at <= {p})"
-        )
-        self.due = (
-            f"SELECT {_COLUMNS} FROM messages WHERE state = 'queued' AND next_attempt_at <= {p}"
-            " UNION ALL "
-            f"SELECT {_COLUMNS} FROM messages WHERE state = 'leased' AND lease_expires_at <= {p}"
-            f" ORDER BY next_attempt_at, id LIMIT {p}"
-        )
-        self.reschedule = (
-            f"UPDATE messages SET next_attempt_at = {p}, updated_at = {p} WHERE id = {p}"
-        )
-        self.requeue = (
-            f"UPDATE messages SET state = 'queued', recipients = {p}, next_attempt_at = {p}, "
-            f"queued_at = {p}, updated_at = {p} WHERE id = {p}"
-        )
-        self.requeued_history = (
-            "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
-            f"outcome, error, recipients) SELECT id, attempts, {p}, {p}, 'operator', "
-            f"'requeued', NULL, '[]' FROM messages WHERE id = {p}"
-        )
-
-
 class SQLStore(SpoolStore):
     """The spool over SQL: what SQLite and PostgreSQL stores share.
 
@@ -168,7 +65,7 @@ class SQLStore(SpoolStore):
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._sql = _Statements(dialect)
+        self._sql = Statements(dialect)
 
     @abstractmethod
     def _write(self, *, exclusive: bool = True) -> AbstractContextManager[Any]:
@@ -323,7 +220,7 @@ class SQLStore(SpoolStore):
             marks = self.dialect.marks(len(ids))
             cur.execute(f"{self._sql.take_where} IN ({marks})", [owner, token, expires, now, *ids])
             cur.execute(
-                f"SELECT json_group_array(json_array({_JSON_COLUMNS})) FROM messages "
+                f"SELECT json_group_array(json_array({JSON_COLUMNS})) FROM messages "
                 f"WHERE id IN ({marks})",
                 ids,
             )
@@ -334,7 +231,7 @@ class SQLStore(SpoolStore):
             where, args = self.dialect.marks(len(ids)), ids
         if self.dialect.returning:
             cur.execute(
-                f"{self._sql.take_where} IN ({where}) RETURNING {_COLUMNS}, data",
+                f"{self._sql.take_where} IN ({where}) RETURNING {COLUMNS}, data",
                 [owner, token, expires, now, *args],
             )
             return [_record(row, with_data=True) for row in cur.fetchall()]
@@ -348,7 +245,7 @@ class SQLStore(SpoolStore):
             [owner, token, expires, now, *ids],
         )
         cur.execute(
-            f"SELECT {_COLUMNS}, data FROM messages WHERE id IN ({self.dialect.marks(len(ids))})",
+            f"SELECT {COLUMNS}, data FROM messages WHERE id IN ({self.dialect.marks(len(ids))})",
             ids,
         )
         return [_record(row, with_data=True) for row in cur.fetchall()]
@@ -592,8 +489,7 @@ class SQLStore(SpoolStore):
         p = self.dialect.param
         with self._read() as cur:
             cur.execute(
-                f"SELECT {_COLUMNS} FROM messages{_where(clauses)} ORDER BY id "
-                f"LIMIT {p} OFFSET {p}",
+                f"SELECT {COLUMNS} FROM messages{_where(clauses)} ORDER BY id LIMIT {p} OFFSET {p}",
                 [*params, int(limit), int(offset)],
             )
             rows = cur.fetchall()
