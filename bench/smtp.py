@@ -2,7 +2,7 @@
 
 Two tables, each figure the median of several runs:
 
-* transport alone: messages already serialized (an ``EmailMessage`` whose ``_render`` returns
+* sending alone: messages already serialized (an ``EmailMessage`` whose ``_render`` returns
   fixed bytes), 5,000 messages with 3 recipients, mailpost's sync ``send_messages`` over
   1, 4 and 16 pooled connections, against Postfix's C client ``smtp-source`` pushing the
   same bytes with the same number of sessions (``-d``: sessions are kept open);
@@ -199,20 +199,22 @@ def main() -> None:
     try:
         print(f"# SMTP throughput, messages/s — {machine}; smtp-sink on 127.0.0.1; "
               f"median of {runs} runs of {count:,} messages, 3 recipients each")  # fmt: skip
-        print("\n## transport alone (pre-serialized), mailpost sync send_messages vs smtp-source")
-        print(f"{'shape':<19} {'conns':>5} {'smtp-source':>12} {'mailpost':>10} {'ratio':>7}")
+        print("\n## sending alone (pre-serialized), mailpost sync send_messages vs smtp-source")
+        print(f"{'shape':<19} {'sessions':>8} {'smtp-source':>12} {'mailpost':>10} {'ratio':>7}")
         for name in SHAPES:
             shape = all_shapes[name]
-            for conns in levels:
-                theirs = median(runs, lambda s=shape, c=conns: smtp_source(sink.port, s, c, count))
+            for sessions in levels:
+                theirs = median(
+                    runs, lambda s=shape, c=sessions: smtp_source(sink.port, s, c, count)
+                )
 
-                def ours(shape: dict[str, Any] = shape, conns: int = conns) -> float:
+                def ours(shape: dict[str, Any] = shape, sessions: int = sessions) -> float:
                     messages = prebuilt(shape, count)
-                    backend = mailer(sink.port, conns)
+                    backend = mailer(sink.port, sessions)
                     return rate(lambda: backend.send_messages(messages), count)
 
                 mine = median(runs, ours)
-                print(f"{name:<19} {conns:>5} {theirs:>12,.0f} {mine:>10,.0f} "
+                print(f"{name:<19} {sessions:>8} {theirs:>12,.0f} {mine:>10,.0f} "
                       f"{mine / theirs:>6.2f}x", flush=True)  # fmt: skip
         django_send = django_sender(sink.port)
         print("\n## end to end (EmailMultiAlternatives in, delivered out)")
@@ -223,32 +225,32 @@ def main() -> None:
 
             print(f"# baseline: Django {django.get_version()} smtp.EmailBackend.send_messages, "
                   f"one connection, {args.django_messages:,} messages per run")  # fmt: skip
-        print(f"{'shape':<19} {'conns':>5} {'django':>8} {'sync':>8} {'ratio':>7} "
+        print(f"{'shape':<19} {'sessions':>8} {'django':>8} {'sync':>8} {'ratio':>7} "
               f"{'async':>8} {'ratio':>7}")  # fmt: skip
         for name in SHAPES:
             shape = all_shapes[name]
             theirs = 0.0
             if django_send is not None:
                 theirs = median(runs, lambda s=shape: django_send(s, args.django_messages))
-            for conns in levels:
+            for sessions in levels:
 
-                def sync(shape: dict[str, Any] = shape, conns: int = conns) -> float:
+                def sync(shape: dict[str, Any] = shape, sessions: int = sessions) -> float:
                     messages = [build(shape, n) for n in range(count)]
-                    backend = mailer(sink.port, conns)
+                    backend = mailer(sink.port, sessions)
                     return rate(lambda: backend.send_messages(messages), count)
 
-                def async_(shape: dict[str, Any] = shape, conns: int = conns) -> float:
+                def async_(shape: dict[str, Any] = shape, sessions: int = sessions) -> float:
                     messages = [build(shape, n) for n in range(count)]
-                    backend = mailer(sink.port, conns)
+                    backend = mailer(sink.port, sessions)
                     return rate(lambda: asyncio.run(backend.asend_messages(messages)), count)
 
                 mine, mine_async = median(runs, sync), median(runs, async_)
                 if theirs:
-                    print(f"{name:<19} {conns:>5} {theirs:>8,.0f} {mine:>8,.0f} "
+                    print(f"{name:<19} {sessions:>8} {theirs:>8,.0f} {mine:>8,.0f} "
                           f"{mine / theirs:>6.1f}x {mine_async:>8,.0f} "
                           f"{mine_async / theirs:>6.1f}x", flush=True)  # fmt: skip
                 else:
-                    print(f"{name:<19} {conns:>5} {'-':>8} {mine:>8,.0f} {'':>7} "
+                    print(f"{name:<19} {sessions:>8} {'-':>8} {mine:>8,.0f} {'':>7} "
                           f"{mine_async:>8,.0f}", flush=True)  # fmt: skip
     finally:
         sink.stop()

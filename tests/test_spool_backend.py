@@ -31,11 +31,11 @@ def test_send_messages_is_committed_before_it_returns(tmp_path: Path) -> None:
     msg = EmailMessage("hello", "body", "from@example.com", ["to@example.com"], bcc=["b@x.test"])
     assert mailpost.mailers["spool"].send_messages([msg]) == 1
     # A separate connection (as another process would) sees the committed row.
-    conn = sqlite3.connect(path)
+    db = sqlite3.connect(path)
     try:
-        row = conn.execute("SELECT message_id, sender, recipients, mailer FROM messages").fetchone()
+        row = db.execute("SELECT message_id, sender, recipients, mailer FROM messages").fetchone()
     finally:
-        conn.close()
+        db.close()
     assert row[0] == msg.delivery.message_id  # type: ignore[union-attr]
     assert row[1] == "from@example.com"
     assert "to@example.com" in row[2]

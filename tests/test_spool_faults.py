@@ -242,7 +242,7 @@ class DropMidData(Faults):
         return DROP if number % 5 == 0 and tries == 1 else ACCEPT
 
 
-def test_connection_dropped_mid_data_loses_nothing_and_duplicates_nothing(
+def test_session_dropped_mid_data_loses_nothing_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
     dropped = {i for i in range(N) if i % 5 == 0}
@@ -254,10 +254,10 @@ def test_connection_dropped_mid_data_loses_nothing_and_duplicates_nothing(
         assert len(server.messages) == N  # a dropped message was not stored: no duplicate
         # Each dropped message was sent again, once, and stored then.
         assert all(server.recorder.data_tries[i] == (2 if i in dropped else 1) for i in range(N))
-        assert server.sessions > len(dropped)  # a new connection after every drop
+        assert server.sessions > len(dropped)  # a new session after every drop
 
 
-#: The 421 profile: the server closes each connection after this many messages.
+#: The 421 profile: the server closes each session after this many messages.
 CLOSE_AFTER = 7
 
 

@@ -57,7 +57,7 @@ def test_enqueue_is_visible_to_another_connection_in_wal_full_mode(tmp_path: Pat
         rows = other.execute("SELECT id, message_id, state FROM messages ORDER BY id").fetchall()
         assert rows == [(1, "<m1@x.test>", "queued"), (2, "<m2@x.test>", "queued")]
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     finally:
         other.close()
         store.close()

@@ -64,7 +64,7 @@ DEFAULT_DATA_TIMEOUT = 600.0
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Everything a connection needs, resolved once by the backend."""
+    """Everything a session needs, resolved once by the backend."""
 
     host: str
     port: int
@@ -90,7 +90,7 @@ class Item:
     """One message for the wire: its envelope, and its bytes computed once.
 
     ``prepare``, when given, makes the bytes on first use (:meth:`ready`), with 8-bit text
-    if the connection it is about to go on offers 8BITMIME; until then ``data`` is empty.
+    if the session it is about to go on offers 8BITMIME; until then ``data`` is empty.
     ``render`` re-renders the message 7-bit clean, for a server that turns out not to
     offer 8BITMIME after the bytes were made 8-bit. ``stream``: the message has files read
     while it is written (``data`` is then only its head, for the Message-ID). ``error``:
@@ -157,7 +157,7 @@ class Item:
 class Attempt:
     """One transaction's outcome. ``lost``: the session ended before the server's final
     reply (if the data had gone out, the server may have stored the message: the retry
-    is the documented ack-lost duplicate, same Message-ID). ``usable``: the connection
+    is the documented ack-lost duplicate, same Message-ID). ``usable``: the session
     can carry the next message."""
 
     result: DeliveryResult
@@ -296,7 +296,7 @@ class Session:
             raise smtplib.SMTPAuthenticationError(code, raw)
 
     async def noop(self) -> bool:
-        """Whether the session still answers (health check of an idle connection)."""
+        """Whether the session still answers (health check of an idle session)."""
         if not self.alive:
             return False
         try:
@@ -531,16 +531,16 @@ async def open_session(config: ClientConfig) -> Session:
         )
     except asyncio.TimeoutError:
         raise TimeoutError(f"timed out connecting to {config.host}:{config.port}") from None
-    conn = Session(wire, config)
+    session = Session(wire, config)
     try:
-        await conn.greet()
-        await conn.hello()
+        await session.greet()
+        await session.hello()
         if config.use_tls:
-            await conn.starttls()
-            await conn.hello()
+            await session.starttls()
+            await session.hello()
         if config.username and config.password:
-            await conn.login()
+            await session.login()
     except BaseException:
-        conn.abort()
+        session.abort()
         raise
-    return conn
+    return session

@@ -2,9 +2,9 @@
 
 Configure it in ``MAILERS`` with ``"BACKEND": "mailpost.backends.smtp.EmailBackend"``.
 Every message gets a :class:`~mailpost.DeliveryResult` with the server's reply to each
-RCPT TO and to DATA. A batch keeps going past a failed message; a lost connection (or a
+RCPT TO and to DATA. A batch keeps going past a failed message; a lost session (or a
 421 reply) gets one reconnect and the interrupted message is retried once, unless the
-server had already replied to it. If the connection drops after the message was sent but
+server had already replied to it. If the session drops after the message was sent but
 before the server's reply arrived, the retry may deliver it twice (with the same
 Message-ID): the one duplicate window SMTP leaves open. STARTTLS and implicit TLS verify
 the server's certificate and host name; a failed STARTTLS never falls back to cleartext.
@@ -340,7 +340,8 @@ class SMTPBackend(BaseEmailBackend):
 
     @property
     def connection(self) -> Pool | None:
-        """The open connection pool (after :meth:`open` / :meth:`aopen`), else None."""
+        """The open pool of sessions (after :meth:`open` / :meth:`aopen`), else None;
+        Django's name for it."""
         pool = self._pool
         return pool if pool is not None and pool.usable else None
 
@@ -405,10 +406,10 @@ class SMTPBackend(BaseEmailBackend):
             classify_exception(exc).text,
         )
 
-    # -- connection ------------------------------------------------------------------
+    # -- open / close ----------------------------------------------------------------
 
     def open(self) -> bool | None:
-        """Open a session. True if a new one was opened, False if one is already open.
+        """Open the pool (its first session now). True if newly opened, False if already open.
 
         With ``fail_silently`` a failure to connect is logged and None is returned.
         """
@@ -477,8 +478,8 @@ class SMTPBackend(BaseEmailBackend):
         one), so a large batch never holds all its wire bytes at once. A message that
         cannot be composed (an invalid address, a header with a line break, an unreadable
         file) is not sent and the rest of the batch is; its error is then raised (unless
-        ``fail_silently``), every message's ``delivery`` recorded. Opens a session if none is open
-        and then closes it; a session opened with :meth:`open` is left open. A large batch
+        ``fail_silently``), every message's ``delivery`` recorded. Opens the backend if it is
+        not open and then closes it; a backend opened with :meth:`open` is left open. A large batch
         is spread over up to ``max_connections`` sessions, with pipelining when offered.
         """
         if not email_messages:
@@ -509,7 +510,9 @@ class SMTPBackend(BaseEmailBackend):
         """
         pool = self.connection
         if pool is None:
-            raise RuntimeError(f"{self.label}: send_each() needs an open session (call open())")
+            raise RuntimeError(
+                f"{self.label}: send_each() needs the backend open (call open() first)"
+            )
         prepared = self._prepare_all(email_messages, same_thread=False)
         positions: list[int] = []
         batch: list[Item] = []
@@ -587,7 +590,9 @@ class SMTPBackend(BaseEmailBackend):
         items = []
         for message in messages:
             prerendered = getattr(message, "prerendered", None)
-            if prerendered is not None:  # a spooled message: envelope and bytes as captured
+            if (
+                prerendered is not None
+            ):  # a spooled message: envelope and bytes as the spool took them
                 sender, recipients, data, message_id = prerendered()
                 item = Item(message, sender, recipients, data, message_id)
                 items.append(item)
@@ -668,7 +673,7 @@ def _plain(message: EmailMessage) -> bool:
 
 
 def _compose(item: Item, eight_bit: bool) -> None:
-    """Make ``item``'s wire bytes (8-bit text when the connection offers 8BITMIME)."""
+    """Make ``item``'s wire bytes (8-bit text when the session offers 8BITMIME)."""
     message = item.message
     stream = serialize_stream(message)
     if stream is not None:  # files are read while the message is written

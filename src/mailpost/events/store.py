@@ -385,9 +385,9 @@ def _connect_postgres(url: str) -> Any:
         raise MissingDependency(
             'a postgresql:// suppression store needs psycopg: pip install "mailpost[postgres]"'
         ) from None
-    from mailpost.spool.pgstore import _Connection
+    from mailpost.spool.pgstore import _PgDatabase
 
-    return _Connection(psycopg.connect(url, autocommit=True, connect_timeout=10))
+    return _PgDatabase(psycopg.connect(url, autocommit=True, connect_timeout=10))
 
 
 _shared: dict[str, SuppressionStore] = {}

@@ -97,13 +97,13 @@ class Dialect:
 
 def _sqlite_has_json() -> bool:
     """Whether this SQLite has the JSON functions (built in since 3.38, optional before)."""
-    conn = sqlite3.connect(":memory:")
+    db = sqlite3.connect(":memory:")
     try:
-        conn.execute("SELECT json_group_array(json_array(1, 'a'))").fetchone()
+        db.execute("SELECT json_group_array(json_array(1, 'a'))").fetchone()
     except sqlite3.OperationalError:
         return False
     finally:
-        conn.close()
+        db.close()
     return True
 
 

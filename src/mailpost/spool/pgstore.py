@@ -124,9 +124,9 @@ class _Cursor:
     """A sqlite3-style cursor over a psycopg one. Not used by the spool store: kept for
     the suppression store (mailpost.events.store), whose SQL uses ``?`` markers."""
 
-    def __init__(self, cursor: Any, connection: _Connection) -> None:
+    def __init__(self, cursor: Any, db: _PgDatabase) -> None:
         self._cursor = cursor
-        self._connection = connection
+        self._db = db
 
     @property
     def rowcount(self) -> int:
@@ -142,9 +142,9 @@ class _Cursor:
         return iter(self._cursor.fetchall())
 
 
-class _Connection:
-    """A sqlite3-style connection over a psycopg one, for the suppression store only
-    (see :class:`_Cursor`)."""
+class _PgDatabase:
+    """A sqlite3-style database handle over a psycopg connection, for the suppression
+    store only (see :class:`_Cursor`)."""
 
     def __init__(self, connection: Any) -> None:
         self.raw = connection

@@ -50,17 +50,17 @@ class SQLiteStore(SQLStore):
             raise FileNotFoundError(f"spool directory {directory!r} does not exist")
         self._lock = threading.RLock()
         self._pid = os.getpid()
-        self._conn = sqlite3.connect(
+        self._db = sqlite3.connect(
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise OSError(f"spool {self.path!r}: cannot switch SQLite to WAL mode (got {mode!r})")
-        self._conn.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA synchronous = FULL")
         # Checkpoint the WAL into the database every ~16 MB rather than ~4 MB: a quarter of
         # the database fsyncs for a bulk enqueue (measured ~10% of its cost).
-        self._conn.execute("PRAGMA wal_autocheckpoint = 4000")
+        self._db.execute("PRAGMA wal_autocheckpoint = 4000")
         self._create_schema()
 
     def __repr__(self) -> str:
@@ -71,7 +71,7 @@ class SQLiteStore(SQLStore):
         """One write transaction, holding SQLite's write lock from the start (every write
         transaction is exclusive in SQLite)."""
         with self._lock:
-            cur = self._conn.cursor()
+            cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
@@ -83,19 +83,19 @@ class SQLiteStore(SQLStore):
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Cursor]:
         with self._lock:
-            yield self._conn.cursor()
+            yield self._db.cursor()
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._db.close()
 
     def reserve_slot(self, mailer: str, *, now: float, interval: float) -> float:
         """The shared schedule lives in the spool file, so every worker process of this
         spool keeps to one rate. The commit is not fsync'd: a schedule lost in a power
         cut only lets the next message go at once."""
         with self._lock:
-            conn = self._conn
-            conn.execute("PRAGMA synchronous = NORMAL")
+            db = self._db
+            db.execute("PRAGMA synchronous = NORMAL")
             try:
                 with self._write() as cur:
                     cur.execute("SELECT next_at FROM rate_slots WHERE mailer = ?", (mailer,))
@@ -107,7 +107,7 @@ class SQLiteStore(SQLStore):
                         (mailer, slot + interval),
                     )
             finally:
-                conn.execute("PRAGMA synchronous = FULL")
+                db.execute("PRAGMA synchronous = FULL")
             return slot
 
 
