@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from mailpost.spool.backend import SpoolBackend
-from mailpost.spool.dispatch import Ready, SpoolMailer, deliver_ready, register_dispatcher
+from mailpost.spool.dispatch import Ready, SpoolBackendLike, deliver_ready, register_dispatcher
 from mailpost.spool.record import SpoolRecord
 from mailpost.spool.worker import new_worker_id
 
@@ -116,7 +116,7 @@ class CeleryDispatcher:
     app's default queue).
     """
 
-    def __init__(self, backend: SpoolMailer, options: Mapping[str, Any]) -> None:
+    def __init__(self, backend: SpoolBackendLike, options: Mapping[str, Any]) -> None:
         if backend.alias is None:
             raise ValueError(
                 "OPTIONS 'dispatch': 'celery' needs the spool to be a MAILERS entry: the "

@@ -31,7 +31,7 @@ __all__ = [
     "Dispatcher",
     "DispatcherFactory",
     "Ready",
-    "SpoolMailer",
+    "SpoolBackendLike",
     "TransactionHook",
     "deliver_ready",
     "dispatcher_names",
@@ -54,8 +54,8 @@ class Ready:
     wait: float = 0.0
 
 
-class SpoolMailer(Protocol):
-    """What a dispatcher may use of the spool mailer it serves (the spool backend)."""
+class SpoolBackendLike(Protocol):
+    """What a dispatcher may use of the spool backend it serves."""
 
     alias: str | None
     mailer: str
@@ -77,7 +77,7 @@ class Dispatcher(Protocol):
 
 #: Builds the dispatcher of one spool mailer from the OPTIONS the dispatcher claimed;
 #: raises ValueError (naming the option) for a bad one.
-DispatcherFactory = Callable[[SpoolMailer, Mapping[str, Any]], Dispatcher]
+DispatcherFactory = Callable[[SpoolBackendLike, Mapping[str, Any]], Dispatcher]
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,7 @@ def deliver_ready(
 class ThreadDispatcher:
     """Delivery by one background worker thread per (spool, mailer) in this process."""
 
-    def __init__(self, backend: SpoolMailer) -> None:
+    def __init__(self, backend: SpoolBackendLike) -> None:
         self.backend = backend
 
     def dispatch(self, ready: Sequence[Ready]) -> None:
@@ -318,7 +318,7 @@ class ThreadDispatcher:
 class InlineDispatcher:
     """Delivery at once, in the sending thread, once the messages are stored."""
 
-    def __init__(self, backend: SpoolMailer) -> None:
+    def __init__(self, backend: SpoolBackendLike) -> None:
         self.backend = backend
 
     def dispatch(self, ready: Sequence[Ready]) -> None:
@@ -335,8 +335,8 @@ class InlineDispatcher:
             )
 
 
-def _no_options(cls: Callable[[SpoolMailer], Dispatcher]) -> DispatcherFactory:
-    def factory(backend: SpoolMailer, options: Mapping[str, Any]) -> Dispatcher:
+def _no_options(cls: Callable[[SpoolBackendLike], Dispatcher]) -> DispatcherFactory:
+    def factory(backend: SpoolBackendLike, options: Mapping[str, Any]) -> Dispatcher:
         return cls(backend)
 
     return factory
