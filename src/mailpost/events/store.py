@@ -11,6 +11,7 @@ shared by several machines, as for the spool.
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import csv
 import json
@@ -391,7 +392,24 @@ def _connect_postgres(url: str) -> Any:
 
 
 _shared: dict[str, SuppressionStore] = {}
+#: The process that opened each shared store: only it may close it (a forked child that
+#: closed its copy of a PostgreSQL session would end the parent's).
+_opened_by: dict[str, int] = {}
 _shared_lock = threading.Lock()
+
+
+@atexit.register
+def _close_shared() -> None:
+    """Close this process's shared stores at exit (a clean goodbye to a database server)."""
+    with _shared_lock:
+        for key, store in list(_shared.items()):
+            if _opened_by.get(key) == os.getpid():
+                try:
+                    store.close()
+                except Exception:  # the process is ending either way
+                    pass
+        _shared.clear()
+        _opened_by.clear()
 
 
 def open_suppressions(path: str | os.PathLike[str] | SuppressionStore) -> SuppressionStore:
@@ -405,4 +423,5 @@ def open_suppressions(path: str | os.PathLike[str] | SuppressionStore) -> Suppre
         store = _shared.get(key)
         if store is None:
             store = _shared[key] = SuppressionStore(key)
+            _opened_by[key] = os.getpid()
         return store
