@@ -22,10 +22,10 @@ from mailpost._api import (
     _send,
 )
 from mailpost._config import settings
+from mailpost.backends.base import BaseEmailBackend
 from mailpost.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
-    from mailpost.backends.base import BaseEmailBackend
     from mailpost.message import EmailMessage
 
 __all__ = ["amail_admins", "amail_managers", "mail_admins", "mail_managers"]
