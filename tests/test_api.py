@@ -25,7 +25,8 @@ from mailpost import (
     send_mail,
     send_mass_mail,
 )
-from mailpost._api import amail_admins, amail_managers, asend_mail, asend_mass_mail
+from mailpost._admins import amail_admins, amail_managers
+from mailpost._api import asend_mail, asend_mass_mail
 from mailpost.backends.base import BaseEmailBackend
 from mailpost.backends.console import ConsoleBackend
 from mailpost.backends.locmem import LocmemBackend
@@ -531,7 +532,7 @@ def test_pairs_are_deprecated_from_django_6_0_and_outside_django(
 ) -> None:
     """Django 6.0 deprecated ``(name, address)`` pairs in ADMINS / MANAGERS (6.1 keeps the
     warning); 4.2 and 5.2 document them."""
-    from mailpost._api import pairs_deprecated_on
+    from mailpost._admins import pairs_deprecated_on
 
     assert pairs_deprecated_on(django_version) is warns
 
@@ -545,7 +546,7 @@ def test_pairs_rule_reads_the_running_projects_django(
     import types
 
     from mailpost import _django
-    from mailpost._api import pairs_are_deprecated
+    from mailpost._admins import pairs_are_deprecated
 
     fake = types.ModuleType("django")
     fake.VERSION = (*release, "final", 0)  # type: ignore[attr-defined]

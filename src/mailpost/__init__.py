@@ -9,17 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from mailpost import _django
-from mailpost._api import (
-    amail_admins,
-    amail_managers,
-    asend_mail,
-    asend_mass_mail,
-    get_connection,
-    mail_admins,
-    mail_managers,
-    send_mail,
-    send_mass_mail,
-)
+from mailpost._admins import amail_admins, amail_managers, mail_admins, mail_managers
+from mailpost._api import asend_mail, asend_mass_mail, get_connection, send_mail, send_mass_mail
 from mailpost._config import configure
 from mailpost._delivery import DeliveryResult, RecipientStatus
 from mailpost._mime_compat import forbid_multi_line_headers

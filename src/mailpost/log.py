@@ -76,7 +76,7 @@ class AdminEmailHandler(logging.Handler):
             if suppressed is None:
                 return
             subject, body = self.compose(record, suppressed)
-            from mailpost._api import mail_admins
+            from mailpost._admins import mail_admins
 
             mail_admins(subject, body, using=self.using)
         except Exception:

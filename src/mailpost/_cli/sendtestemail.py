@@ -96,7 +96,7 @@ def _server_recipients(setting: str, option: str, streams: Streams) -> list[str]
     """``ADMINS`` / ``MANAGERS`` by the rules ``mail_admins()`` applies, checked before
     anything is sent; a deprecation is shown as a note, and an empty setting is an error
     here because the user asked for it by name."""
-    from mailpost._api import server_recipients
+    from mailpost._admins import server_recipients
     from mailpost.exceptions import ImproperlyConfigured
 
     with warnings.catch_warnings(record=True) as caught:

@@ -27,7 +27,7 @@ from typing import Any
 from django.core import checks
 
 from mailpost import _config
-from mailpost._api import pairs_are_deprecated, read_server_recipients
+from mailpost._admins import pairs_are_deprecated, read_server_recipients
 from mailpost.exceptions import ImproperlyConfigured, InvalidMailer, MissingDependency
 from mailpost.handler import build_backend, mailers, mailers_defined, resolve_backend_path
 
