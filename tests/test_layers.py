@@ -60,33 +60,25 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ALLOWED = {
     ("mailpost.message", "mailpost._api"): "the spec's EmailMessage.send() looks up a mailer",
     ("mailpost.backends.spool", "mailpost.spool.backend"): "the spec-style dotted path",
+    ("mailpost.backends.locmem", "mailpost"): "the spec's outbox is an attribute of the package "
+    "(tests rebind it); locmem appends to the list that is there at send time",
 }
 
 #: Upward edges still to remove (issue 11), with what each is.
 KNOWN = {
     ("mailpost.backends.capture", "mailpost.preview.store"): "the capture mailer writes the "
     "preview's store; the store belongs below both",
-    ("mailpost.backends.locmem", "mailpost"): "locmem reads mailpost.outbox through the package",
     ("mailpost.backends.suppress", "mailpost.events.store"): "the suppress wrapper reads the "
     "suppression store; the store belongs below both",
-    ("mailpost.handler", "mailpost.backends.locmem"): "the handler special-cases locmem",
     ("mailpost.spool.cli", "mailpost.events.store"): "spool CLI reads suppressions",
 }
 
-#: Import cycles still to break (issue 11).
+#: Import cycles still to break (issue 11), each through imports inside functions.
 KNOWN_CYCLES = [
+    # exceptions flavours its classes with Django's; the bridge names mailpost's warning
     {"mailpost._django", "mailpost.exceptions"},
-    {
-        "mailpost",
-        "mailpost._admins",
-        "mailpost._api",
-        "mailpost._mime",
-        "mailpost._mime_parts",
-        "mailpost.backends.base",
-        "mailpost.backends.locmem",
-        "mailpost.handler",
-        "mailpost.message",
-    },
+    # the writer checks for EmailMessage and takes make_msgid; the classes call the writer
+    {"mailpost._mime", "mailpost._mime_parts", "mailpost.message"},
 ]
 
 
@@ -210,7 +202,12 @@ def test_no_import_goes_up_a_layer_beyond_the_listed_ones() -> None:
 
 
 def test_no_import_cycle_beyond_the_listed_ones() -> None:
-    cycles = _cycles(_graph())
+    """Apart from the allowed upward edges (EmailMessage.send() looks up a mailer, so the
+    spec itself makes message -> _api -> handler -> backends -> message a loop)."""
+    graph = _graph()
+    for source, target in ALLOWED:
+        graph[source].discard(target)
+    cycles = _cycles(graph)
     assert sorted(map(sorted, cycles)) == sorted(map(sorted, KNOWN_CYCLES))
 
 

@@ -28,6 +28,8 @@ __all__ = ["MailersHandler", "mailers"]
 
 _DJANGO_PREFIX = "django.core.mail.backends."
 _BUILTIN = ("smtp", "console", "filebased", "locmem", "dummy")
+#: What every mailer is while mail is captured (mailpost.testing).
+_MEMORY_BACKEND = "mailpost.backends.locmem.EmailBackend"
 _ENTRY_KEYS = {"BACKEND", "OPTIONS"}
 #: A MAILERS entry without "BACKEND" is an SMTP mailer, as in Django.
 _DEFAULT_BACKEND = "mailpost.backends.smtp.EmailBackend"
@@ -275,10 +277,12 @@ class MailersHandler:
         warn_if_implicit_default(stacklevel=3)
         # compat: the legacy EMAIL_BACKEND is no MAILERS alias; its backend has none (Django).
         named: str | None = alias if mailers_defined() else None
-        if _capture.memory_mode():
-            from mailpost.backends.locmem import LocmemBackend
-
-            return LocmemBackend(bool(extra_options.get("fail_silently")), alias=named)
+        if _capture.memory_mode():  # by path, as every backend: locmem is a backend like any
+            memory = _import_backend(_MEMORY_BACKEND, named, f"mailer {alias!r}")
+            backend: BaseEmailBackend = memory(
+                bool(extra_options.get("fail_silently")), alias=named
+            )
+            return backend
         options.update(extra_options)
         return build_backend(path, options, alias=named, optional=_if_accepted)
 
