@@ -230,7 +230,7 @@ def deprecation_category() -> type[Warning]:
     ``ignore_warnings(category=...)`` filters and mailpost's own both apply. Elsewhere,
     ``MailpostDeprecationWarning``.
     """
-    from mailpost.exceptions import MailpostDeprecationWarning
+    from mailpost._deprecation import MailpostDeprecationWarning
 
     django_category = _django_category() if in_project() else None
     if django_category is None:
@@ -271,7 +271,7 @@ def deprecated(
     text means that side does not warn about it (Django does not, or mailpost's use is
     internal).
     """
-    from mailpost.exceptions import MailpostDeprecationWarning
+    from mailpost._deprecation import MailpostDeprecationWarning
 
     release = version()
     if release is not None and release < since:

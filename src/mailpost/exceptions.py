@@ -26,6 +26,8 @@ import smtplib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mailpost._deprecation import MailpostDeprecationWarning
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -178,7 +180,3 @@ class DeliveryError(MailpostError, smtplib.SMTPException):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_public(type(self)), (self.args[0] if self.args else "", self.results))
-
-
-class MailpostDeprecationWarning(DeprecationWarning):
-    """A deprecated (compatibility-only) argument, setting or call was used."""
