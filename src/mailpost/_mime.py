@@ -36,6 +36,8 @@ from mailpost._mime_parts import (
     _Part,
     _Segments,
     _text_part,
+    hooks,
+    make_msgid,
 )
 from mailpost.exceptions import BadHeaderError
 
@@ -77,8 +79,6 @@ def compose(
 
 def _plain_header_lines(message: EmailMessage) -> list[str]:
     """The header lines when ``headers=`` is empty: the common case, made directly."""
-    from mailpost.message import make_msgid
-
     out = [_headers.render("Subject", _as_text(message.subject))]
     out.append(_address_line("From", (message.from_email,)))
     for name, value in (("To", message.to), ("Cc", message.cc), ("Reply-To", message.reply_to)):
@@ -92,8 +92,6 @@ def _plain_header_lines(message: EmailMessage) -> list[str]:
 
 def _header_lines(message: EmailMessage) -> list[str]:
     """The header lines, ``headers=`` replacing generated ones of the same name."""
-    from mailpost.message import make_msgid
-
     extra = _extra_headers(message.extra_headers)
     if _GENERATED.isdisjoint(extra):  # only headers of its own: after the generated ones
         out = _plain_header_lines(message)
@@ -179,9 +177,7 @@ def serialize(message: EmailMessage, *, linesep: str = "\r\n", eight_bit: bool =
     Uses mailpost's writer unless a subclass overrides ``message()``, whose result is then
     honoured (generated with the SMTP policy).
     """
-    from mailpost.message import EmailMessage
-
-    if type(message).message is EmailMessage.message:
+    if type(message).message is hooks.email_message.message:
         data = message._render(eight_bit=eight_bit)
     else:
         policy = _SMTP_POLICY if eight_bit else _SMTP_7BIT
@@ -233,13 +229,12 @@ class StreamedMessage:
 def serialize_stream(message: EmailMessage, *, eight_bit: bool = False) -> StreamedMessage | None:
     """The message as a :class:`StreamedMessage` when it has streamed attachments (and
     uses mailpost's writer), else None: then :func:`serialize` is the way."""
-    from mailpost.message import EmailAttachment, EmailMessage
-
+    base = hooks.email_message
     cls = type(message)
-    if cls.message is not EmailMessage.message or cls._render is not EmailMessage._render:
+    if cls.message is not base.message or cls._render is not base._render:
         return None
     if not any(
-        isinstance(a, EmailAttachment) and isinstance(a.content, FileContent)
+        isinstance(a, hooks.email_attachment) and isinstance(a.content, FileContent)
         for a in message.attachments
     ):
         return None
@@ -251,9 +246,7 @@ def serialize_stream(message: EmailMessage, *, eight_bit: bool = False) -> Strea
 def envelope(message: EmailMessage) -> tuple[str, list[str]]:
     """The SMTP envelope: (sender, recipients) as ASCII addr-specs, validated."""
     sender = parse_address(message.from_email, "from_email").addr_spec
-    from mailpost.message import EmailMessage
-
-    if type(message).recipients is EmailMessage.recipients:
+    if type(message).recipients is hooks.email_message.recipients:
         fields = (("to", message.to), ("cc", message.cc), ("bcc", message.bcc))
         recipients = [parse_address(a, f).addr_spec for f, items in fields for a in items if a]
     else:
@@ -358,3 +351,6 @@ def message_id_of(data: bytes) -> str | None:
     if match is None:
         return None
     return _FOLD.sub(b" ", match.group(1)).strip().decode("ascii", "replace") or None
+
+
+hooks.serialize = serialize

@@ -17,12 +17,14 @@ import mimetypes
 import os
 import random
 import re
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mailpost import _headers
 from mailpost._headers import check_name, check_value, fold, parse_address
 from mailpost.exceptions import BadHeaderError
+from mailpost.utils import DNS_NAME
 
 if TYPE_CHECKING:
     from mailpost.message import Attachment
@@ -41,6 +43,39 @@ _CRLF = b"\r\n"
 #: Boundaries and Message-IDs need uniqueness, not secrecy: bodies are checked for boundary
 #: collisions, and ``random`` reseeds itself in forked children.
 _rng = random.Random()
+
+
+class _Hooks:
+    """What the writer takes from the modules built on it, set by them when imported, so
+    that it imports neither: the message classes (``mailpost.message``) and whole-message
+    serialization (``mailpost._mime``). Both are imported before any message exists."""
+
+    email_message: type[Any]
+    email_attachment: type[Any]
+    serialize: Any
+
+
+hooks = _Hooks()
+
+
+#: The last domain make_msgid checked (checked again only when it changes).
+_checked_domain: list[str | None] = [None]
+
+
+def make_msgid(idstring: str | None = None, domain: str | None = None) -> str:
+    """A new, unique ``<...@domain>`` Message-ID; ``domain`` defaults to this host's FQDN."""
+    if domain is None:
+        domain = DNS_NAME.get_fqdn()
+    if domain is not _checked_domain[0]:
+        check_value("make_msgid domain", domain)
+        _checked_domain[0] = domain
+    suffix = ""
+    if idstring is not None:
+        check_value("make_msgid idstring", idstring)
+        suffix = "." + "".join(c for c in idstring if (c.isascii() and c.isalnum()) or c in "-_")
+    return f"<{time.time_ns():x}.{os.getpid()}.{_rng.getrandbits(64):016x}{suffix}@{domain}>"
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_rng.seed)
 
@@ -418,12 +453,8 @@ def _content_part(
 
 
 def _rfc822_part(content: Any, filename: str | None) -> _Part:
-    from mailpost.message import EmailMessage
-
-    if isinstance(content, EmailMessage):
-        from mailpost._mime import serialize  # a message attached whole
-
-        data = serialize(content)
+    if isinstance(content, hooks.email_message):  # a message attached whole
+        data = hooks.serialize(content)
     elif isinstance(content, email.message.Message):
         data = content.as_bytes(policy=_SMTP_POLICY)
     elif isinstance(content, (str, bytes, bytearray)):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import email.message
 import email.policy
 import os
-import time
 from collections.abc import Sequence
 from email.parser import BytesParser
 from pathlib import Path
@@ -31,8 +30,8 @@ from mailpost._mime import (
     serialize,
     serialize_stream,
 )
-from mailpost._mime_parts import _CRLF, _as_text, _check_mimetype, _rng
-from mailpost.utils import DNS_NAME
+from mailpost._mime_parts import _CRLF, _as_text, _check_mimetype, hooks, make_msgid
+from mailpost.utils import DNS_NAME as DNS_NAME  # where Django's message module has it too
 
 if TYPE_CHECKING:
     from email.policy import Policy
@@ -72,23 +71,6 @@ class EmailAlternative(NamedTuple):
 
 
 Attachment = EmailAttachment | email.message.Message
-
-
-_checked_domain: list[str | None] = [None]
-
-
-def make_msgid(idstring: str | None = None, domain: str | None = None) -> str:
-    """A new, unique ``<...@domain>`` Message-ID; ``domain`` defaults to this host's FQDN."""
-    if domain is None:
-        domain = DNS_NAME.get_fqdn()
-    if domain is not _checked_domain[0]:
-        check_value("make_msgid domain", domain)
-        _checked_domain[0] = domain
-    suffix = ""
-    if idstring is not None:
-        check_value("make_msgid idstring", idstring)
-        suffix = "." + "".join(c for c in idstring if (c.isascii() and c.isalnum()) or c in "-_")
-    return f"<{time.time_ns():x}.{os.getpid()}.{_rng.getrandbits(64):016x}{suffix}@{domain}>"
 
 
 def _address_list(name: str, value: Any) -> list[AddressInput]:
@@ -373,6 +355,10 @@ def _text_headers(msg: email.message.Message, utf8: bool) -> None:
             part[name] = str(value)
         if not utf8:
             return  # UTF-8 is only ever written in the top-level headers
+
+
+hooks.email_message = EmailMessage
+hooks.email_attachment = EmailAttachment
 
 
 class EmailMultiAlternatives(EmailMessage):
