@@ -1,7 +1,7 @@
 """Capture backend: keep every message in a local capture store for ``mailpost preview``.
 
 For development settings: nothing leaves the machine, every message is kept durably (a
-SQLite file, see :mod:`mailpost.preview.store`) and shows up in the preview UI seconds
+SQLite file, see :class:`mailpost.preview.CaptureStore`) and shows up in the preview UI seconds
 later. ``MAILERS = {"default": "capture://mail.sqlite3"}`` or, as a dict,
 ``{"BACKEND": "mailpost.backends.capture.EmailBackend", "OPTIONS": {"path": ...}}``.
 """
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from mailpost.backends.base import BaseEmailBackend
 
 if TYPE_CHECKING:
+    from mailpost._preview_store import CaptureStore
     from mailpost.message import EmailMessage
-    from mailpost.preview.store import CaptureStore
 
 __all__ = ["CaptureBackend", "EmailBackend"]
 
@@ -40,7 +40,7 @@ class CaptureBackend(BaseEmailBackend):
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently, alias=alias, **kwargs)
-        from mailpost.preview.store import DEFAULT_CAPTURE_PATH, CaptureStore
+        from mailpost._preview_store import DEFAULT_CAPTURE_PATH, CaptureStore
 
         if path is None:
             path = DEFAULT_CAPTURE_PATH

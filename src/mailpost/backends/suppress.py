@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mailpost._delivery import DeliveryResult, RecipientStatus
+from mailpost._suppressions import DEFAULT_PATH, SuppressionStore, open_suppressions
 from mailpost.backends.base import BaseEmailBackend
-from mailpost.events.store import DEFAULT_PATH, SuppressionStore, open_suppressions
 
 if TYPE_CHECKING:
     from mailpost.message import EmailMessage

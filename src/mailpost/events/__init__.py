@@ -15,6 +15,7 @@ See docs/events.md.
 
 from __future__ import annotations
 
+from mailpost._suppressions import Suppression, SuppressionStore, open_suppressions
 from mailpost.events.dispatch import (
     Endpoint,
     adispatch,
@@ -25,7 +26,6 @@ from mailpost.events.dispatch import (
 )
 from mailpost.events.dsn import parse_dsn, parse_mailbox
 from mailpost.events.model import KINDS, DeliveryEvent, WebhookRejected
-from mailpost.events.store import Suppression, SuppressionStore, open_suppressions
 from mailpost.events.webhooks import PROVIDERS, WebhookConfig, parse
 
 __all__ = [

@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from mailpost._suppressions import SuppressionStore
 from mailpost.events.dispatch import Endpoint, adispatch, handle_request, status_body
-from mailpost.events.store import SuppressionStore
 from mailpost.events.webhooks import WebhookConfig
 
 __all__ = ["webhook_app"]

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mailpost._cli._common import EXIT_OK, CliError, HelpFormatter, Streams
-from mailpost.events.store import DEFAULT_PATH, SuppressionStore
+from mailpost._suppressions import DEFAULT_PATH, SuppressionStore
 
 __all__ = ["register"]
 

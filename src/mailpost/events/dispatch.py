@@ -16,8 +16,8 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from mailpost._suppressions import SuppressionStore, open_suppressions
 from mailpost.events.model import KINDS, DeliveryEvent, WebhookRejected
-from mailpost.events.store import SuppressionStore, open_suppressions
 from mailpost.events.webhooks import WebhookConfig, parse
 
 __all__ = [

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailpost._suppressions import SuppressionStore
 from mailpost.events.dispatch import Endpoint, dispatch, handle_request, status_body
-from mailpost.events.store import SuppressionStore
 from mailpost.events.webhooks import WebhookConfig
 from mailpost.exceptions import MissingDependency
 

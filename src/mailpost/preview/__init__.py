@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from mailpost._preview_store import DEFAULT_CAPTURE_PATH, CapturedMessage, CaptureStore
 from mailpost.preview.app import PreviewApp
 from mailpost.preview.lint import Finding, lint, lint_message
 from mailpost.preview.server import PreviewServer, SMTPCaptureServer
@@ -23,7 +24,6 @@ from mailpost.preview.sources import (
     preview,
     registered_previews,
 )
-from mailpost.preview.store import DEFAULT_CAPTURE_PATH, CapturedMessage, CaptureStore
 
 __all__ = [
     "DEFAULT_CAPTURE_PATH",

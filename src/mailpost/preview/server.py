@@ -9,8 +9,8 @@ import threading
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from mailpost._preview_store import CaptureStore
 from mailpost.preview.app import PreviewApp
-from mailpost.preview.store import CaptureStore
 
 __all__ = ["PreviewServer", "SMTPCaptureServer", "loopback_hosts"]
 

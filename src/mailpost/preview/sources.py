@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mailpost._preview_store import CaptureStore
 from mailpost.preview.parse import Summary, split_log, summarize
-from mailpost.preview.store import CaptureStore
 
 if TYPE_CHECKING:
     from mailpost.message import EmailMessage
@@ -89,7 +89,7 @@ class Source(ABC):
 
 
 class CaptureSource(Source):
-    """The messages of a :class:`~mailpost.preview.store.CaptureStore`."""
+    """The messages of a :class:`~mailpost.preview.CaptureStore`."""
 
     name = "capture"
 

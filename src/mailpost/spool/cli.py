@@ -214,7 +214,7 @@ def _linked_events(args: argparse.Namespace, message_id: str | None) -> list[dic
     is_url = str(location or "").startswith(("postgresql://", "postgres://"))
     if not location or not message_id or not (is_url or os.path.exists(location)):
         return None
-    from mailpost.events.store import SuppressionStore
+    from mailpost._suppressions import SuppressionStore
 
     with SuppressionStore(location) as store:
         return store.events(message_id=message_id)

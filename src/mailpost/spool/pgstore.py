@@ -18,7 +18,7 @@ import atexit
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -118,53 +118,6 @@ class PostgresStore(SQLStore):
                 raise
             cur.execute("COMMIT")
             return float(row[0]) - interval
-
-
-class _Cursor:
-    """A sqlite3-style cursor over a psycopg one. Not used by the spool store: kept for
-    the suppression store (mailpost.events.store), whose SQL uses ``?`` markers."""
-
-    def __init__(self, cursor: Any, db: _PgDatabase) -> None:
-        self._cursor = cursor
-        self._db = db
-
-    @property
-    def rowcount(self) -> int:
-        return int(self._cursor.rowcount)
-
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return list(self._cursor.fetchall())
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._cursor.fetchall())
-
-
-class _PgDatabase:
-    """A sqlite3-style database handle over a psycopg connection, for the suppression
-    store only (see :class:`_Cursor`)."""
-
-    def __init__(self, connection: Any) -> None:
-        self.raw = connection
-
-    @staticmethod
-    def _sql(statement: str) -> str:
-        return statement.replace("%", "%%").replace("?", "%s")
-
-    def execute(self, statement: str, params: Sequence[Any] = ()) -> _Cursor:
-        cursor = self.raw.cursor()
-        cursor.execute(self._sql(statement), list(params) if params else None)
-        return _Cursor(cursor, self)
-
-    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> _Cursor:
-        cursor = self.raw.cursor()
-        cursor.executemany(self._sql(statement), [list(r) for r in rows])
-        return _Cursor(cursor, self)
-
-    def close(self) -> None:
-        self.raw.close()
 
 
 _shared: dict[tuple[str, int], PostgresStore] = {}

@@ -23,8 +23,8 @@ from typing import Any
 
 from django.dispatch import Signal
 
+from mailpost._suppressions import SuppressionStore
 from mailpost.events.dispatch import Endpoint, dispatch, handle_request, status_body
-from mailpost.events.store import SuppressionStore
 from mailpost.events.webhooks import WebhookConfig
 
 __all__ = ["delivery_event", "webhook_view"]  # and ``urlpatterns``, built from settings
