@@ -4,6 +4,7 @@ retry, purge; leases across connections."""
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from contextlib import closing
 from pathlib import Path
@@ -331,3 +332,74 @@ def test_a_lease_returns_the_stored_times_exactly(store: SpoolStore) -> None:
     assert record.send_at == now + 0.000001
     assert record.lease_expires_at == now + 1.000003 + 20.000001
     assert record.updated_at == now + 1.000003
+
+
+def _hold_turn(path: Path) -> int:
+    """Take the spool's writer turn as another process's writer would (its own ``flock``)."""
+    import fcntl
+    import os
+
+    fd = os.open(f"{path}-lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the writer turn is a POSIX flock")
+def test_writers_take_turns_an_enqueue_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "spool.sqlite3"
+    with closing(SQLiteStore(path, busy_timeout=0.2)) as store:
+        assert (tmp_path / "spool.sqlite3-lock").is_file()
+        [first] = store.enqueue([_new(1)], now=T0)
+        fd = _hold_turn(path)
+        try:
+            with pytest.raises(sqlite3.OperationalError) as caught:
+                store.enqueue([_new(2)], now=T0)
+            assert "database is locked" in str(caught.value)
+            assert str(path) in str(caught.value)
+            assert "0.2 s" in str(caught.value)
+        finally:
+            os.close(fd)
+        # the enqueue that gave up wrote nothing; with the turn free, writes go on
+        [second] = store.enqueue([_new(3)], now=T0)
+        leased = store.lease("w", now=T0, lease_seconds=30, limit=10)
+        assert [r.message_id for r in leased] == ["<m1@x.test>", "<m3@x.test>"]
+        assert [r.id for r in leased] == [first, second]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the writer turn is a POSIX flock")
+def test_a_workers_group_commit_waits_for_its_turn_however_long(tmp_path: Path) -> None:
+    import os
+
+    from mailpost.spool.base import LeaseRequest
+
+    path = tmp_path / "spool.sqlite3"
+    with closing(SQLiteStore(path, busy_timeout=0.1)) as store:
+        [rid] = store.enqueue([_new(1)], now=T0)
+        fd = _hold_turn(path)
+        got: list[Any] = []
+        request = LeaseRequest(owner="w", now=T0, lease_seconds=30, limit=5)
+        waiter = threading.Thread(
+            target=lambda: got.append(store.settle([], worker="w", lease=request))
+        )
+        try:
+            waiter.start()
+            waiter.join(0.5)  # five busy timeouts: it neither gave up nor went ahead
+            assert waiter.is_alive()
+            assert got == []
+        finally:
+            os.close(fd)  # the other writer is done
+        waiter.join(10)
+        assert not waiter.is_alive()
+        [(settled, leased)] = got
+        assert settled == []
+        assert [r.id for r in leased] == [rid]
+
+
+def test_a_spool_whose_lock_file_cannot_be_opened_still_works(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite3"
+    (tmp_path / "spool.sqlite3-lock").mkdir()  # cannot be opened as a file
+    with closing(SQLiteStore(path)) as store:
+        [rid] = store.enqueue([_new(1)], now=T0)
+        assert [r.id for r in store.lease("w", now=T0, lease_seconds=30, limit=5)] == [rid]

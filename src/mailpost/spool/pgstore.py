@@ -76,7 +76,7 @@ class PostgresStore(SQLStore):
         return f"<PostgresStore {mask_password(self.path)!r}>"
 
     @contextmanager
-    def _write(self, *, exclusive: bool = True) -> Iterator[Any]:
+    def _write(self, *, exclusive: bool = True, patient: bool = False) -> Iterator[Any]:
         """One transaction; an exclusive one first takes the spool's advisory lock."""
         with self._lock:
             cur = self._raw.cursor()

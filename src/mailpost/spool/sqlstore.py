@@ -68,12 +68,16 @@ class SQLStore(SpoolStore):
         self._sql = Statements(dialect)
 
     @abstractmethod
-    def _write(self, *, exclusive: bool = True) -> AbstractContextManager[Any]:
+    def _write(
+        self, *, exclusive: bool = True, patient: bool = False
+    ) -> AbstractContextManager[Any]:
         """One write transaction; yields a cursor, commits on exit, rolls back on error.
 
         ``exclusive``: the transaction must also exclude every other writer (enqueue,
         which needs consecutive ids); otherwise row locks (``Dialect.lock_rows``,
-        ``Dialect.skip_locked``) are enough where the database has them.
+        ``Dialect.skip_locked``) are enough where the database has them. ``patient``: the
+        caller (a worker's group commit) would rather wait for other writers as long as
+        they take than fail after the store's busy timeout.
         """
 
     @abstractmethod
@@ -313,7 +317,7 @@ class SQLStore(SpoolStore):
         """One transaction (one durable commit) for a group of outcomes and the next lease."""
         where = None if lease is None else self._lease_filter(None, lease.mailers)
         plan = self._plan(outcomes, worker) if outcomes else None
-        with self._write(exclusive=False) as cur:
+        with self._write(exclusive=False, patient=True) as cur:
             settled = self._settle_in(cur, outcomes, worker, plan)
             leased: builtins.list[SpoolRecord] = []
             if lease is not None and where is not None and lease.limit > 0:

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+if sys.platform != "win32":
+    import fcntl
 
 from mailpost.spool.base import LeaseRequest, Settled, SpoolStore
 from mailpost.spool.dialect import SQLITE
@@ -50,6 +55,8 @@ class SQLiteStore(SQLStore):
             raise FileNotFoundError(f"spool directory {directory!r} does not exist")
         self._lock = threading.RLock()
         self._pid = os.getpid()
+        self._busy_timeout = busy_timeout
+        self._turn_fd = _open_turn(self.path)
         self._db = sqlite3.connect(
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -67,18 +74,56 @@ class SQLiteStore(SQLStore):
         return f"<SQLiteStore {self.path!r}>"
 
     @contextmanager
-    def _write(self, *, exclusive: bool = True) -> Iterator[sqlite3.Cursor]:
+    def _write(self, *, exclusive: bool = True, patient: bool = False) -> Iterator[sqlite3.Cursor]:
         """One write transaction, holding SQLite's write lock from the start (every write
-        transaction is exclusive in SQLite)."""
+        transaction is exclusive in SQLite), in this spool's writer turn."""
         with self._lock:
-            cur = self._db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._take_turn(patient)
             try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+                cur = self._db.cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+            finally:
+                if self._turn_fd is not None:
+                    fcntl.flock(self._turn_fd, fcntl.LOCK_UN)
+
+    def _take_turn(self, patient: bool) -> None:
+        """Wait for this spool's writer turn: a ``flock`` on ``<spool>-lock``, taken before
+        ``BEGIN IMMEDIATE`` and let go after the commit.
+
+        A writer that finds SQLite's write lock taken is left to SQLite's busy handler,
+        which sleeps 1, 2, 5, 10... ms between tries: two busy workers on one spool hit it
+        at almost every commit, and lost a third of their throughput to it (two workers
+        drained 1.06x one; 1.3x with the turn). ``patient`` (a worker's group commit,
+        which has nothing else to do) waits in the kernel and wakes the moment the holder
+        lets go; any other writer (an application enqueueing) polls the turn every
+        0.05-1 ms for at most ``busy_timeout`` seconds, as SQLite would.
+        """
+        fd = self._turn_fd
+        if fd is None:
+            return
+        if patient:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return
+        pause = 0.00005
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise sqlite3.OperationalError(
+                        f"database is locked: spool {self.path!r} was held by another "
+                        f"writer for more than {self._busy_timeout:g} s"
+                    ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Cursor]:
@@ -88,6 +133,9 @@ class SQLiteStore(SQLStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._turn_fd is not None:
+                os.close(self._turn_fd)
+                self._turn_fd = None
 
     def reserve_slot(self, mailer: str, *, now: float, interval: float) -> float:
         """The shared schedule lives in the spool file, so every worker process of this
@@ -109,6 +157,18 @@ class SQLiteStore(SQLStore):
             finally:
                 db.execute("PRAGMA synchronous = FULL")
             return slot
+
+
+def _open_turn(path: str) -> int | None:
+    """The descriptor of ``<path>-lock`` (created beside the spool), or None where there is
+    no ``flock`` (Windows) or the file cannot be opened: then SQLite's own locking alone
+    keeps writers apart, only slower under contention."""
+    if sys.platform == "win32":
+        return None
+    try:
+        return os.open(path + "-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
 
 
 _shared: dict[tuple[str, int], SQLiteStore] = {}
