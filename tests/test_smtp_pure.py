@@ -21,7 +21,8 @@ from mailpost._smtp.replies import (
     describe_reply,
     is_success,
 )
-from mailpost._smtp.session import Attempt, Item, Sent
+from mailpost._smtp.session import Attempt, ClientConfig, Item, Sent, Session
+from mailpost._smtp.wire import Wire
 
 # -- replies -------------------------------------------------------------------------
 
@@ -321,3 +322,48 @@ def test_the_next_queued_message_is_composed_once_the_server_tells_8bitmime() ->
     lane.batch.prime({"8bitmime": ""})
     lane.batch.prime({"8bitmime": ""})
     assert calls == [True]  # composed once
+
+
+def _session(extensions: dict[str, str]) -> Session:
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    loop.close()  # the session only works things out here: nothing is written
+    session = Session(Wire(loop), ClientConfig("127.0.0.1", 25))
+    session.extensions = dict(extensions)
+    return session
+
+
+def test_a_planned_envelope_is_the_one_worked_out_when_its_turn_comes() -> None:
+    data = b"Subject: hi\r\n\r\n.starts with a dot\r\n"
+    item = Item(None, "s@example.com", ["a@example.com", "b@example.com"], data, "<1@t>")
+    fresh = Item(None, "s@example.com", ["a@example.com", "b@example.com"], data, "<1@t>")
+    session = _session({"pipelining": "", "size": "1000", "8bitmime": ""})
+    session.plan(item)
+    assert item.planned is not None
+    planned_result = item.planned[1]
+    result, lines = session._envelope(item)
+    assert result is planned_result
+    assert lines == session._envelope(fresh)[1]
+    assert lines == [
+        f"MAIL FROM:<s@example.com> SIZE={len(data)}\r\n".encode(),
+        b"RCPT TO:<a@example.com>\r\n",
+        b"RCPT TO:<b@example.com>\r\n",
+        b"DATA\r\n",
+    ]
+    assert item.planned is None  # used once
+    assert item.parts == (b"Subject: hi\r\n\r\n..starts with a dot\r\n", b".\r\n")
+
+
+def test_a_plan_made_for_other_extensions_is_worked_out_again() -> None:
+    data = b"Subject: x\r\n\r\nbody\r\n"
+    item = Item(None, "s@example.com", ["a@example.com"], data, "<2@t>")
+    _session({"size": "10"}).plan(item)  # too big there: not planned at all
+    assert item.planned is None
+    _session({"pipelining": ""}).plan(item)
+    assert item.planned is not None
+    result, lines = _session({"pipelining": "", "size": "1000"})._envelope(item)
+    assert lines is not None
+    assert lines[0] == f"MAIL FROM:<s@example.com> SIZE={len(data)}\r\n".encode()  # its own
+    assert item.parts is None  # stuffed again when written
+    assert result.message_id == "<2@t>"

@@ -60,7 +60,7 @@ class Then(enum.Enum):
 class Batch:
     """The shared state of one batch: the queue of message indexes and the results."""
 
-    __slots__ = ("items", "on_result", "per_session", "problem", "queue", "results")
+    __slots__ = ("items", "on_result", "per_session", "problem", "queue", "results", "solo")
 
     def __init__(
         self,
@@ -74,6 +74,10 @@ class Batch:
         self.problem: Problem | None = None
         self.on_result = on_result
         self.per_session = per_session
+        #: One session sends the whole batch: its pump works each next message out in
+        #: full while the server works (:meth:`Session.plan`). With several, the head of
+        #: the queue goes to whichever session is first, and they are busy enough.
+        self.solo = False
 
     def settled(self, index: int, result: DeliveryResult) -> None:
         """Item ``index`` has its final result: keep it, let its bytes go, tell the caller."""

@@ -231,7 +231,11 @@ class Pump:
         self.index, self.result, self.follow, self.ahead = index, sent.result, follow, ahead
         wire.wanted = ahead.wanted if ahead is not None else 1
         wire.arm(session.config.data_timeout)
-        self.batch.prime(self.pool.extensions)  # as Worker.prime
+        batch = self.batch
+        if not batch.solo:
+            batch.prime(self.pool.extensions)  # as Worker.prime
+        elif batch.queue:  # the message after the one that follows: its turn is next
+            session.plan(items[batch.queue[0]])
         return True
 
 
@@ -248,6 +252,7 @@ async def send_batch(
     """
     batch = Batch(items, on_result, pool.config.messages_per_connection)
     workers = min(pool.config.max_connections, len(items))
+    batch.solo = workers == 1
     if workers == 1:
         await Worker(pool, batch).run()
     else:

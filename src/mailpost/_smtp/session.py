@@ -103,6 +103,8 @@ class Item:
         "error",
         "message",
         "message_id",
+        "parts",
+        "planned",
         "prepare",
         "recipients",
         "render",
@@ -124,6 +126,12 @@ class Item:
         prepare: Callable[[Item, bool], None] | None = None,
     ) -> None:
         self.prepare = prepare
+        #: Worked out ahead by :meth:`Session.plan` (the session's extensions, the result,
+        #: the envelope lines), and the dot-stuffed data with its end, once that plan is used.
+        self.planned: (
+            tuple[dict[str, str], DeliveryResult, list[bytes], tuple[bytes, bytes]] | None
+        ) = None
+        self.parts: tuple[bytes, bytes] | None = None
         self.error: Exception | None = None
         self.stream = stream
         self.message = message
@@ -140,6 +148,7 @@ class Item:
         self.data = b""
         self.stream = None
         self.render = None
+        self.parts = None
 
     def ready(self, eight_bit: bool) -> bool:
         """Compose the message now if that is still to do; False if it cannot be."""
@@ -329,8 +338,26 @@ class Session:
 
     # -- one mail transaction -------------------------------------------------------------
 
+    def plan(self, item: Item) -> None:
+        """Compose ``item`` and work out its envelope and dot-stuffed data now, while the
+        server works on the message before it: when its turn comes, writing it is only a
+        write (the time between a reply and the next write is the round trip's share that
+        is ours). Used only by this session, and only if nothing was done with it since."""
+        if item.planned is not None or item.stream is not None:
+            return
+        result, lines = self._envelope(item)
+        if lines is not None and item.stream is None:
+            item.planned = (self.extensions, result, lines, data_parts(item.data))
+
     def _envelope(self, item: Item) -> tuple[DeliveryResult, list[bytes] | None]:
         """A new result for ``item`` and its MAIL/RCPT/DATA lines (None: not to be sent)."""
+        planned = item.planned
+        if planned is not None:
+            item.planned = None
+            if planned[0] == self.extensions:
+                item.parts = planned[3]
+                return planned[1], planned[2]
+        item.parts = None
         if not item.ready("8bitmime" in self.extensions):
             return composition_failed(item), None
         if item.eight_bit and "8bitmime" not in self.extensions and item.render is not None:
@@ -435,7 +462,8 @@ class Session:
 
     def write_data(self, item: Item, follow: Item | None) -> Ahead | None:
         """Write ``item``'s data, then ``follow``'s envelope when there is one to send."""
-        stuffed, end = data_parts(item.data)
+        parts = item.parts
+        stuffed, end = data_parts(item.data) if parts is None else parts
         if follow is None:
             self.wire.writelines([stuffed, end])
             return None
