@@ -342,7 +342,8 @@ class Session:
         """Compose ``item`` and work out its envelope and dot-stuffed data now, while the
         server works on the message before it: when its turn comes, writing it is only a
         write (the time between a reply and the next write is the round trip's share that
-        is ours). Used only by this session, and only if nothing was done with it since."""
+        is ours). The plan is used by a session whose extensions equal this one's; any
+        other works the message out again."""
         if item.planned is not None or item.stream is not None:
             return
         result, lines = self._envelope(item)
