@@ -339,7 +339,7 @@ def _hold_turn(path: Path) -> int:
     import fcntl
     import os
 
-    fd = os.open(f"{path}-lock", os.O_RDWR)
+    fd = os.open(f"{path}-lock", os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 
