@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -114,13 +115,33 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_work_shows_progress_on_a_terminal(
+def test_work_shows_progress_on_a_terminal_with_rich(
     spool_path: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    pytest.importorskip("rich.live", reason="the [cli] extra is part of the test extra")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert _run("spool", "work", "--until-idle") == 0
+    written = terminal.getvalue()
+    assert "\x1b[?25l" in written  # rich's live display hid the cursor, so it drove the line
+    assert written.rindex("\x1b[?25h") > written.rindex("delivered")  # and showed it again
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", written)
+    assert text.endswith("\n")
+    final = text.splitlines()[-1]
+    assert final.startswith("delivered 3  retrying 0  failed 0  ")
+    assert final.rstrip().endswith("msg/s  queue 0")
+    assert "3 attempt(s)" in capsys.readouterr().out
+
+
+def test_work_shows_a_plain_line_without_rich(
+    spool_path: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "rich.live", None)  # import fails as if not installed
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     assert _run("spool", "work", "--until-idle") == 0
     final = terminal.getvalue().split("\r")[-1]
+    assert "\x1b" not in terminal.getvalue()
     assert final.startswith("delivered 3  retrying 0  failed 0  ")
     assert "msg/s  queue 0" in final
     assert final.endswith("\n")

@@ -289,7 +289,7 @@ def _work(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     status: IO[str] = getattr(args, "stderr", None) or sys.stderr
-    line = None if args.quiet or not status.isatty() else StatusLine(spool, worker, status)
+    line = None if args.quiet or not status.isatty() else status_display(spool, worker, status)
     try:
         if line is not None:
             line.start()
@@ -309,11 +309,13 @@ def _work(args: argparse.Namespace) -> int:
 
 
 class StatusLine:
-    """One self-rewriting line on a terminal: what the worker did, its rate, what waits.
+    """What a working worker shows on a terminal: counts, rate and queue depth, kept fresh.
 
-    Plain ``\\r`` rewriting from a daemon thread, twice a second (the queue depth once a
-    second, one cheap count): no dependency for one line of text, and nothing at all is
-    written when the stream is not a terminal.
+    The text is one line (:meth:`render`); the queue depth is one cheap count, taken at
+    most once a second. :meth:`start` and :meth:`stop` drive the display: rich's live
+    display when ``rich`` is installed (``pip install "mailpost[cli]"``), which redraws
+    from its own thread and knows the terminal; otherwise a plain ``\\r``-rewritten line
+    from a daemon thread, so the core keeps no dependency.
     """
 
     def __init__(self, spool: Spool, worker: Worker, stream: IO[str], interval: float = 0.5):
@@ -325,6 +327,7 @@ class StatusLine:
         self._thread = threading.Thread(target=self._run, name="mailpost-spool-status")
         self._thread.daemon = True
         self._depth: int | None = None
+        self._depth_at = float("-inf")
         self._width = 0
 
     def render(self, now: float) -> str:
@@ -336,6 +339,14 @@ class StatusLine:
             f"{p.attempts / elapsed:,.0f} msg/s  queue {depth}"
         )
 
+    def text(self) -> str:
+        """The line as of now, with a queue depth at most a second old."""
+        now = self.worker.clock()
+        if now - self._depth_at >= 1.0:
+            self._refresh_depth()
+            self._depth_at = now
+        return self.render(now)
+
     def _refresh_depth(self) -> None:
         try:
             states = self.spool.stats()["states"]
@@ -344,18 +355,14 @@ class StatusLine:
             pass
 
     def _draw(self) -> None:
-        text = self.render(self.worker.clock())
+        text = self.text()
         pad = max(0, self._width - len(text))
         self._width = len(text)
         self.stream.write("\r" + text + " " * pad)
         self.stream.flush()
 
     def _run(self) -> None:
-        ticks = 0
         while not self._stop.wait(self.interval):
-            if ticks % 2 == 0:
-                self._refresh_depth()
-            ticks += 1
             self._draw()
 
     def start(self) -> None:
@@ -365,10 +372,45 @@ class StatusLine:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5.0)
-        self._refresh_depth()
+        self._depth_at = float("-inf")
         self._draw()
         self.stream.write("\n")
         self.stream.flush()
+
+
+class RichStatus(StatusLine):
+    """The same line through rich's ``Live`` display (the ``[cli]`` extra)."""
+
+    def __init__(self, spool: Spool, worker: Worker, stream: IO[str], interval: float = 0.5):
+        super().__init__(spool, worker, stream, interval)
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        self._live = Live(
+            console=Console(file=stream, highlight=False),
+            get_renderable=lambda: Text(self.text(), no_wrap=True, overflow="ellipsis"),
+            refresh_per_second=1 / interval,
+            transient=False,
+        )
+
+    def start(self) -> None:
+        self._refresh_depth()
+        self._live.start()
+
+    def stop(self) -> None:
+        self._depth_at = float("-inf")
+        self._live.stop()
+        self.stream.flush()
+
+
+def status_display(spool: Spool, worker: Worker, stream: IO[str]) -> StatusLine:
+    """rich's live line when rich is installed, else the plain one."""
+    try:
+        import rich.live  # noqa: F401
+    except ImportError:
+        return StatusLine(spool, worker, stream)
+    return RichStatus(spool, worker, stream)
 
 
 def main(argv: list[str] | None = None) -> int:
