@@ -366,7 +366,6 @@ class StatusLine:
             self._draw()
 
     def start(self) -> None:
-        self._refresh_depth()
         self._thread.start()
 
     def stop(self) -> None:
@@ -395,7 +394,6 @@ class RichStatus(StatusLine):
         )
 
     def start(self) -> None:
-        self._refresh_depth()
         self._live.start()
 
     def stop(self) -> None:
