@@ -68,6 +68,37 @@ def test_heartbeat_reports_a_lease_taken_by_another_worker(tmp_path: Path) -> No
     store.close()
 
 
+def test_a_record_committed_before_the_heartbeat_drops_it_is_not_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The store thread commits a group, then drops its records from the heartbeat; a beat
+    # in between finds those leases gone. That is the commit, not another worker.
+    from mailpost.spool.record import Outcome, RecipientResult
+
+    store = _store_with(tmp_path, 2)
+    now = time.time()
+    settled, other = store.lease("w1", now=now, lease_seconds=30, limit=2)
+    heartbeat = Heartbeat(store, lease_seconds=30, interval=5)
+    heartbeat.hold([settled, other])
+    heartbeat.settling([settled])
+    delivered = Outcome([RecipientResult("a@x.test", "delivered", 250, "ok")], now, now, now)
+    assert store.complete(settled, delivered, worker="w1") is not None
+    with caplog.at_level("WARNING", logger="mailpost.spool"):
+        assert heartbeat.beat() == []
+    assert not heartbeat.lost(settled)
+    assert "lost the lease" not in caplog.text
+    assert [r.id for r in heartbeat.held] == [settled.id, other.id]  # drop() comes next
+    heartbeat.drop(settled)
+    assert [r.id for r in heartbeat.held] == [other.id]
+    # The mark goes with the drop: the other record's loss is still reported.
+    [taken] = store.lease("w2", now=now + 60, lease_seconds=60)
+    assert taken.id == other.id
+    heartbeat.clock = lambda: now + 60
+    assert heartbeat.beat() == [other.id]
+    assert heartbeat.lost(other)
+    store.close()
+
+
 def test_heartbeat_interval_must_be_shorter_than_the_lease(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "spool.sqlite3")
     with pytest.raises(ValueError, match="heartbeat_interval"):

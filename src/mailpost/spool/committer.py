@@ -150,6 +150,8 @@ class Committer:
                     limit=lease[0],
                     mailers=worker.mailers,
                 )
+            # From here on a failed renewal means the commit is in, not that the lease was lost.
+            self.heartbeat.settling([record for record, _ in outcomes])
             try:
                 settled, leased = worker.store.settle(
                     outcomes, worker=worker.worker_id, lease=request

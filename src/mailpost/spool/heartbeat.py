@@ -26,7 +26,9 @@ class Heartbeat:
     daemon thread while work is in progress.
 
     A record whose renewal fails (another worker took it after the lease expired) is
-    marked :meth:`lost`, and the worker does not send it. Use as a context manager.
+    marked :meth:`lost`, and the worker does not send it. A record marked :meth:`settling`
+    (its outcome is being committed) is not: its renewal fails once that commit is in, and
+    that is no loss. Use as a context manager.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class Heartbeat:
             raise ValueError(f"heartbeat interval must be > 0 seconds, got {self.interval!r}")
         self._held: dict[int, SpoolRecord] = {}
         self._lost: set[int] = set()
+        self._settling: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -59,6 +62,12 @@ class Heartbeat:
         with self._lock:
             self._held.pop(record.id, None)
             self._lost.discard(record.id)
+            self._settling.discard(record.id)
+
+    def settling(self, records: Sequence[SpoolRecord]) -> None:
+        """``records``' outcomes are being committed by this worker; :meth:`drop` follows."""
+        with self._lock:
+            self._settling.update(record.id for record in records)
 
     def lost(self, record: SpoolRecord) -> bool:
         """Whether ``record``'s lease was found taken by another worker."""
@@ -80,7 +89,11 @@ class Heartbeat:
         with self._lock:
             self.beats += 1
             for record in records:
-                if record.id not in renewed and record.id in self._held:
+                if (
+                    record.id not in renewed
+                    and record.id in self._held
+                    and record.id not in self._settling
+                ):
                     del self._held[record.id]
                     self._lost.add(record.id)
                     lost.append(record.id)
