@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,6 +97,50 @@ def test_a_record_committed_before_the_heartbeat_drops_it_is_not_lost(
     heartbeat.clock = lambda: now + 60
     assert heartbeat.beat() == [other.id]
     assert heartbeat.lost(other)
+    store.close()
+
+
+class _BeatAfterCommit(SQLiteStore):
+    """A store whose group commit is followed at once by a heartbeat beat: the moment
+    between the commit and the store thread dropping the records."""
+
+    heartbeat: Heartbeat | None = None
+
+    def settle(self, *args: Any, **kwargs: Any) -> Any:
+        done = super().settle(*args, **kwargs)
+        assert self.heartbeat is not None
+        self.heartbeat.beat()
+        return done
+
+
+def test_the_store_thread_marks_a_group_settling_before_it_commits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mailpost.spool.committer import Committer
+    from mailpost.spool.record import Outcome, RecipientResult
+
+    store = _BeatAfterCommit(tmp_path / "spool.sqlite3")
+    Spool(store, mailer="smtp").enqueue(
+        [EmailMessage(f"msg {i}", "b", "f@x.test", ["a@x.test"]) for i in range(2)]
+    )
+    worker = Worker(store, worker_id="w1")
+    now = time.time()
+    records = store.lease("w1", now=now, lease_seconds=30, limit=2)
+    heartbeat = worker.heartbeat()
+    heartbeat.hold(records)
+    store.heartbeat = heartbeat
+    committer = Committer(worker, heartbeat)
+    with caplog.at_level("WARNING", logger="mailpost.spool"):
+        for record in records:
+            delivered = [RecipientResult("a@x.test", "delivered", 250, "ok")]
+            committer.put(record, Outcome(delivered, now, now, now))
+        committer.flush()
+        committer.close()
+    assert committer.error is None
+    assert "lost the lease" not in caplog.text
+    assert not any(heartbeat.lost(r) for r in records)
+    assert heartbeat.held == []
+    assert [store.get(r.id).state for r in records] == ["sent", "sent"]  # type: ignore[union-attr]
     store.close()
 
 
