@@ -95,3 +95,39 @@ def test_results_for_addresses_not_in_the_record_are_ignored() -> None:
     result = apply_outcome(_stored("pending"), TOKEN, outcome)
     assert [r.address for r in result.recipients] == ["r0@x.test"]
     assert result.state == "queued"
+
+
+def test_the_all_delivered_shortcut_gives_what_the_rules_give_and_only_when_they_give_sent() -> (
+    None
+):
+    """apply_outcome works out the usual case (the holder reports every pending recipient
+    delivered) in one pass; every other case, even a near miss, goes rule by rule."""
+    from itertools import product
+
+    from mailpost.spool.rules import _all_delivered, _by_the_rules
+
+    statuses = ("pending", "delivered", "failed", "")
+    shortcut = 0
+    for stored_statuses, tried, (state, token) in product(
+        product(statuses[:3], repeat=2),
+        product(statuses, repeat=2),
+        [("leased", TOKEN), ("leased", "other"), ("queued", None)],
+    ):
+        stored = _stored(*stored_statuses, state=state, token=token)  # type: ignore[arg-type]
+        outcome = _outcome(*tried)
+        fast = _all_delivered(stored, TOKEN, outcome)
+        slow = _by_the_rules(stored, TOKEN, outcome)
+        assert apply_outcome(stored, TOKEN, outcome) == (slow if fast is None else fast)
+        if fast is not None:
+            shortcut += 1
+            assert fast._replace(as_tried=False) == slow
+            assert (fast.state, fast.as_tried) == ("sent", True)
+            assert [(r.address, r.status, r.code, r.reply) for r in fast.recipients] == [
+                (r.address, r.status, r.code, r.reply) for r in outcome.recipients
+            ]
+    assert shortcut == 1  # pending, pending -> delivered, delivered by the holder
+    # the same address twice is left to the rules (which deliver it once)
+    twice = Stored("leased", TOKEN, [SpoolRecipient("a@x.test"), SpoolRecipient("a@x.test")], 0)
+    both = Outcome([RecipientResult("a@x.test", "delivered", 250, "ok")] * 2, 1.0, 2.0, 60.0)
+    assert _all_delivered(twice, TOKEN, both) is None
+    assert apply_outcome(twice, TOKEN, both) == _by_the_rules(twice, TOKEN, both)

@@ -42,6 +42,12 @@ class Dialect:
     #: busy worker each handover costs a thread switch; a driver that pipelines
     #: ``executemany`` (psycopg) gains nothing.
     multirow: bool = False
+    #: A query of how many columns named by its second parameter the table named by its
+    #: first has (to recognise a spool written before the message bytes had their table).
+    column_count: str = ""
+    #: Whether dropping a column means rebuilding its table (SQLite before 3.35 cannot
+    #: drop one; a rebuild is what 3.35+ does anyway), rather than ``ALTER TABLE``.
+    rebuild_to_drop: bool = False
 
     def marks(self, count: int) -> str:
         """``count`` parameter markers, comma-separated."""
@@ -51,31 +57,14 @@ class Dialect:
         """The spool's tables and indexes, one statement per item."""
         real, blob, bigint = self.real, self.blob, self.bigint
         return [
-            f"""CREATE TABLE IF NOT EXISTS messages (
-    id {self.serial_key},
-    message_id TEXT,
-    mailer TEXT NOT NULL,
-    sender TEXT NOT NULL,
-    recipients TEXT NOT NULL,
-    data {blob} NOT NULL,
-    size INTEGER NOT NULL,
-    priority INTEGER NOT NULL DEFAULT 0,
-    state TEXT NOT NULL,
-    created_at {real} NOT NULL,
-    queued_at {real} NOT NULL,
-    send_at {real},
-    next_attempt_at {real} NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_token TEXT,
-    lease_expires_at {real},
-    last_error TEXT,
-    updated_at {real} NOT NULL
+            self._messages_table("messages"),
+            *self._messages_indexes(),
+            # The bytes apart from the bookkeeping: a lease or a settle rewrites only the
+            # small row (measured on SQLite: half the CPU and a seventh of the WAL).
+            f"""CREATE TABLE IF NOT EXISTS message_data (
+    id {bigint} PRIMARY KEY,
+    data {blob} NOT NULL
 )""",
-            "CREATE INDEX IF NOT EXISTS messages_due ON messages "
-            "(priority DESC, next_attempt_at, id) WHERE state = 'queued'",
-            "CREATE INDEX IF NOT EXISTS messages_leases ON messages (lease_expires_at) "
-            "WHERE state = 'leased'",
             f"""CREATE TABLE IF NOT EXISTS attempts (
     id {self.row_key},
     message {bigint} NOT NULL,
@@ -92,6 +81,61 @@ class Dialect:
     mailer TEXT PRIMARY KEY,
     next_at {real} NOT NULL
 )""",
+        ]
+
+    def _messages_table(self, name: str) -> str:
+        real = self.real
+        return f"""CREATE TABLE IF NOT EXISTS {name} (
+    id {self.serial_key},
+    message_id TEXT,
+    mailer TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    created_at {real} NOT NULL,
+    queued_at {real} NOT NULL,
+    send_at {real},
+    next_attempt_at {real} NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_token TEXT,
+    lease_expires_at {real},
+    last_error TEXT,
+    updated_at {real} NOT NULL
+)"""
+
+    def _messages_indexes(self) -> list[str]:
+        return [
+            "CREATE INDEX IF NOT EXISTS messages_due ON messages "
+            "(priority DESC, next_attempt_at, id) WHERE state = 'queued'",
+            "CREATE INDEX IF NOT EXISTS messages_leases ON messages (lease_expires_at) "
+            "WHERE state = 'leased'",
+        ]
+
+    def move_data(self) -> list[str]:
+        """Statements that move the bytes of a spool whose ``messages`` rows still hold
+        them (a ``data`` column, as mailpost 0.1.0 wrote) to ``message_data``; run in one
+        transaction, after :meth:`schema`."""
+        copy = ["INSERT INTO message_data (id, data) SELECT id, data FROM messages"]
+        if not self.rebuild_to_drop:
+            return [*copy, "ALTER TABLE messages DROP COLUMN data"]
+        kept = (
+            "id, message_id, mailer, sender, recipients, size, priority, state, created_at, "
+            "queued_at, send_at, next_attempt_at, attempts, lease_owner, lease_token, "
+            "lease_expires_at, last_error, updated_at"
+        )
+        return [
+            *copy,
+            "ALTER TABLE messages RENAME TO messages_before",
+            self._messages_table("messages"),
+            f"INSERT INTO messages ({kept}) SELECT {kept} FROM messages_before",
+            # ids are never given twice: the new table goes on from the old one's counter
+            "DELETE FROM sqlite_sequence WHERE name = 'messages'",
+            "UPDATE sqlite_sequence SET name = 'messages' WHERE name = 'messages_before'",
+            "DROP TABLE messages_before",
+            *self._messages_indexes(),
         ]
 
 
@@ -120,6 +164,8 @@ SQLITE = Dialect(
     skip_locked="",
     returning=sqlite3.sqlite_version_info >= (3, 35),
     multirow=_sqlite_has_json() and sqlite3.sqlite_version_info >= (3, 33),
+    column_count="SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?",
+    rebuild_to_drop=True,
 )
 
 POSTGRES = Dialect(
@@ -133,4 +179,6 @@ POSTGRES = Dialect(
     last_id="SELECT currval(pg_get_serial_sequence('messages', 'id'))",
     lock_rows=" FOR UPDATE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    column_count="SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = "
+    "current_schema() AND table_name = %s AND column_name = %s",
 )

@@ -12,15 +12,14 @@ calls :func:`apply_outcome` and writes back what it returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailpost.spool.record import MessageState, Outcome, SpoolRecipient
 
 __all__ = ["Settlement", "Stored", "apply_outcome", "label"]
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
     """What the store holds for a record when an outcome arrives."""
 
     state: MessageState
@@ -29,14 +28,14 @@ class Stored:
     attempts: int
 
 
-@dataclass(frozen=True)
-class Settlement:
+class Settlement(NamedTuple):
     """What to write back after one outcome.
 
     ``owner_settles``: the record's state and lease are rewritten (the lease holder
     reported, or the record was no longer leased); otherwise only ``recipients`` and
     ``attempts`` are (the lease was lost to another worker). ``reschedule``: the next
-    attempt is due at the outcome's ``retry_at``.
+    attempt is due at the outcome's ``retry_at``. ``as_tried``: ``recipients`` are the
+    outcome's results, one for one, in order (a store may write the same text for both).
     """
 
     recipients: list[SpoolRecipient]
@@ -46,6 +45,7 @@ class Settlement:
     reschedule: bool
     error: str | None
     label: str
+    as_tried: bool = False
 
 
 def label(outcome: Outcome, pending: bool) -> str:
@@ -63,6 +63,12 @@ def apply_outcome(stored: Stored, lease_token: str | None, outcome: Outcome) -> 
 
     ``stored.recipients`` is not modified: the result carries new recipient objects.
     """
+    settled = _all_delivered(stored, lease_token, outcome)
+    return _by_the_rules(stored, lease_token, outcome) if settled is None else settled
+
+
+def _by_the_rules(stored: Stored, lease_token: str | None, outcome: Outcome) -> Settlement:
+    """:func:`apply_outcome` for every case, rule by rule."""
     recipients = [SpoolRecipient(r.address, r.status, r.code, r.reply) for r in stored.recipients]
     attempts = stored.attempts + 1
     by_address = {r.address: r for r in recipients}
@@ -98,3 +104,28 @@ def apply_outcome(stored: Stored, lease_token: str | None, outcome: Outcome) -> 
     else:
         state = "dead" if any(r.status == "failed" for r in recipients) else "sent"
     return Settlement(recipients, attempts, state, True, bool(owns and pending), error, summary)
+
+
+def _all_delivered(stored: Stored, lease_token: str | None, outcome: Outcome) -> Settlement | None:
+    """The usual case, worked out in one pass: the lease holder reports every recipient,
+    all still pending, as delivered (the rules above give "sent"); None otherwise."""
+    tried = outcome.recipients
+    if (
+        stored.state != "leased"
+        or stored.lease_token != lease_token
+        or len(tried) != len(stored.recipients)
+        or len({result.address for result in tried}) != len(tried)  # an address twice
+    ):
+        return None
+    recipients = []
+    for current, result in zip(stored.recipients, tried, strict=True):
+        if (
+            result.status != "delivered"
+            or current.status != "pending"
+            or current.address != result.address
+        ):
+            return None
+        recipients.append(SpoolRecipient(result.address, "delivered", result.code, result.reply))
+    return Settlement(
+        recipients, stored.attempts + 1, "sent", True, False, outcome.error, "delivered", True
+    )

@@ -17,34 +17,34 @@ import builtins
 import json
 import uuid
 from abc import abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
 from mailpost.spool.base import LeaseRequest, Settled, SpoolStore
 from mailpost.spool.codec import (
     decode_recipients,
     encode_recipients,
-    encode_results,
     new_recipients_json,
 )
 from mailpost.spool.dialect import Dialect
 from mailpost.spool.record import (
     STATES,
     Attempt,
-    MessageState,
     NewMessage,
     Outcome,
     SpoolRecord,
 )
-from mailpost.spool.rules import Stored, apply_outcome
+from mailpost.spool.rows import Plan, record_of, rows_for
+from mailpost.spool.rules import Stored
 from mailpost.spool.statements import COLUMNS, JSON_COLUMNS, Statements
 
 __all__ = ["SQLStore", "check_states"]
 
 #: Ids per ``IN (...)`` list (well under every database's parameter limit).
 _CHUNK = 500
+#: Bytes of messages read as one value (far under SQLite's 1 GB limit on a value).
+_DATA_BUDGET = 32 * 1024 * 1024
 
 
 def check_states(states: Collection[str]) -> list[str]:
@@ -85,9 +85,15 @@ class SQLStore(SpoolStore):
         """A cursor for reads (no transaction needed)."""
 
     def _create_schema(self) -> None:
+        """The tables, created where missing, and a spool of an older layout brought up to
+        this one (in the same transaction: another process sees the old or the new)."""
         with self._write() as cur:
             for statement in self.dialect.schema():
                 cur.execute(statement)
+            cur.execute(self.dialect.column_count, ("messages", "data"))
+            if int(cur.fetchone()[0]):
+                for statement in self.dialect.move_data():
+                    cur.execute(statement)
 
     # -- enqueue ------------------------------------------------------------------------
 
@@ -100,7 +106,6 @@ class SQLStore(SpoolStore):
                 m.mailer,
                 m.sender,
                 new_recipients_json(m.recipients),
-                m.data,
                 len(m.data),
                 int(m.priority),
                 now,
@@ -118,7 +123,13 @@ class SQLStore(SpoolStore):
                 cur.executemany(self._sql.insert, rows)
             cur.execute(self.dialect.last_id)
             last = int(cur.fetchone()[0])
-            return list(range(last - len(rows) + 1, last + 1))
+            ids = list(range(last - len(rows) + 1, last + 1))
+            data = [(i, m.data) for i, m in zip(ids, messages, strict=True)]
+            if len(data) == 1:
+                cur.execute(self._sql.insert_data, data[0])
+            else:
+                cur.executemany(self._sql.insert_data, data)
+            return ids
 
     # -- leasing --------------------------------------------------------------------------
 
@@ -197,6 +208,9 @@ class SQLStore(SpoolStore):
                 f"ORDER BY priority DESC, next_attempt_at, id LIMIT {p}{skip}"
             )
             fresh = self._take(cur, owner, take, due, [now, *params, limit - len(leased)])
+            if leased:
+                taken = {r.id for r in leased}
+                fresh = [r for r in fresh if r.id not in taken]
             fresh.sort(key=lambda r: (-r.priority, r.next_attempt_at, r.id))
             leased += fresh
         return leased
@@ -210,35 +224,39 @@ class SQLStore(SpoolStore):
         params: builtins.list[Any] = [],  # noqa: B006 - never modified
     ) -> builtins.list[SpoolRecord]:
         """Lease the records ``ids`` (a list, or a SELECT of ids with its ``params``) to
-        ``owner`` with ``take`` = (token, expiry, now); returns them with their data."""
+        ``owner`` with ``take`` = (token, expiry, now); returns them without their bytes,
+        which :meth:`_with_data` reads after the commit."""
         token, expires, now = take
+        args: builtins.list[Any]
         if self.dialect.multirow:
             # A few steps whatever the count (each step of a statement lets go of the GIL,
-            # and this transaction holds the spool's write lock); the bytes are read after
-            # the commit, by _with_data.
+            # and this transaction holds the spool's write lock).
             if isinstance(ids, str):
-                cur.execute(f"SELECT json_group_array(id) FROM ({ids})", params)
-                ids = [int(i) for i in json.loads(cur.fetchone()[0])]
-                if not ids:
+                # taken through the subquery, then read back by their new lease (found by
+                # the index of leases; with this call's expired takeovers, if any)
+                cur.execute(f"{self._sql.take_where} IN ({ids})", [owner, *take, *params])
+                if not cur.rowcount:
                     return []
-            marks = self.dialect.marks(len(ids))
-            cur.execute(f"{self._sql.take_where} IN ({marks})", [owner, token, expires, now, *ids])
+                where, args = self._sql.leased_by, [expires, token]
+            else:
+                marks = self.dialect.marks(len(ids))
+                cur.execute(f"{self._sql.take_where} IN ({marks})", [owner, *take, *ids])
+                where, args = f"id IN ({marks})", list(ids)
             cur.execute(
-                f"SELECT json_group_array(json_array({JSON_COLUMNS})) FROM messages "
-                f"WHERE id IN ({marks})",
-                ids,
+                f"SELECT json_group_array(json_array({JSON_COLUMNS})) FROM messages WHERE {where}",
+                args,
             )
-            return [_record(row) for row in json.loads(cur.fetchone()[0])]
+            return [record_of(row) for row in json.loads(cur.fetchone()[0])]
         if isinstance(ids, str):
             where, args = ids, params
         else:
-            where, args = self.dialect.marks(len(ids)), ids
+            where, args = self.dialect.marks(len(ids)), list(ids)
         if self.dialect.returning:
             cur.execute(
-                f"{self._sql.take_where} IN ({where}) RETURNING {COLUMNS}, data",
+                f"{self._sql.take_where} IN ({where}) RETURNING {COLUMNS}",
                 [owner, token, expires, now, *args],
             )
-            return [_record(row, with_data=True) for row in cur.fetchall()]
+            return [record_of(row) for row in cur.fetchall()]
         if isinstance(ids, str):
             cur.execute(ids, args)
             ids = [int(r[0]) for r in cur.fetchall()]
@@ -249,26 +267,40 @@ class SQLStore(SpoolStore):
             [owner, token, expires, now, *ids],
         )
         cur.execute(
-            f"SELECT {COLUMNS}, data FROM messages WHERE id IN ({self.dialect.marks(len(ids))})",
+            f"SELECT {COLUMNS} FROM messages WHERE id IN ({self.dialect.marks(len(ids))})",
             ids,
         )
-        return [_record(row, with_data=True) for row in cur.fetchall()]
+        return [record_of(row) for row in cur.fetchall()]
 
     def _with_data(self, records: builtins.list[SpoolRecord]) -> builtins.list[SpoolRecord]:
-        """``records`` with their bytes, read after the lease committed where the lease did
-        not return them; a record purged meanwhile is left out (nothing to send)."""
-        if not records or records[0].data is not None:
+        """``records`` with their bytes, read after the lease committed; a record purged
+        meanwhile is left out (nothing to send)."""
+        if not records:
             return records
         found: dict[int, bytes] = {}
         with self._read() as cur:
-            for start in range(0, len(records), _CHUNK):
-                chunk = [r.id for r in records[start : start + _CHUNK]]
+            for chunk in _chunks(records, _DATA_BUDGET if self.dialect.multirow else None):
+                ids = [r.id for r in chunk]
+                marks = self.dialect.marks(len(ids))
+                if not self.dialect.multirow:
+                    cur.execute(f"SELECT id, data FROM message_data WHERE id IN ({marks})", ids)
+                    found.update(cur.fetchall())  # int ids, bytes
+                    continue
+                # One step for the chunk, not one per row: each step lets go of the GIL,
+                # and taking it back from the engine's thread costs both a thread switch.
+                # The bytes come concatenated (SQLite copies blob and text byte for byte)
+                # with each record's id and length, in the same order.
                 cur.execute(
-                    f"SELECT id, data FROM messages WHERE id IN ({self.dialect.marks(len(chunk))})",
-                    chunk,
+                    "SELECT json_group_array(json_array(id, length(data))), "
+                    "CAST(group_concat(data, '') AS BLOB) "
+                    f"FROM message_data WHERE id IN ({marks})",
+                    ids,
                 )
-                for rid, data in cur.fetchall():
-                    found[int(rid)] = bytes(data)
+                index, joined = cur.fetchone()
+                at = 0
+                for rid, length in json.loads(index):
+                    found[rid] = joined[at : at + length]
+                    at += length
         kept = []
         for record in records:
             data = found.get(record.id)
@@ -305,7 +337,7 @@ class SQLStore(SpoolStore):
                 return None
             cur.execute(self._sql.get, (record.id,))
             fresh = cur.fetchone()
-        return _record(fresh)
+        return record_of(fresh)
 
     def settle(
         self,
@@ -317,31 +349,36 @@ class SQLStore(SpoolStore):
         """One transaction (one durable commit) for a group of outcomes and the next lease."""
         where = None if lease is None else self._lease_filter(None, lease.mailers)
         plan = self._plan(outcomes, worker) if outcomes else None
-        with self._write(exclusive=False, patient=True) as cur:
-            settled = self._settle_in(cur, outcomes, worker, plan)
-            leased: builtins.list[SpoolRecord] = []
-            if lease is not None and where is not None and lease.limit > 0:
-                leased = self._lease_in(
-                    cur, lease.owner, lease.now, lease.lease_seconds, lease.limit, *where
-                )
+        try:
+            with self._write(exclusive=False, patient=True) as cur:
+                if plan is not None:
+                    if not self._write_plan(cur, plan):
+                        raise _Changed
+                    settled = plan.settled
+                else:
+                    settled = self._settle_in(cur, outcomes, worker)
+                leased = self._lease_for(cur, lease, where)
+        except _Changed:  # a record changed since it was leased: the rules, in full
+            with self._write(exclusive=False, patient=True) as cur:
+                settled = self._settle_in(cur, outcomes, worker)
+                leased = self._lease_for(cur, lease, where)
         return settled, self._with_data(leased)
+
+    def _lease_for(
+        self, cur: Any, lease: LeaseRequest | None, where: tuple[str, builtins.list[Any]] | None
+    ) -> builtins.list[SpoolRecord]:
+        if lease is None or where is None or lease.limit < 1:
+            return []
+        return self._lease_in(cur, lease.owner, lease.now, lease.lease_seconds, lease.limit, *where)
 
     def _settle_in(
         self,
         cur: Any,
         outcomes: Sequence[tuple[SpoolRecord, Outcome]],
         worker: str,
-        plan: _Plan | None = None,
     ) -> builtins.list[Settled | None]:
         """Record outcomes inside the caller's transaction, a few statements for the whole
-        group: each record's new state and last error, or None if it was purged.
-
-        With a ``plan`` (see :meth:`_plan`), its rows are written if every record is still
-        as leased; otherwise nothing of it is kept and the rows are read and worked out
-        here.
-        """
-        if plan is not None and self._write_plan(cur, plan):
-            return plan.settled
+        group: each record's new state and last error, or None if it was purged."""
         if len({record.id for record, _ in outcomes}) < len(outcomes):
             # the same record twice: each outcome must see the one before it
             return [r for pair in outcomes for r in self._settle_in(cur, [pair], worker)]
@@ -380,7 +417,7 @@ class SQLStore(SpoolStore):
             else:
                 recipients = decode_recipients(row[3])
             stored = Stored(row[1], row[2], recipients, int(row[4]))
-            written, owner_settles, past, result = _rows_for(record, outcome, stored, worker)
+            written, owner_settles, past, result = rows_for(record, outcome, stored, worker)
             (settle_rows if owner_settles else lost_rows).append(written)
             history.append(past)
             settled.append(result)
@@ -392,7 +429,7 @@ class SQLStore(SpoolStore):
             self._many(cur, self._sql.history, self._sql.history_rows, history)
         return settled
 
-    def _plan(self, outcomes: Sequence[tuple[SpoolRecord, Outcome]], worker: str) -> _Plan | None:
+    def _plan(self, outcomes: Sequence[tuple[SpoolRecord, Outcome]], worker: str) -> Plan | None:
         """The group's rows worked out before the transaction, as if every record were
         still as it was leased (the usual case), so that the transaction, which holds the
         spool's write lock, only writes them; None where the dialect has no guarded
@@ -401,13 +438,13 @@ class SQLStore(SpoolStore):
             return None
         if len({record.id for record, _ in outcomes}) < len(outcomes):
             return None
-        plan = _Plan([], [], [])
+        plan = Plan([], [], [])
         for record, outcome in outcomes:
             token, text = record.lease_token, record.recipients_text
             if token is None or text is None:
                 return None
             stored = Stored("leased", token, record.recipients, record.attempts)
-            written, owner_settles, past, result = _rows_for(record, outcome, stored, worker)
+            written, owner_settles, past, result = rows_for(record, outcome, stored, worker)
             if not owner_settles:
                 return None
             plan.rows.append((*written, token, record.attempts, text))
@@ -415,19 +452,14 @@ class SQLStore(SpoolStore):
             plan.settled.append(result)
         return plan
 
-    def _write_plan(self, cur: Any, plan: _Plan) -> bool:
-        """Write ``plan`` if every one of its records is unchanged since it was leased;
-        otherwise write nothing and return False."""
+    def _write_plan(self, cur: Any, plan: Plan) -> bool:
+        """Write ``plan``'s rows where their records are unchanged since they were leased;
+        False when one was not (the caller then rolls the transaction back)."""
         guarded = self._sql.settle_guarded
         assert guarded is not None
-        cur.execute("SAVEPOINT planned")
-        changed = self._grouped(cur, guarded, plan.rows)
-        if changed != len(plan.rows):
-            cur.execute("ROLLBACK TO planned")
-            cur.execute("RELEASE planned")
+        if self._grouped(cur, guarded, plan.rows) != len(plan.rows):
             return False
         self._many(cur, self._sql.history, self._sql.history_rows, plan.history)
-        cur.execute("RELEASE planned")
         return True
 
     def _many(
@@ -462,7 +494,7 @@ class SQLStore(SpoolStore):
         with self._read() as cur:
             cur.execute(self._sql.get_with_data if with_data else self._sql.get, (int(record_id),))
             row = cur.fetchone()
-        return None if row is None else _record(row, with_data=with_data)
+        return None if row is None else record_of(row, with_data=with_data)
 
     def history(self, record_id: int) -> list[Attempt]:
         with self._read() as cur:
@@ -497,7 +529,7 @@ class SQLStore(SpoolStore):
                 [*params, int(limit), int(offset)],
             )
             rows = cur.fetchall()
-        return [_record(r) for r in rows]
+        return [record_of(r) for r in rows]
 
     def _filter(
         self, states: Collection[str] | None, mailer: str | None
@@ -548,7 +580,7 @@ class SQLStore(SpoolStore):
         with self._read() as cur:
             cur.execute(self._sql.due, (now, now, int(limit)))
             rows = cur.fetchall()
-        return [_record(r) for r in rows]
+        return [record_of(r) for r in rows]
 
     # -- operations -----------------------------------------------------------------------
 
@@ -604,82 +636,32 @@ class SQLStore(SpoolStore):
             params.append(older_than)
         where = _where(clauses)
         with self._write(exclusive=False) as cur:
-            cur.execute(
-                f"DELETE FROM attempts WHERE message IN (SELECT id FROM messages{where})", params
-            )
+            for table, key in (("attempts", "message"), ("message_data", "id")):
+                cur.execute(
+                    f"DELETE FROM {table} WHERE {key} IN (SELECT id FROM messages{where})", params
+                )
             cur.execute(f"DELETE FROM messages{where}", params)
             return int(cur.rowcount)
+
+
+def _chunks(records: Sequence[SpoolRecord], budget: int | None) -> Iterator[Sequence[SpoolRecord]]:
+    """``records`` in runs of at most ``_CHUNK``, and of at most ``budget`` bytes of
+    messages (by their stored size) where given; a larger message makes a run alone."""
+    start, total = 0, 0
+    for end, record in enumerate(records):
+        if end > start and (
+            end - start == _CHUNK or (budget is not None and total + record.size > budget)
+        ):
+            yield records[start:end]
+            start, total = end, 0
+        total += record.size
+    if start < len(records):
+        yield records[start:]
 
 
 def _where(clauses: Sequence[str]) -> str:
     return " WHERE " + " AND ".join(clauses) if clauses else ""
 
 
-def _record(row: Sequence[Any], *, with_data: bool = False) -> SpoolRecord:
-    state: MessageState = row[6]
-    return SpoolRecord(
-        id=int(row[0]),
-        message_id=row[1],
-        mailer=str(row[2]),
-        sender=str(row[3]),
-        recipients=decode_recipients(row[4]),
-        priority=int(row[5]),
-        state=state,
-        created_at=float(row[7]),
-        send_at=None if row[8] is None else float(row[8]),
-        next_attempt_at=float(row[9]),
-        attempts=int(row[10]),
-        lease_owner=row[11],
-        lease_expires_at=None if row[12] is None else float(row[12]),
-        last_error=row[13],
-        updated_at=float(row[14]),
-        size=int(row[15]),
-        lease_token=row[16],
-        queued_at=float(row[17]),
-        data=bytes(row[18]) if with_data else None,
-        recipients_text=row[4],
-    )
-
-
-@dataclass
-class _Plan:
-    """A group's settle rows (with what each record must still hold), history rows and
-    results, worked out before its transaction."""
-
-    rows: list[tuple[Any, ...]]
-    history: list[tuple[Any, ...]]
-    settled: list[Settled | None]
-
-
-def _rows_for(
-    record: SpoolRecord, outcome: Outcome, stored: Stored, worker: str
-) -> tuple[tuple[Any, ...], bool, tuple[Any, ...], Settled]:
-    """What one outcome writes over ``stored``: the settle row (or the lease-lost row when
-    the second item is False), the history row, and the record's new state and error."""
-    result = apply_outcome(stored, record.lease_token, outcome)
-    now = outcome.finished_at
-    text = encode_recipients(result.recipients)
-    if result.owner_settles:
-        written: tuple[Any, ...] = (
-            text,
-            result.state,
-            result.attempts,
-            result.reschedule,
-            outcome.retry_at,
-            result.error,
-            now,
-            record.id,
-        )
-    else:
-        written = (text, result.attempts, now, record.id)
-    past = (
-        record.id,
-        result.attempts,
-        outcome.started_at,
-        now,
-        worker,
-        result.label,
-        result.error,
-        encode_results(outcome.recipients),
-    )
-    return written, result.owner_settles, past, (result.state, result.error)
+class _Changed(Exception):
+    """A planned group found a record changed since it was leased."""

@@ -10,7 +10,7 @@ from mailpost.spool.dialect import Dialect
 
 __all__ = ["COLUMNS", "JSON_COLUMNS", "Statements"]
 
-#: A record's columns, in the order ``sqlstore._record`` reads them.
+#: A record's columns, in the order ``rows.record_of`` reads them.
 COLUMNS = (
     "id, message_id, mailer, sender, recipients, priority, state, created_at, send_at, "
     "next_attempt_at, attempts, lease_owner, lease_expires_at, last_error, updated_at, size, "
@@ -31,10 +31,11 @@ class Statements:
     def __init__(self, d: Dialect) -> None:
         p = d.param
         self.insert = (
-            "INSERT INTO messages (message_id, mailer, sender, recipients, data, size, "
+            "INSERT INTO messages (message_id, mailer, sender, recipients, size, "
             "priority, state, created_at, queued_at, send_at, next_attempt_at, updated_at) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, 'queued', {p}, {p}, {p}, {p}, {p})"
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, 'queued', {p}, {p}, {p}, {p}, {p})"
         )
+        self.insert_data = f"INSERT INTO message_data (id, data) VALUES ({p}, {p})"
         self.history = (
             "INSERT INTO attempts (message, attempt, started_at, finished_at, worker, "
             f"outcome, error, recipients) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
@@ -48,6 +49,8 @@ class Statements:
             f"UPDATE messages SET state = 'leased', lease_owner = {p}, lease_token = {p}, "
             f"lease_expires_at = {p}, updated_at = {p} WHERE id"
         )
+        #: The records one lease took (its expiry and token), by the index of leases.
+        self.leased_by = f"state = 'leased' AND lease_expires_at = {p} AND lease_token = {p}"
         self.settle = (
             f"UPDATE messages SET recipients = {p}, state = {p}, attempts = {p}, "
             f"next_attempt_at = CASE WHEN {p} THEN {p} ELSE next_attempt_at END, "
@@ -88,7 +91,10 @@ class Statements:
             f"AND lease_token = {p}"
         )
         self.get = f"SELECT {COLUMNS} FROM messages WHERE id = {p}"
-        self.get_with_data = f"SELECT {COLUMNS}, data FROM messages WHERE id = {p}"
+        self.get_with_data = (
+            f"SELECT {COLUMNS}, (SELECT data FROM message_data WHERE message_data.id = "
+            f"messages.id) FROM messages WHERE id = {p}"
+        )
         self.attempts_of = (
             "SELECT attempt, started_at, finished_at, worker, outcome, error, recipients "
             f"FROM attempts WHERE message = {p} ORDER BY id"
