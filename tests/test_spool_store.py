@@ -108,6 +108,22 @@ def test_expired_lease_is_taken_over_and_noted_in_history(store: SpoolStore) -> 
     assert done.state == "sent"
 
 
+def test_one_lease_takes_expired_and_due_records_each_once_with_their_bytes(
+    store: SpoolStore,
+) -> None:
+    """Takeovers and fresh records leased in one call share the call's lease: each
+    comes back once, the takeovers first."""
+    store.enqueue([_new(1), _new(2)], now=T0)
+    crashed = store.lease("crashed", now=T0, lease_seconds=30, limit=2)
+    assert [r.id for r in crashed] == [1, 2]
+    store.enqueue([_new(3), _new(4)], now=T0 + 10)
+    leased = store.lease("w2", now=T0 + 30, lease_seconds=30, limit=10)
+    assert [r.id for r in leased] == [1, 2, 3, 4]
+    assert {r.lease_owner for r in leased} == {"w2"}
+    assert len({r.lease_token for r in leased}) == 1
+    assert [r.data for r in leased] == [_new(i).data for i in (1, 2, 3, 4)]
+
+
 def test_retry_then_partial_then_permanent(store: SpoolStore) -> None:
     store.enqueue([_new(1, rcpts=("a@x.test", "b@x.test", "c@x.test"))], now=T0)
     [r] = store.lease("w", now=T0, lease_seconds=60)

@@ -57,7 +57,7 @@ class Dialect:
         """The spool's tables and indexes, one statement per item."""
         real, blob, bigint = self.real, self.blob, self.bigint
         return [
-            self._messages_table("messages"),
+            self._messages_table(),
             *self._messages_indexes(),
             # The bytes apart from the bookkeeping: a lease or a settle rewrites only the
             # small row (measured on SQLite: half the CPU and a seventh of the WAL).
@@ -83,9 +83,9 @@ class Dialect:
 )""",
         ]
 
-    def _messages_table(self, name: str) -> str:
+    def _messages_table(self) -> str:
         real = self.real
-        return f"""CREATE TABLE IF NOT EXISTS {name} (
+        return f"""CREATE TABLE IF NOT EXISTS messages (
     id {self.serial_key},
     message_id TEXT,
     mailer TEXT NOT NULL,
@@ -114,23 +114,18 @@ class Dialect:
             "WHERE state = 'leased'",
         ]
 
-    def move_data(self) -> list[str]:
+    def move_data(self, columns: str) -> list[str]:
         """Statements that move the bytes of a spool whose ``messages`` rows still hold
         them (a ``data`` column, as mailpost 0.1.0 wrote) to ``message_data``; run in one
-        transaction, after :meth:`schema`."""
+        transaction, after :meth:`schema`. ``columns``: those of ``messages`` it keeps."""
         copy = ["INSERT INTO message_data (id, data) SELECT id, data FROM messages"]
         if not self.rebuild_to_drop:
             return [*copy, "ALTER TABLE messages DROP COLUMN data"]
-        kept = (
-            "id, message_id, mailer, sender, recipients, size, priority, state, created_at, "
-            "queued_at, send_at, next_attempt_at, attempts, lease_owner, lease_token, "
-            "lease_expires_at, last_error, updated_at"
-        )
         return [
             *copy,
             "ALTER TABLE messages RENAME TO messages_before",
-            self._messages_table("messages"),
-            f"INSERT INTO messages ({kept}) SELECT {kept} FROM messages_before",
+            self._messages_table(),
+            f"INSERT INTO messages ({columns}) SELECT {columns} FROM messages_before",
             # ids are never given twice: the new table goes on from the old one's counter
             "DELETE FROM sqlite_sequence WHERE name = 'messages'",
             "UPDATE sqlite_sequence SET name = 'messages' WHERE name = 'messages_before'",

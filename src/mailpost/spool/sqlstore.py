@@ -92,7 +92,7 @@ class SQLStore(SpoolStore):
                 cur.execute(statement)
             cur.execute(self.dialect.column_count, ("messages", "data"))
             if int(cur.fetchone()[0]):
-                for statement in self.dialect.move_data():
+                for statement in self.dialect.move_data(COLUMNS):
                     cur.execute(statement)
 
     # -- enqueue ------------------------------------------------------------------------
