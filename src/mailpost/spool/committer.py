@@ -22,13 +22,15 @@ from mailpost.spool.record import Outcome, SpoolRecord
 if TYPE_CHECKING:
     from mailpost.spool.worker import Worker
 
-__all__ = ["GROUP_WAIT", "Committer"]
+__all__ = ["GROUP_GAP", "GROUP_WAIT", "Committer"]
 
 logger = logging.getLogger("mailpost.spool")
 
 #: Longest an outcome waits for its group commit (seconds); a group also commits when
-#: half a batch of outcomes is in, or with the next lease.
+#: half a batch of outcomes is in, with the next lease, or when outcomes pause.
 GROUP_WAIT = 0.005
+#: A pause in outcomes this long (seconds) ends a group at once.
+GROUP_GAP = 0.001
 
 
 class Committer:
@@ -48,8 +50,6 @@ class Committer:
         self._closing = False
         self._put = 0
         self._committed = 0
-        self._idle = False  # the store thread waits for work (not for a group to fill)
-        self._first_at = 0.0
         self.error: BaseException | None = None
         self.group_size = max(1, worker.batch_size // 2)
         self._thread = threading.Thread(target=self._run, name="mailpost-spool-store")
@@ -63,12 +63,7 @@ class Committer:
         with self._cond:
             self._outcomes.append((record, outcome))
             self._put += 1
-            count = len(self._outcomes)
-            if count == 1:
-                self._first_at = time.monotonic()
-                if self._idle:
-                    self._cond.notify_all()
-            elif count == self.group_size:
+            if len(self._outcomes) in (1, self.group_size):  # start the group / it is full
                 self._cond.notify_all()
 
     def lease_ahead(self, limit: int) -> Future[list[SpoolRecord]]:
@@ -124,24 +119,23 @@ class Committer:
         worker = self.worker
         while True:
             with self._cond:
-                self._idle = True
                 while not self._outcomes and self._lease is None and not self._closing:
                     self._cond.wait()
-                self._idle = False
-                # Let a group build up (a commit has a fixed cost: one fsync and a few
-                # statements) until it is full, the next lease is asked for, or its first
-                # outcome has waited GROUP_WAIT: a crash repeats only what was waiting.
-                # The thread sleeps meanwhile: each wake-up takes the GIL from the
-                # engine's thread, which pays for it with a thread switch.
-                until = self._first_at + GROUP_WAIT
+                # Let a group build up while outcomes keep coming (a commit has a fixed
+                # cost: one fsync and a few statements), but commit as soon as they pause
+                # for GROUP_GAP, and never hold one back for more than GROUP_WAIT: a
+                # crash repeats only what was waiting.
+                until = time.monotonic() + GROUP_WAIT
+                seen = -1
                 while (
-                    self._outcomes
+                    seen != len(self._outcomes)
                     and len(self._outcomes) < self.group_size
                     and self._lease is None
                     and not self._closing
                     and (left := until - time.monotonic()) > 0
                 ):
-                    self._cond.wait(left)
+                    seen = len(self._outcomes)
+                    self._cond.wait(min(GROUP_GAP, left))
                 given, self._outcomes = self._outcomes, []
                 lease, self._lease = self._lease, None
                 if not given and lease is None:
